@@ -1,0 +1,29 @@
+# Two commands on a fresh machine: `make reproduce` (main job on the embedded data) and
+# `make test` (ruff + the whole test suite). Both create or reuse .venv inside the repository.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test lint reproduce clean
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest -q tests
+
+reproduce: $(STAMP)
+	bash tools/reproduce.sh
+
+clean:
+	rm -rf $(VENV) runs

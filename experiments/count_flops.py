@@ -1,0 +1,33 @@
+"""Prints each network's multiply-accumulates ("FLOPs" in the paper) at the paper's input sizes.
+
+python -m experiments.count_flops           # a table
+python -m experiments.count_flops --json    # machine-readable
+"""
+
+import json
+
+from absl import app, flags
+
+from tfcomp.nets.registry import flop_table
+
+flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    rows = flop_table()
+    if FLAGS.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'network':<12} {'input':<14} {'MACs (ours)':>12} {'paper':>10} {'ours/paper':>10}")
+    for row in rows:
+        paper = row["paper_macs"]
+        ratio = f"{row['macs'] / paper:.4f}" if paper else "-"
+        shape = "x".join(str(d) for d in row["input_shape"])
+        paper_text = f"{paper:.3e}" if paper else "-"
+        print(f"{row['name']:<12} {shape:<14} {row['macs']:>12.4e} {paper_text:>10} {ratio:>10}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,78 @@
+import numpy as np
+import tensorflow as tf
+
+from tfcomp.codec.quantizer import Quantizer, quantize
+
+CENTERS = np.array([-1.7, -0.6, 0.1, 0.9, 2.2], np.float64)
+SIGMA = 1.3
+
+
+def numpy_soft(y, centers, sigma):
+    logits = -sigma * (y[..., None] - centers) ** 2
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    return (w * centers).sum(-1)
+
+
+def test_forward_is_the_nearest_center_exactly():
+    y = np.random.default_rng(0).normal(scale=2.0, size=(4, 5, 6)).astype(np.float32)
+    z, symbols = quantize(tf.constant(y), tf.constant(CENTERS, tf.float32), SIGMA)
+    nearest = np.argmin(np.abs(y[..., None] - CENTERS.astype(np.float32)), -1)
+    np.testing.assert_array_equal(symbols.numpy(), nearest)
+    np.testing.assert_array_equal(z.numpy(), CENTERS.astype(np.float32)[nearest])
+    assert symbols.dtype == tf.int32
+    assert symbols.numpy().min() >= 0 and symbols.numpy().max() < len(CENTERS)
+
+
+def test_backward_is_the_gradient_of_the_soft_assignment():
+    rng = np.random.default_rng(1)
+    y = rng.normal(scale=1.5, size=(3, 7)).astype(np.float32)
+    upstream = rng.normal(size=y.shape).astype(np.float32)
+    y_t = tf.constant(y)
+    c_t = tf.constant(CENTERS, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch([y_t, c_t])
+        z, _ = quantize(y_t, c_t, SIGMA)
+        objective = tf.reduce_sum(z * upstream)
+    d_y, d_c = tape.gradient(objective, [y_t, c_t])
+
+    # Independent numpy reference: central finite differences of soft(y) in float64.
+    eps = 1e-6
+    y64 = y.astype(np.float64)
+    ref_dy = (numpy_soft(y64 + eps, CENTERS, SIGMA) - numpy_soft(y64 - eps, CENTERS, SIGMA)) / (
+        2 * eps
+    )
+    np.testing.assert_allclose(d_y.numpy(), upstream * ref_dy, rtol=1e-4, atol=1e-5)
+    ref_dc = np.zeros_like(CENTERS)
+    for m in range(len(CENTERS)):
+        step = np.zeros_like(CENTERS)
+        step[m] = eps
+        diff = numpy_soft(y64, CENTERS + step, SIGMA) - numpy_soft(y64, CENTERS - step, SIGMA)
+        ref_dc[m] = np.sum(upstream * diff / (2 * eps))
+    np.testing.assert_allclose(d_c.numpy(), ref_dc, rtol=1e-4, atol=1e-4)
+
+
+def test_layer_centers_start_evenly_spaced_and_stay_float32_under_mixed_precision():
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    layer = Quantizer(num_centers=5)
+    out = layer(tf.zeros([2, 3], tf.bfloat16))
+    np.testing.assert_allclose(layer.centers.numpy(), [-2, -1, 0, 1, 2])
+    assert out["z"].dtype == tf.float32 and layer.centers.dtype == "float32"
+    assert out["assignment"].shape == (2, 3, 5)
+
+
+def test_layer_config_round_trips():
+    layer = Quantizer(num_centers=4, sigma=2.5, init_range=1.0)
+    clone = Quantizer.from_config(layer.get_config())
+    assert (clone.num_centers, clone.sigma, clone.init_range) == (4, 2.5, 1.0)
+
+
+def test_invalid_arguments_are_refused_with_the_value():
+    import pytest
+
+    with pytest.raises(ValueError, match="Received: num_centers=1"):
+        Quantizer(num_centers=1)
+    with pytest.raises(ValueError, match="sigma"):
+        Quantizer(sigma=0)

@@ -1,0 +1,1 @@
+"""Data sources named by one `--dataset` string, and pure per-example preprocessing."""

@@ -1,0 +1,122 @@
+"""Image sources for every experiment, named by one string (the `--dataset` flag).
+
+    default        the embedded photographs (`tfcomp.data.embedded`), offline everywhere
+    folder:PATH    image files below PATH (or below PATH/<split> when that folder exists),
+                   searched recursively: .jpg .jpeg .png .bmp
+    NAME           any TFDS image dataset, e.g. imagenet2012 (manual download: put the
+                   official tars in `manual_dir`; the real builder prepares them offline)
+
+Every source yields uint8 H x W x 3 images; greyscale, palette and RGBA files are converted to
+RGB. Missing paths and unreadable images stop with an error that names them.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from tfcomp.data import embedded
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class DataError(ValueError):
+    """A dataset specification, path or file that cannot be used, named in the message."""
+
+
+def list_images(root):
+    """Sorted image files below `root`; raises DataError naming `root` if there are none."""
+    if not os.path.isdir(root):
+        raise DataError(f"image folder {root!r} does not exist or is not a directory")
+    paths = []
+    for folder, _, files in os.walk(root):
+        paths.extend(os.path.join(folder, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not paths:
+        raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found below {root!r}")
+    return sorted(paths)
+
+
+def check_readable(paths):
+    """Raises DataError naming the first file Pillow cannot identify or whose data is broken."""
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception as error:  # Pillow raises many types for broken files.
+            raise DataError(f"cannot read image {path!r}: {error}") from None
+
+
+def folder_split_root(path, split):
+    """PATH/<split> when it exists (imagenette2/train), else PATH itself."""
+    candidate = os.path.join(path, split)
+    return candidate if os.path.isdir(candidate) else path
+
+
+def image_paths(dataset, split):
+    """Image files of a file-based source ('default' or 'folder:PATH'), checked readable."""
+    if dataset == "default":
+        paths = embedded.photo_paths("test" if split in ("test", "val", "validation") else "train")
+    elif dataset.startswith("folder:"):
+        paths = list_images(folder_split_root(dataset[len("folder:") :], split))
+    else:
+        raise DataError(f"{dataset!r} is not a file-based source (default or folder:PATH)")
+    check_readable(paths)
+    return paths
+
+
+def _decode_file(path):
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def image_dataset(dataset, split="train", tfds_data_dir=None, manual_dir=None):
+    """tf.data.Dataset of uint8 [H, W, 3] images from a `--dataset` string (unbatched)."""
+    if dataset == "default" or dataset.startswith("folder:"):
+        paths = image_paths(dataset, split)
+        return tf.data.Dataset.from_tensor_slices(paths).map(
+            _decode_file, num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return _tfds_images(dataset, split, tfds_data_dir, manual_dir)
+
+
+def _tfds_images(name, split, data_dir, manual_dir):
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:
+        raise DataError(
+            f"unknown dataset {name!r}: expected 'default', 'folder:PATH' or a TFDS name ({error})"
+        ) from None
+    config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+    builder.download_and_prepare(download_config=config)
+    tfds_split = {"val": "validation", "test": "validation"}.get(split, split)
+    if tfds_split not in builder.info.splits:
+        tfds_split = split
+    ds = builder.as_dataset(split=tfds_split, shuffle_files=split == "train")
+    key = "image"
+
+    def to_rgb(example):
+        image = example[key]
+        if image.shape[-1] == 1:
+            image = tf.image.grayscale_to_rgb(image)
+        return tf.cast(image, tf.uint8)
+
+    return ds.map(to_rgb, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def load_images(dataset, split="test"):
+    """[(name, uint8 array)] of a file-based source, in order; for evaluation."""
+    return [
+        (os.path.relpath(p, os.path.dirname(p)), embedded.load_rgb(p))
+        for p in image_paths(dataset, split)
+    ]
+
+
+def as_numpy_rgb(image):
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    return image.astype(np.uint8)

@@ -1,0 +1,1 @@
+"""Evaluation of trained models: rates, distortions and accuracies as plain dicts."""

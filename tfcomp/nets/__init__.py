@@ -1,0 +1,1 @@
+"""Networks for understanding (ResNet / cResNet families) and the FLOP registry."""

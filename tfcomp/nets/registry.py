@@ -1,0 +1,38 @@
+"""Every network whose cost the project reports, at the paper's input sizes, with the paper's
+multiply-accumulate counts (Section 3.1 and Table 1) beside ours."""
+
+import numpy as np
+
+from tfcomp import flops
+from tfcomp.codec import Codec
+
+PAPER_CHANNELS = 32  # The encoder/decoder counts of Section 3.1 are for C = 32 at 224 x 224.
+
+
+def _codec_parts():
+    codec = Codec(channels=PAPER_CHANNELS)
+    codec(np.zeros((1, 224, 224, 3), "float32"))
+    return {"encoder": codec.encoder, "decoder": codec.decoder}
+
+
+# name -> (builder of the built model, input shape without batch, paper's count or None)
+NETWORKS = {
+    "encoder": (lambda: _codec_parts()["encoder"], (224, 224, 3), 3.56e9),
+    "decoder": (lambda: _codec_parts()["decoder"], (28, 28, PAPER_CHANNELS), 2.85e9),
+}
+
+
+def flop_table(names=None):
+    """[{name, input_shape, macs, paper_macs}] for the registered networks."""
+    rows = []
+    for name in names or NETWORKS:
+        build, shape, paper = NETWORKS[name]
+        rows.append(
+            {
+                "name": name,
+                "input_shape": list(shape),
+                "macs": flops.count_macs(build(), shape),
+                "paper_macs": paper,
+            }
+        )
+    return rows

@@ -1,0 +1,1 @@
+"""The one training loop every trainer shares, and the trainers built on it."""

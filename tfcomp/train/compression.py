@@ -1,0 +1,158 @@
+"""Training the compressive autoencoder with Eq. (1) (paper Section 3.1, Appendix A.1).
+
+`train_compression` takes plain values (the experiment translates flags into them), trains with
+Adam on random crops in the shared loop, and writes `codec.keras` and `config.json` into
+`model_dir` atomically (a temporary file renamed into place, never a half-written model).
+"""
+
+import json
+import os
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from tfcomp.codec import Codec, compression_loss
+from tfcomp.codec.losses import psnr_from_mse
+from tfcomp.data import preprocess, sources
+from tfcomp.train import distribute, loop
+
+
+def crop_dataset(dataset, split, crop_size, batch_size, tfds_data_dir=None, manual_dir=None):
+    """Infinite, shuffled dataset of random crop_size^2 mirrored crops, uint8, batched."""
+    images = sources.image_dataset(dataset, split, tfds_data_dir, manual_dir)
+
+    def augment(image):
+        return preprocess.random_mirror(preprocess.random_crop(image, crop_size))
+
+    return (
+        images.repeat()
+        .shuffle(256)
+        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def compression_step(codec, images, beta, target_entropy):
+    """Per-replica loss and metrics of one batch of uint8 images."""
+    outputs = codec(images, training=True)
+    terms = compression_loss(outputs, images, beta, target_entropy)
+    metrics = {
+        "mse": terms["mse"],
+        "psnr": psnr_from_mse(terms["mse"]),
+        "entropy": outputs["entropy"],
+        "entropy_hard": outputs["entropy_hard"],
+        "bpp": outputs["bpp"],
+    }
+    return terms["loss"], metrics
+
+
+def save_model_atomically(model, path):
+    """Saves a .keras file to a temporary name beside `path`, then renames it into place."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=folder)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json_atomically(data, path):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def train_compression(
+    *,
+    model_dir,
+    dataset="default",
+    channels=8,
+    num_centers=6,
+    target_entropy=0.8,
+    beta=600.0,
+    learning_rate=1e-3,
+    batch_size=30,
+    crop_size=128,
+    train_steps=1000,
+    strategy="default",
+    mixed_precision=False,
+    tfds_data_dir=None,
+    manual_dir=None,
+    checkpoint_every=500,
+    summary_every=50,
+    progress=True,
+    seed=0,
+):
+    """Trains a codec with Eq. (1); returns (codec, history of per-step metric dicts).
+
+    `batch_size` is the global batch, split evenly across replicas.
+    """
+    keras.utils.set_random_seed(seed)
+    strat = distribute.make_strategy(strategy)
+    policy = distribute.set_precision(mixed_precision)
+    if batch_size % strat.num_replicas_in_sync:
+        raise ValueError(
+            f"batch_size {batch_size} is not divisible by the {strat.num_replicas_in_sync} replicas"
+        )
+    # Validates paths before any graph is built, so bad input fails fast and by name.
+    if dataset == "default" or dataset.startswith("folder:"):
+        sources.image_paths(dataset, "train")
+
+    def build_state():
+        codec = Codec(channels=channels, num_centers=num_centers)
+        codec(tf.zeros([1, crop_size, crop_size, 3]))
+        optimizer = distribute.wrap_optimizer(keras.optimizers.Adam(learning_rate))
+        return {"model": codec, "optimizer": optimizer}
+
+    def dataset_fn(context):
+        per_replica = context.get_per_replica_batch_size(batch_size)
+        ds = crop_dataset(dataset, "train", crop_size, per_replica, tfds_data_dir, manual_dir)
+        return ds.shard(context.num_input_pipelines, context.input_pipeline_id)
+
+    def loss_fn(state, images):
+        return compression_step(state["model"], images, beta, target_entropy)
+
+    def image_summaries(state, images):
+        x_hat = state["model"](images)["x_hat"]
+        pair = tf.concat([tf.cast(images, tf.float32), x_hat], axis=2)
+        return {"original|reconstruction": tf.cast(tf.clip_by_value(pair, 0, 255), tf.uint8)}
+
+    state, history = loop.train(
+        strategy=strat,
+        build_state=build_state,
+        dataset_fn=dataset_fn,
+        loss_fn=loss_fn,
+        model_dir=model_dir,
+        train_steps=train_steps,
+        checkpoint_every=checkpoint_every,
+        summary_every=summary_every,
+        image_summaries_fn=image_summaries,
+        progress=progress,
+    )
+    codec = state["model"]
+    metrics = history[-1] if history else {}
+    if distribute.is_chief(strat):
+        save_model_atomically(codec, os.path.join(model_dir, "codec.keras"))
+        config = dict(
+            dataset=dataset,
+            channels=channels,
+            num_centers=num_centers,
+            target_entropy=target_entropy,
+            beta=beta,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            crop_size=crop_size,
+            train_steps=train_steps,
+            strategy=strategy,
+            precision=policy,
+            final_metrics=metrics,
+        )
+        write_json_atomically(config, os.path.join(model_dir, "config.json"))
+    return codec, history

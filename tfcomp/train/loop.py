@@ -1,0 +1,130 @@
+"""One custom training loop for every trainer and every strategy.
+
+Keras 3's `model.fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585), so the
+project trains with `strategy.run` inside a `tf.function`, for the default, mirrored and
+multi-worker strategies alike. A task supplies three plain pieces:
+
+    build_state()              -> dict of trackables (must hold 'model' and 'optimizer'),
+                                  called inside strategy.scope()
+    dataset_fn(input_context)  -> per-replica batched tf.data.Dataset (infinite)
+    loss_fn(state, batch)      -> (scalar loss, dict of scalar metrics), per replica
+
+The loop differentiates the loss with respect to `variables_fn(state)` (default: the model's
+trainable variables), averages across replicas, and handles checkpoints (resume from the latest;
+TF writes a checkpoint's files before it updates the index, so a kill mid-save leaves the previous
+one as the latest), TensorBoard scalars, a progress bar, and a non-finite loss, which stops
+training before anything is saved, leaving the last good checkpoint intact.
+"""
+
+import os
+import shutil
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfcomp.train import distribute
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when the loss becomes NaN or infinite; the last checkpoint is kept."""
+
+
+def _default_variables(state):
+    return state["model"].trainable_variables
+
+
+def train(
+    *,
+    strategy,
+    build_state,
+    dataset_fn,
+    loss_fn,
+    model_dir,
+    train_steps,
+    variables_fn=_default_variables,
+    checkpoint_every=500,
+    summary_every=50,
+    image_summaries_fn=None,
+    progress=True,
+    max_to_keep=3,
+):
+    """Runs `train_steps` optimisation steps in total, resuming from the latest checkpoint.
+
+    Returns (state, history): history holds one {metric: float} per step run by this call.
+
+    `image_summaries_fn(state, batch)`, when given, returns {name: uint8 NHWC images} and is
+    written to TensorBoard every `summary_every` steps.
+    """
+    chief = distribute.is_chief(strategy)
+    # Every worker must take part in saving; workers other than the chief write to a scratch
+    # folder that is removed afterwards.
+    ckpt_dir = os.path.join(model_dir, "checkpoints")
+    if not chief:
+        ckpt_dir = os.path.join(model_dir, "scratch", distribute.worker_id())
+    with strategy.scope():
+        state = build_state()
+        # Create the optimizer's slots (Adam moments, momentum) now, under the strategy's
+        # scope: created lazily inside the distributed tf.function they break MirroredStrategy.
+        state["optimizer"].build(variables_fn(state))
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        checkpoint = tf.train.Checkpoint(step=step, **state)
+    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=max_to_keep)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint)
+    start = int(step.numpy())
+
+    optimizer = state["optimizer"]
+    replicas = strategy.num_replicas_in_sync
+    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+
+    def replica_step(batch):
+        variables = variables_fn(state)
+        with tf.GradientTape() as tape:
+            loss, metrics = loss_fn(state, batch)
+            # Each replica's loss is a mean over its examples; dividing by the number of
+            # replicas makes the all-reduced (summed) gradient that of the global mean.
+            scaled = optimizer.scale_loss(loss / replicas)
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply(grads, variables)
+        return {"loss": loss, **metrics}
+
+    @tf.function
+    def distributed_step(iterator):
+        per_replica = strategy.run(replica_step, args=(next(iterator),))
+        step.assign_add(1)
+        return {
+            k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+            for k, v in per_replica.items()
+        }
+
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, "train")) if chief else None
+    preview = None
+    if writer is not None and image_summaries_fn is not None:
+        preview = next(iter(dataset_fn(tf.distribute.InputContext())))
+    bar = keras.utils.Progbar(train_steps, stateful_metrics=None) if progress and chief else None
+    history = []
+    for current in range(start + 1, train_steps + 1):
+        metrics = {k: float(v) for k, v in distributed_step(iterator).items()}
+        if not np.isfinite(metrics["loss"]):
+            raise NonFiniteLossError(
+                f"loss is {metrics['loss']} at step {current}; stopped without saving, the last "
+                f"good checkpoint is {manager.latest_checkpoint}"
+            )
+        history.append(metrics)
+        if bar is not None:
+            bar.update(current, list(metrics.items()))
+        if writer is not None and (current % summary_every == 0 or current == train_steps):
+            with writer.as_default(step=current):
+                for name, value in metrics.items():
+                    tf.summary.scalar(name, value)
+                if preview is not None:
+                    for name, images in image_summaries_fn(state, preview).items():
+                        tf.summary.image(name, images, max_outputs=3)
+        if current % checkpoint_every == 0 or current == train_steps:
+            manager.save(checkpoint_number=current)
+    if writer is not None:
+        writer.flush()
+    if not chief:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return state, history
