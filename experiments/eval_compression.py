@@ -1,8 +1,12 @@
-"""Evaluates a trained codec on whole images: estimated bpp, PSNR, SSIM, MS-SSIM as JSON.
+"""Rate-distortion of trained codecs (real file sizes) against JPEG and JPEG 2000 (Fig. 8, 9).
 
-  python -m experiments.eval_compression --codec=runs/codec_tiny/codec.keras
-  python -m experiments.eval_compression --codec=runs/codec/codec.keras \
-      --dataset=folder:../shared/datasets/kodak --output=runs/codec/kodak.json
+  python -m experiments.eval_compression --codecs=runs/reproduce/codec/codec.keras
+  python -m experiments.eval_compression --dataset=folder:../shared/datasets/kodak \
+      --codecs=runs/imagenette_c8/codec.keras --baselines=jpeg,jpeg2000 --output_dir=runs/rd_kodak
+
+Writes OUTPUT_DIR/rd.json (per image and mean for each codec, one row per baseline setting),
+rd.png (PSNR / SSIM / MS-SSIM against bpp) and latents_<codec>.png (first image: the
+reconstruction beside its 4 highest-entropy latent channels).
 """
 
 import json
@@ -12,30 +16,63 @@ import keras
 from absl import app, flags
 
 from experiments import common
+from tfcomp import plots
+from tfcomp.codec.files import CodecFiles
 from tfcomp.data import sources
-from tfcomp.eval.compression import evaluate_codec
+from tfcomp.eval import compression
 from tfcomp.train.compression import write_json_atomically
 
-flags.DEFINE_string("codec", None, "Path of a trained codec.keras.", required=True)
+flags.DEFINE_list("codecs", [], "Trained codec .keras files (one operating point each).")
 flags.DEFINE_string(
     "dataset", "default", "Images: 'default' (embedded test photos) or 'folder:PATH'."
 )
 flags.DEFINE_string("split", "test", "Split of the source (a sub-folder name for folder:PATH).")
-flags.DEFINE_string("output", None, "Write the JSON here too (default: print only).")
+flags.DEFINE_list("baselines", ["jpeg", "jpeg2000"], "Baselines to sweep: jpeg, jpeg2000.")
+flags.DEFINE_string("output_dir", "runs/rd", "Folder for rd.json and the figures.")
 FLAGS = flags.FLAGS
+
+
+def codec_label(path):
+    return os.path.basename(os.path.dirname(os.path.abspath(path))) or path
 
 
 def main(argv):
     del argv
-    if not os.path.isfile(FLAGS.codec):
-        raise FileNotFoundError(f"codec model {FLAGS.codec!r} does not exist")
-    codec = keras.models.load_model(FLAGS.codec)
     images = sources.load_images(FLAGS.dataset, FLAGS.split)
-    result = evaluate_codec(codec, images, keras.utils.Progbar(len(images)))
-    result.update(codec=FLAGS.codec, dataset=FLAGS.dataset, split=FLAGS.split)
-    if FLAGS.output:
-        write_json_atomically(result, FLAGS.output)
-    print(json.dumps(result["mean"], indent=2))
+    result = {"dataset": FLAGS.dataset, "split": FLAGS.split, "codecs": {}, "baselines": {}}
+    for path in FLAGS.codecs:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"codec model {path!r} does not exist")
+        codec = keras.models.load_model(path)
+        print(f"codec {path}")
+        evaluation = compression.evaluate_codec(codec, images, keras.utils.Progbar(len(images)))
+        result["codecs"][codec_label(path)] = {"path": path, **evaluation}
+        files = CodecFiles(codec)
+        name, image = images[0]
+        _, symbols = files.decode_symbols(files.compress(image))
+        plots.latent_channels(
+            image,
+            files.decompress(files.compress(image)),
+            symbols,
+            codec.num_centers,
+            os.path.join(FLAGS.output_dir, f"latents_{codec_label(path)}.png"),
+            title=f"{name}, {evaluation['images'][name]['bpp_real']:.3f} bpp",
+        )
+    for name in FLAGS.baselines:
+        print(f"baseline {name}")
+        result["baselines"][name] = compression.evaluate_baseline(
+            name, images, keras.utils.Progbar(len(images))
+        )
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    write_json_atomically(result, os.path.join(FLAGS.output_dir, "rd.json"))
+    plots.rate_distortion(
+        result["baselines"],
+        {label: r["mean"] for label, r in result["codecs"].items()},
+        os.path.join(FLAGS.output_dir, "rd.png"),
+        title=f"{FLAGS.dataset} ({len(images)} images)",
+    )
+    print(json.dumps({k: v["mean"] for k, v in result["codecs"].items()}, indent=2))
+    print(f"wrote {FLAGS.output_dir}/rd.json, rd.png")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ def main(argv):
         batch_size=FLAGS.batch_size,
         crop_size=FLAGS.crop_size,
         train_steps=FLAGS.train_steps,
+        rate_warmup_steps=FLAGS.rate_warmup_steps,
         strategy=FLAGS.strategy,
         mixed_precision=FLAGS.mixed_precision,
         tfds_data_dir=FLAGS.tfds_data_dir,

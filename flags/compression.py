@@ -21,3 +21,10 @@ flags.DEFINE_integer("crop_size", 128, "Side of the random square training crops
 flags.DEFINE_integer("train_steps", 1000, "Total optimisation steps (paper: 600,000).")
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("summary_every", 50, "Steps between TensorBoard summaries.")
+flags.DEFINE_integer(
+    "rate_warmup_steps",
+    0,
+    "Ramp beta linearly from 0 over this many steps (0: the paper, full beta from the start). "
+    "Short CPU runs need it: the full rate term at initialisation can collapse the latent onto "
+    "one quantization center.",
+)

@@ -95,7 +95,7 @@ from tfcomp.data.sources import image_dataset
 from tfcomp.train.compression import train_compression
 codec, history = train_compression(model_dir=sys.argv[1], train_steps=3,
     strategy="multi_worker", batch_size=4, crop_size=32, channels=4, progress=False)
-np.savez(sys.argv[2], *[w for w in codec.get_weights()])
+np.savez(sys.argv[2], *[w.numpy() for w in codec.trainable_weights])
 """
 
 

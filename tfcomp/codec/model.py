@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from tfcomp.codec import rate
+from tfcomp.codec.entropy_model import EntropyModel
 from tfcomp.codec.quantizer import Quantizer
 
 # Per-channel statistics of ImageNet RGB pixels (0..255), the usual ones for mean centering.
@@ -130,6 +131,13 @@ class Codec(keras.Model):
         self.encoder = Encoder(self.channels, name="encoder")
         self.quantizer = Quantizer(self.num_centers, self.sigma, name="quantizer")
         self.decoder = Decoder(name="decoder")
+        # Integer per-channel tables for real entropy coding, fitted after training.
+        self.entropy_model = EntropyModel(self.channels, self.num_centers, name="entropy_model")
+        # Every weight exists from construction on (an 8x8 pass costs little), so that encode()
+        # alone, saving, or restoring a checkpoint never meets an unbuilt part.
+        z = self.quantizer(self.analysis(tf.zeros([1, 8, 8, 3])))["z"]
+        self.decoder(tf.cast(z, self.compute_dtype))
+        self.built = True
 
     @staticmethod
     def normalize(x):

@@ -71,17 +71,22 @@ def _decode_file(path):
     return image
 
 
-def image_dataset(dataset, split="train", tfds_data_dir=None, manual_dir=None):
-    """tf.data.Dataset of uint8 [H, W, 3] images from a `--dataset` string (unbatched)."""
+def image_dataset(dataset, split="train", tfds_data_dir=None, manual_dir=None, shuffle=False):
+    """tf.data.Dataset of uint8 [H, W, 3] images from a `--dataset` string (unbatched).
+
+    With `shuffle`, the whole file list (or TFDS's files) is reshuffled on every pass, so that
+    folder trees sorted by class are not read class by class.
+    """
     if dataset == "default" or dataset.startswith("folder:"):
         paths = image_paths(dataset, split)
-        return tf.data.Dataset.from_tensor_slices(paths).map(
-            _decode_file, num_parallel_calls=tf.data.AUTOTUNE
-        )
-    return _tfds_images(dataset, split, tfds_data_dir, manual_dir)
+        ds = tf.data.Dataset.from_tensor_slices(paths)
+        if shuffle:
+            ds = ds.shuffle(len(paths), reshuffle_each_iteration=True)
+        return ds.map(_decode_file, num_parallel_calls=tf.data.AUTOTUNE)
+    return _tfds_images(dataset, split, tfds_data_dir, manual_dir, shuffle)
 
 
-def _tfds_images(name, split, data_dir, manual_dir):
+def _tfds_images(name, split, data_dir, manual_dir, shuffle):
     import tensorflow_datasets as tfds
 
     try:
@@ -95,7 +100,7 @@ def _tfds_images(name, split, data_dir, manual_dir):
     tfds_split = {"val": "validation", "test": "validation"}.get(split, split)
     if tfds_split not in builder.info.splits:
         tfds_split = split
-    ds = builder.as_dataset(split=tfds_split, shuffle_files=split == "train")
+    ds = builder.as_dataset(split=tfds_split, shuffle_files=shuffle)
     key = "image"
 
     def to_rgb(example):

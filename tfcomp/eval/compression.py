@@ -1,45 +1,75 @@
-"""Rate and distortion of a trained codec on whole images (paper Appendix A.2).
+"""Rate and distortion of trained codecs and of JPEG / JPEG 2000 (paper Appendix A.2, Fig. 8).
 
-Per image: the estimated rate in bits per pixel of the *original* h x w pixels, from the soft
-histogram (the training estimate) and from the hard symbols' empirical entropy; PSNR, SSIM and
-MS-SSIM of the reconstruction rounded to 8 bits. Padding symbols are included in the count of
-symbols (they are part of what would be stored), so bpp = (#symbols * H) / (h * w).
+Learned codecs are measured on real files: each image is compressed to `.tfc` bytes and
+decompressed from them, so `bpp_real` = 8 * file bytes / (h * w), header included. Beside it
+stand the *estimates* of training, which are not file sizes: `bpp_soft_estimate` (soft
+histogram of the batch) and `bpp_hard_entropy` (empirical entropy of this image's symbols),
+both per original pixel with the padded symbols counted. PSNR, SSIM and MS-SSIM compare
+8-bit images.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from tfcomp.eval import image_metrics
+from tfcomp.codec.files import CodecFiles
+from tfcomp.eval import baselines, image_metrics
+
+QUALITY_KEYS = ("psnr", "ssim", "ms_ssim")
 
 
-def evaluate_image(codec, image):
-    """dict of rates and qualities for one uint8 H x W x 3 image."""
+def evaluate_image(files, image):
+    """dict of rates and qualities for one uint8 H x W x 3 image, through a real file."""
+    codec = files.codec
     image = np.asarray(image)
     height, width = image.shape[:2]
     outputs = codec(tf.constant(image[None]))
     num_symbols = int(np.prod(outputs["symbols"].shape))
     pixels = height * width
-    soft = float(outputs["entropy"])
-    hard = float(outputs["entropy_hard"])
+    data = files.compress(image)
+    decoded = files.decompress(data)
     record = {
         "height": height,
         "width": width,
-        "entropy_soft": soft,
-        "entropy_hard": hard,
-        "bpp_soft_estimate": soft * num_symbols / pixels,
-        "bpp_hard_entropy": hard * num_symbols / pixels,
+        "bytes": len(data),
+        "bpp_real": 8.0 * len(data) / pixels,
+        "bpp_soft_estimate": float(outputs["entropy"]) * num_symbols / pixels,
+        "bpp_hard_entropy": float(outputs["entropy_hard"]) * num_symbols / pixels,
     }
-    record.update(image_metrics.image_quality(image, outputs["x_hat"][0].numpy()))
+    record.update(image_metrics.image_quality(image, decoded))
     return record
+
+
+def summarize(records):
+    keys = sorted({k for r in records for k, v in r.items() if isinstance(v, float)})
+    return {k: image_metrics.mean_of(records, k) for k in keys}
 
 
 def evaluate_codec(codec, named_images, progress=None):
     """{'images': {name: record}, 'mean': {key: mean}} for [(name, uint8 image)]."""
+    files = CodecFiles(codec)
     records = {}
     for i, (name, image) in enumerate(named_images):
-        records[name] = evaluate_image(codec, image)
+        records[name] = evaluate_image(files, image)
         if progress is not None:
             progress.update(i + 1)
-    keys = ["bpp_soft_estimate", "bpp_hard_entropy", "psnr", "ssim", "ms_ssim", "mse"]
-    mean = {k: image_metrics.mean_of(list(records.values()), k) for k in keys}
-    return {"channels": codec.channels, "images": records, "mean": mean}
+    return {
+        "channels": codec.channels,
+        "model_id": files.model_id.hex(),
+        "images": records,
+        "mean": summarize(list(records.values())),
+    }
+
+
+def evaluate_baseline(name, named_images, progress=None):
+    """One RD point per setting: mean real bpp and qualities over the images."""
+    per_setting = {}
+    for i, (_, image) in enumerate(named_images):
+        pixels = image.shape[0] * image.shape[1]
+        for setting, data, decoded in baselines.sweep(name, image):
+            record = {"bpp_real": 8.0 * len(data) / pixels}
+            record.update(image_metrics.image_quality(image, decoded))
+            per_setting.setdefault(setting, []).append(record)
+        if progress is not None:
+            progress.update(i + 1)
+    key = baselines.BASELINES[name][2]
+    return [{key: setting, **summarize(records)} for setting, records in per_setting.items()]

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from tfcomp.codec import Codec, compression_loss
+from tfcomp.codec.files import fit_entropy_model
 from tfcomp.codec.losses import psnr_from_mse
 from tfcomp.data import preprocess, sources
 from tfcomp.train import distribute, loop
@@ -20,7 +21,7 @@ from tfcomp.train import distribute, loop
 
 def crop_dataset(dataset, split, crop_size, batch_size, tfds_data_dir=None, manual_dir=None):
     """Infinite, shuffled dataset of random crop_size^2 mirrored crops, uint8, batched."""
-    images = sources.image_dataset(dataset, split, tfds_data_dir, manual_dir)
+    images = sources.image_dataset(dataset, split, tfds_data_dir, manual_dir, shuffle=True)
 
     def augment(image):
         return preprocess.random_mirror(preprocess.random_crop(image, crop_size))
@@ -32,6 +33,20 @@ def crop_dataset(dataset, split, crop_size, batch_size, tfds_data_dir=None, manu
         .batch(batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def rate_weight(beta, step, warmup_steps):
+    """beta, ramped linearly from beta / warmup_steps to beta over the first warmup_steps.
+
+    At initialisation the reconstruction error carries little information while the rate term
+    is already large (H ~ 2 bits/symbol against H_t = 0.8): with the full beta from step 0 the
+    encoder can collapse onto one center, where the soft quantizer's gradient vanishes and it
+    never recovers (seen on Imagenette with C = 8). A warm-up avoids that; 0 is the paper.
+    """
+    if not warmup_steps:
+        return beta
+    fraction = tf.cast(step + 1, tf.float32) / float(warmup_steps)
+    return beta * tf.minimum(1.0, fraction)
 
 
 def compression_step(codec, images, beta, target_entropy):
@@ -81,6 +96,8 @@ def train_compression(
     batch_size=30,
     crop_size=128,
     train_steps=1000,
+    rate_warmup_steps=0,
+    entropy_fit_batches=50,
     strategy="default",
     mixed_precision=False,
     tfds_data_dir=None,
@@ -117,7 +134,8 @@ def train_compression(
         return ds.shard(context.num_input_pipelines, context.input_pipeline_id)
 
     def loss_fn(state, images):
-        return compression_step(state["model"], images, beta, target_entropy)
+        weight = rate_weight(beta, state["step"], rate_warmup_steps)
+        return compression_step(state["model"], images, weight, target_entropy)
 
     def image_summaries(state, images):
         x_hat = state["model"](images)["x_hat"]
@@ -139,6 +157,9 @@ def train_compression(
     codec = state["model"]
     metrics = history[-1] if history else {}
     if distribute.is_chief(strat):
+        # The real entropy coder's tables: symbol counts over `entropy_fit_batches` batches.
+        fit_data = crop_dataset(dataset, "train", crop_size, batch_size, tfds_data_dir, manual_dir)
+        fit_entropy_model(codec, fit_data.take(entropy_fit_batches))
         save_model_atomically(codec, os.path.join(model_dir, "codec.keras"))
         config = dict(
             dataset=dataset,
@@ -150,6 +171,7 @@ def train_compression(
             batch_size=batch_size,
             crop_size=crop_size,
             train_steps=train_steps,
+            rate_warmup_steps=rate_warmup_steps,
             strategy=strategy,
             precision=policy,
             final_metrics=metrics,

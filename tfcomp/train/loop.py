@@ -5,7 +5,7 @@ project trains with `strategy.run` inside a `tf.function`, for the default, mirr
 multi-worker strategies alike. A task supplies three plain pieces:
 
     build_state()              -> dict of trackables (must hold 'model' and 'optimizer'),
-                                  called inside strategy.scope()
+                                  called inside strategy.scope(); the loop adds 'step'
     dataset_fn(input_context)  -> per-replica batched tf.data.Dataset (infinite)
     loss_fn(state, batch)      -> (scalar loss, dict of scalar metrics), per replica
 
@@ -68,7 +68,8 @@ def train(
         # scope: created lazily inside the distributed tf.function they break MirroredStrategy.
         state["optimizer"].build(variables_fn(state))
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        checkpoint = tf.train.Checkpoint(step=step, **state)
+        state["step"] = step  # steps completed so far; loss_fn may read it (schedules)
+        checkpoint = tf.train.Checkpoint(**state)
     manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=max_to_keep)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint)

@@ -1,0 +1,5 @@
+import sys
+
+from tfcomp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,129 @@
+"""The `tfcomp` command line (also `python -m tfcomp`).
+
+    tfcomp compress   --model CODEC.keras IMAGE... [-o DIR]   one FILE.tfc per image
+    tfcomp decompress --model CODEC.keras FILE.tfc... [-o DIR] one FILE.png per file
+    tfcomp info       FILE.tfc...                              the header as JSON lines
+
+Bad input (an unreadable image, a truncated or corrupted file, another codec's file, a newer
+format) gets one line on stderr and exit status 1, and no partial output file.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EXIT_BAD_INPUT = 1
+
+
+def _output_path(source, out_dir, suffix):
+    stem = os.path.splitext(os.path.basename(source))[0]
+    return os.path.join(out_dir or os.path.dirname(os.path.abspath(source)), stem + suffix)
+
+
+class _Progress:
+    """A one-line progress counter on stderr for more than one file."""
+
+    def __init__(self, total, verb):
+        self.total, self.verb, self.done = total, verb, 0
+
+    def step(self, name):
+        self.done += 1
+        if self.total > 1:
+            end = "\n" if self.done == self.total else ""
+            print(
+                f"\r{self.verb} {self.done}/{self.total} {name[-40:]:<40}", end=end, file=sys.stderr
+            )
+
+
+def _load_files(model_path):
+    import keras
+
+    from tfcomp.codec.files import CodecFiles
+
+    if not os.path.isfile(model_path):
+        raise FileNotFoundError(f"{model_path}: codec model not found")
+    return CodecFiles(keras.models.load_model(model_path))
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as error:
+        raise FileNotFoundError(f"{path}: {error.strerror}") from None
+
+
+def cmd_compress(args):
+    from tfcomp import io
+
+    files = _load_files(args.model)
+    progress = _Progress(len(args.images), "compressing")
+    for path in args.images:
+        image, mode = io.read_image(path)
+        if mode != "RGB":
+            print(f"note: {path} is mode {mode}; converted to RGB", file=sys.stderr)
+        data = files.compress(image)
+        io.atomic_write(_output_path(path, args.output, ".tfc"), data)
+        progress.step(path)
+
+
+def cmd_decompress(args):
+    from tfcomp import io
+
+    files = _load_files(args.model)
+    progress = _Progress(len(args.files), "decompressing")
+    for path in args.files:
+        data = _read(path)
+        try:
+            image = files.decompress(data)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        io.save_png(_output_path(path, args.output, ".png"), image)
+        progress.step(path)
+
+
+def cmd_info(args):
+    from tfcomp.codec import bitstream
+
+    for path in args.files:
+        try:
+            header = bitstream.read_header(_read(path))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        print(json.dumps({"file": path, **header}))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="tfcomp", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("compress", help="images -> .tfc files")
+    p.add_argument("--model", required=True, help="trained codec (.keras)")
+    p.add_argument("images", nargs="+", help="image files (any size; RGB, grey, palette, RGBA)")
+    p.add_argument("-o", "--output", help="output folder (default: beside each image)")
+    p.set_defaults(run=cmd_compress)
+    p = sub.add_parser("decompress", help=".tfc files -> PNG")
+    p.add_argument("--model", required=True, help="the codec that wrote the files (.keras)")
+    p.add_argument("files", nargs="+")
+    p.add_argument("-o", "--output", help="output folder (default: beside each file)")
+    p.set_defaults(run=cmd_decompress)
+    p = sub.add_parser("info", help="print .tfc headers as JSON lines")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(run=cmd_info)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        print(f"tfcomp {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

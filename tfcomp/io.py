@@ -1,0 +1,65 @@
+"""Reading images and writing outputs safely: mode conversion and atomic writes.
+
+Greyscale (1, L, LA, I;16), palette (P, PA) and RGBA images are converted to RGB; other modes
+(CMYK, YCbCr, LAB, HSV, float F, 32-bit I) are refused rather than guessed at. Outputs are
+written to a temporary file in the target folder and renamed into place, so an interrupted or
+failed write never leaves a partial file under the final name.
+"""
+
+import os
+import tempfile
+
+import numpy as np
+from PIL import Image
+
+CONVERTIBLE_MODES = {"RGB", "1", "L", "LA", "I;16", "P", "PA", "RGBA"}
+
+
+class ImageReadError(ValueError):
+    """An image that cannot be read or has an unsupported mode; the message names the file."""
+
+
+def read_image(path):
+    """(uint8 H x W x 3 array, original mode). Raises ImageReadError naming `path`."""
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            if mode not in CONVERTIBLE_MODES:
+                raise ImageReadError(
+                    f"{path}: image mode {mode} is not supported "
+                    f"(expected RGB, greyscale, palette or RGBA)"
+                )
+            if mode == "I;16":
+                array = (np.asarray(image, np.uint16) >> 8).astype(np.uint8)
+                return np.stack([array] * 3, axis=-1), mode
+            return np.asarray(image.convert("RGB")), mode
+    except ImageReadError:
+        raise
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except Exception as error:  # Pillow raises many types for unreadable files.
+        raise ImageReadError(f"{path}: cannot read image ({error})") from None
+
+
+def atomic_write(path, data):
+    """Writes bytes to `path` via a temporary file in the same folder and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_png(path, image):
+    """Writes a uint8 image as PNG atomically."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
+    atomic_write(path, buffer.getvalue())

@@ -1,0 +1,72 @@
+"""Figures in the paper's style, written with matplotlib's Agg backend (no display needed)."""
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tfcomp.io import atomic_write  # noqa: E402
+
+METRIC_LABELS = {"psnr": "PSNR [dB]", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
+
+
+def _save(fig, path):
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=os.path.splitext(path)[1][1:] or "png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())
+
+
+def rate_distortion(curves, points, path, title=""):
+    """Fig. 8: quality vs real bpp. curves: {label: [row]}; points: {label: row}."""
+    metrics = [
+        m for m in METRIC_LABELS if any(r.get(m) is not None for c in curves.values() for r in c)
+    ]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6))
+    axes = np.atleast_1d(axes)
+    for ax, metric in zip(axes, metrics):
+        for label, rows in curves.items():
+            rows = sorted(rows, key=lambda r: r["bpp_real"])
+            ax.plot(
+                [r["bpp_real"] for r in rows], [r[metric] for r in rows], "o-", ms=3, label=label
+            )
+        for label, row in points.items():
+            ax.plot(row["bpp_real"], row[metric], "*", ms=12, label=label)
+        ax.set_xlabel("bits per pixel (file size)")
+        ax.set_ylabel(METRIC_LABELS[metric])
+        ax.grid(alpha=0.3)
+        ax.set_xlim(left=0)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+
+
+def latent_channels(original, reconstruction, symbols, num_centers, path, title=""):
+    """Fig. 9: original, reconstruction and the 4 highest-entropy channels of the symbols."""
+    flat = symbols.reshape(-1, symbols.shape[-1])
+    entropies = []
+    for c in range(flat.shape[1]):
+        p = np.bincount(flat[:, c], minlength=num_centers) / flat.shape[0]
+        p = p[p > 0]
+        entropies.append(float(-(p * np.log2(p)).sum()))
+    top = np.argsort(entropies)[::-1][:4]
+    fig, axes = plt.subplots(1, 2 + len(top), figsize=(3.2 * (2 + len(top)), 3.2))
+    axes[0].imshow(original)
+    axes[0].set_title("original")
+    axes[1].imshow(reconstruction)
+    axes[1].set_title("reconstruction")
+    for ax, c in zip(axes[2:], top):
+        ax.imshow(symbols[..., c], cmap="viridis", vmin=0, vmax=num_centers - 1)
+        ax.set_title(f"channel {c}: {entropies[c]:.2f} bits")
+    for ax in axes:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+    return [int(c) for c in top]
