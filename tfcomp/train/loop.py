@@ -103,7 +103,8 @@ def train(
     preview = None
     if writer is not None and image_summaries_fn is not None:
         preview = next(iter(dataset_fn(tf.distribute.InputContext())))
-    bar = keras.utils.Progbar(train_steps, stateful_metrics=None) if progress and chief else None
+    bar = None
+    smoothed = {}  # exponential moving averages shown by the progress bar
     history = []
     for current in range(start + 1, train_steps + 1):
         metrics = {k: float(v) for k, v in distributed_step(iterator).items()}
@@ -113,8 +114,15 @@ def train(
                 f"good checkpoint is {manager.latest_checkpoint}"
             )
         history.append(metrics)
-        if bar is not None:
-            bar.update(current, list(metrics.items()))
+        if progress and chief:
+            for name, value in metrics.items():
+                smoothed[name] = (
+                    value if name not in smoothed else 0.9 * smoothed[name] + 0.1 * value
+                )
+            if bar is None:
+                # Metrics are shown as moving averages over ~10 steps, not since the start.
+                bar = keras.utils.Progbar(train_steps, stateful_metrics=list(metrics))
+            bar.update(current, list(smoothed.items()))
         if writer is not None and (current % summary_every == 0 or current == train_steps):
             with writer.as_default(step=current):
                 for name, value in metrics.items():
