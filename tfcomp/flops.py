@@ -67,6 +67,8 @@ def layer_macs(model, input_shape, **call_kwargs):
     """[(layer path, MACs)] for one example of `input_shape` (without the batch axis)."""
     records = []
     inputs = np.zeros((1, *input_shape), dtype="float32")
+    # A first call builds the model (Keras may trace it symbolically then); count the second.
+    model(inputs, **call_kwargs)
     with _record_layer_calls(records):
         model(inputs, **call_kwargs)
     return [

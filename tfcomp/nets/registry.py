@@ -5,8 +5,11 @@ import numpy as np
 
 from tfcomp import flops
 from tfcomp.codec import Codec
+from tfcomp.nets.resnet import build_resnet
 
-PAPER_CHANNELS = 32  # The encoder/decoder counts of Section 3.1 are for C = 32 at 224 x 224.
+# The encoder/decoder counts of Section 3.1 are for C = 32 at 224 x 224; cResNets are counted on
+# a 28 x 28 x 32 latent (C changes only the first convs: cResNet-51 is 3.821e9 at C = 8).
+PAPER_CHANNELS = 32
 
 
 def _codec_parts():
@@ -19,6 +22,12 @@ def _codec_parts():
 NETWORKS = {
     "encoder": (lambda: _codec_parts()["encoder"], (224, 224, 3), 3.56e9),
     "decoder": (lambda: _codec_parts()["decoder"], (28, 28, PAPER_CHANNELS), 2.85e9),
+    # Table 1.
+    "resnet50": (lambda: build_resnet("resnet50"), (224, 224, 3), 3.86e9),
+    "resnet71": (lambda: build_resnet("resnet71"), (224, 224, 3), 5.38e9),
+    "cresnet39": (lambda: build_resnet("cresnet39"), (28, 28, PAPER_CHANNELS), 2.95e9),
+    "cresnet51": (lambda: build_resnet("cresnet51"), (28, 28, PAPER_CHANNELS), 3.83e9),
+    "cresnet72": (lambda: build_resnet("cresnet72"), (28, 28, PAPER_CHANNELS), 5.36e9),
 }
 
 
