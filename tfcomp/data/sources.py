@@ -65,7 +65,7 @@ def image_paths(dataset, split):
     return paths
 
 
-def _decode_file(path):
+def decode_file(path):
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
@@ -82,11 +82,12 @@ def image_dataset(dataset, split="train", tfds_data_dir=None, manual_dir=None, s
         ds = tf.data.Dataset.from_tensor_slices(paths)
         if shuffle:
             ds = ds.shuffle(len(paths), reshuffle_each_iteration=True)
-        return ds.map(_decode_file, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.map(decode_file, num_parallel_calls=tf.data.AUTOTUNE)
     return _tfds_images(dataset, split, tfds_data_dir, manual_dir, shuffle)
 
 
-def _tfds_images(name, split, data_dir, manual_dir, shuffle):
+def tfds_builder(name, data_dir, manual_dir):
+    """A prepared TFDS builder; prepares it (offline, from `manual_dir` if given) first."""
     import tensorflow_datasets as tfds
 
     try:
@@ -97,19 +98,31 @@ def _tfds_images(name, split, data_dir, manual_dir, shuffle):
         ) from None
     config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
     builder.download_and_prepare(download_config=config)
-    tfds_split = {"val": "validation", "test": "validation"}.get(split, split)
-    if tfds_split not in builder.info.splits:
-        tfds_split = split
-    ds = builder.as_dataset(split=tfds_split, shuffle_files=shuffle)
-    key = "image"
+    return builder
 
-    def to_rgb(example):
-        image = example[key]
-        if image.shape[-1] == 1:
-            image = tf.image.grayscale_to_rgb(image)
-        return tf.cast(image, tf.uint8)
 
-    return ds.map(to_rgb, num_parallel_calls=tf.data.AUTOTUNE)
+def tfds_split(builder, split):
+    """Our split names (train / val / test) to the builder's."""
+    if split in builder.info.splits:
+        return split
+    for alias in {"val": ("validation", "test"), "test": ("test", "validation")}.get(split, ()):
+        if alias in builder.info.splits:
+            return alias
+    raise DataError(
+        f"dataset {builder.name!r} has no split {split!r} ({list(builder.info.splits)})"
+    )
+
+
+def to_rgb(image):
+    if image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    return tf.cast(image, tf.uint8)
+
+
+def _tfds_images(name, split, data_dir, manual_dir, shuffle):
+    builder = tfds_builder(name, data_dir, manual_dir)
+    ds = builder.as_dataset(split=tfds_split(builder, split), shuffle_files=shuffle)
+    return ds.map(lambda example: to_rgb(example["image"]), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def load_images(dataset, split="test"):

@@ -36,11 +36,11 @@ class Bottleneck(keras.layers.Layer):
         self.projection = bool(projection)
         conv = dict(use_bias=False, kernel_initializer="he_normal")
         self.conv1 = keras.layers.Conv2D(filters, 1, strides=stride, name="conv1", **conv)
-        self.bn1 = keras.layers.BatchNormalization(epsilon=1e-5, name="bn1")
+        self.bn1 = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn1")
         self.conv2 = keras.layers.Conv2D(
             filters, 3, padding="same", dilation_rate=dilation, name="conv2", **conv
         )
-        self.bn2 = keras.layers.BatchNormalization(epsilon=1e-5, name="bn2")
+        self.bn2 = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn2")
         self.conv3 = keras.layers.Conv2D(4 * filters, 1, name="conv3", **conv)
         # Zero-init of the last BN's scale makes each unit start as the identity (Goyal et al.).
         self.bn3 = keras.layers.BatchNormalization(
@@ -50,7 +50,9 @@ class Bottleneck(keras.layers.Layer):
             self.shortcut = keras.layers.Conv2D(
                 4 * filters, 1, strides=stride, name="shortcut", **conv
             )
-            self.shortcut_bn = keras.layers.BatchNormalization(epsilon=1e-5, name="shortcut_bn")
+            self.shortcut_bn = keras.layers.BatchNormalization(
+                momentum=0.9, epsilon=1e-5, name="shortcut_bn"
+            )
 
     def call(self, x, training=False):
         shortcut = x
@@ -135,7 +137,9 @@ class ResNet(keras.Model):
             self.root_conv = keras.layers.Conv2D(
                 scaled[0], 7, strides=2, padding="same", use_bias=False, name="root_conv"
             )
-            self.root_bn = keras.layers.BatchNormalization(epsilon=1e-5, name="root_bn")
+            self.root_bn = keras.layers.BatchNormalization(
+                momentum=0.9, epsilon=1e-5, name="root_bn"
+            )
             self.root_pool = keras.layers.MaxPooling2D(3, strides=2, padding="same")
         self.units = []
         schedule = _strides_and_dilations(

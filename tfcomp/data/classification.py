@@ -1,0 +1,167 @@
+"""Labelled image sources and the three input modes of the classifiers (paper Section 4,
+Appendix A.4).
+
+Sources (the same `--dataset` strings as everywhere):
+    folder:PATH    PATH/<split>/<class>/*.jpg (e.g. imagenette2), classes = sorted folders
+    NAME           a TFDS classification dataset with 'image' and 'label' features, e.g.
+                   imagenet2012 from the official tars in `manual_dir` (the real builder)
+
+Every example goes through one pipeline; only the middle step depends on the input mode:
+
+    uint8 image -> resize shorter side to `resize` and centre-crop resize x resize
+      -> rgb:            the image itself
+         reconstructed:  decoder(quantize(encoder(image)))  (fixed codec), rounded to 8 bits
+         compressed:     z = centers[symbols]  (fixed encoder and quantizer; resize/8 square)
+      -> [cache]
+      -> train: random crop (crop_size, or crop_size/8 for z) + random mirror
+         eval:  centre crop
+
+With the paper's sizes (resize 256, crop 224) the latent is 32 x 32 x C and the crops 28 x 28.
+`cache` keeps the transformed examples in memory, so the codec runs once per image instead of
+once per epoch; it suits data that fits in memory (Imagenette), not ImageNet.
+"""
+
+import os
+
+import tensorflow as tf
+
+from tfcomp.codec import rate
+from tfcomp.data import preprocess, sources
+
+INPUT_MODES = ("rgb", "reconstructed", "compressed")
+
+
+def folder_classes(root):
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    if not classes:
+        raise sources.DataError(f"no class folders below {root!r} (expected ROOT/<class>/*.jpg)")
+    return classes
+
+
+def folder_examples(path, split):
+    """(paths, labels, class names) of PATH/<split>/<class>/*; every image checked readable."""
+    root = sources.folder_split_root(path, split)
+    classes = folder_classes(root)
+    paths, labels = [], []
+    for index, name in enumerate(classes):
+        files = sources.list_images(os.path.join(root, name))
+        paths.extend(files)
+        labels.extend([index] * len(files))
+    sources.check_readable(paths)
+    return paths, labels, classes
+
+
+def labelled_dataset(
+    dataset, split, tfds_data_dir=None, manual_dir=None, shuffle=False, limit=None
+):
+    """(tf.data of (uint8 [H, W, 3], int32 label), number of examples, class names)."""
+    if dataset.startswith("folder:"):
+        paths, labels, classes = folder_examples(dataset[len("folder:") :], split)
+        if limit:
+            # An evenly spread subset, so that every class keeps examples.
+            step = max(1, len(paths) // limit)
+            paths, labels = paths[::step][:limit], labels[::step][:limit]
+        ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int32)))
+        if shuffle:
+            ds = ds.shuffle(len(paths), reshuffle_each_iteration=True)
+        ds = ds.map(lambda p, y: (sources.decode_file(p), y), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds, len(paths), classes
+    if dataset == "default":
+        raise sources.DataError(
+            "the embedded default photos have no class labels; give --dataset=folder:PATH or a "
+            "TFDS classification dataset"
+        )
+    return _tfds_labelled(dataset, split, tfds_data_dir, manual_dir, shuffle, limit)
+
+
+def _tfds_labelled(name, split, data_dir, manual_dir, shuffle, limit):
+    builder = sources.tfds_builder(name, data_dir, manual_dir)
+    if "label" not in builder.info.features:
+        raise sources.DataError(f"TFDS dataset {name!r} has no 'label' feature")
+    tfds_split = sources.tfds_split(builder, split)
+    ds = builder.as_dataset(split=tfds_split, shuffle_files=shuffle)
+    count = builder.info.splits[tfds_split].num_examples
+    if limit:
+        ds, count = ds.take(limit), min(limit, count)
+    classes = builder.info.features["label"].names
+
+    def to_pair(example):
+        return sources.to_rgb(example["image"]), tf.cast(example["label"], tf.int32)
+
+    return ds.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE), count, classes
+
+
+def resize_square(image, size):
+    """Shorter side to `size` (bilinear, kept uint8), then the central size x size square."""
+    shape = tf.shape(image)
+    scale = tf.cast(size, tf.float32) / tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
+    new = tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * scale), tf.int32)
+    resized = tf.image.resize(image, tf.maximum(new, size), method="bilinear", antialias=True)
+    resized = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    return preprocess.center_crop(resized, size)
+
+
+def codec_transform(codec, input_mode):
+    """Batched function uint8 NHWC -> model input for the mode (None for rgb)."""
+    if input_mode == "rgb":
+        return None
+    if codec is None:
+        raise ValueError(f"input mode {input_mode!r} needs a codec (--codec=PATH)")
+    if input_mode == "compressed":
+
+        @tf.function
+        def encode(images):
+            return codec.encode(images)[0]
+
+        return encode
+    if input_mode == "reconstructed":
+
+        @tf.function
+        def reconstruct(images):
+            x_hat = codec(images)["x_hat"]
+            return tf.cast(tf.clip_by_value(tf.round(x_hat), 0, 255), tf.uint8)
+
+        return reconstruct
+    raise ValueError(f"unknown input mode {input_mode!r}; expected one of {INPUT_MODES}")
+
+
+def model_crop_size(input_mode, crop_size):
+    """224 for images, 28 for z (the encoder subsamples by 8)."""
+    return crop_size // rate.SUBSAMPLING if input_mode == "compressed" else crop_size
+
+
+def classification_pipeline(
+    examples,
+    *,
+    input_mode,
+    codec=None,
+    training,
+    batch_size,
+    resize=256,
+    crop_size=224,
+    cache=False,
+    codec_batch_size=32,
+    drop_remainder=None,
+):
+    """Batched (inputs, labels) from a dataset of (uint8 image, label); see module docstring."""
+    transform = codec_transform(codec, input_mode)
+    ds = examples.map(
+        lambda x, y: (resize_square(x, resize), y), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    if transform is not None:
+        ds = ds.batch(codec_batch_size).map(lambda x, y: (transform(x), y)).unbatch()
+    if cache:
+        ds = ds.cache()
+    size = model_crop_size(input_mode, crop_size)
+    if training:
+        ds = ds.repeat().shuffle(1024)
+
+        def augment(x, y):
+            return preprocess.random_mirror(preprocess.random_crop(x, size)), y
+
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda x, y: (preprocess.center_crop(x, size), y))
+    if drop_remainder is None:
+        drop_remainder = training
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
