@@ -130,3 +130,55 @@ def test_corrupt_image_in_a_class_folder_is_named(tmp_path):
     (root / "train" / "class1" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     with pytest.raises(classification.sources.DataError, match="bad.png"):
         classification.labelled_dataset(f"folder:{root}", "train")
+
+
+def test_tfcomp_classify_reads_compressed_files_without_decoding(
+    data, codec_path, tmp_path, capsys
+):
+    from tfcomp import cli
+    from tfcomp.codec.files import CodecFiles
+
+    train_classifier(
+        model_dir=str(tmp_path / "cls"),
+        arch="cresnet_tiny",
+        input_mode="compressed",
+        codec_path=codec_path,
+        dataset=data,
+        epochs=12,
+        batch_size=12,
+        base_lr=0.1,
+        width=0.25,
+        resize=48,
+        crop_size=40,
+        cache=True,
+        progress=False,
+    )
+    files = CodecFiles(keras.models.load_model(codec_path))
+    root = data[len("folder:") :]
+    paths = []
+    for c in range(3):
+        image = np.asarray(Image.open(f"{root}/val/class{c}/0.png").convert("RGB"))
+        paths.append(str(tmp_path / f"c{c}.tfc"))
+        (tmp_path / f"c{c}.tfc").write_bytes(files.compress(image))
+    from tfcomp.codec import Codec
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the decoder ran")
+
+    monkeypatch.setattr(Codec, "decode", no_decoding)
+    assert cli.main(["classify", "--classifier", str(tmp_path / "cls"), "-k", "2", *paths]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [len(line["top"]) for line in lines] == [2, 2, 2]
+    assert all(0 < sum(t["probability"] for t in line["top"]) <= 1 + 1e-9 for line in lines)
+    right = sum(line["top"][0]["class"] == f"class{c}" for c, line in enumerate(lines))
+    assert right >= 2  # the classes are colours: z keeps them
+    # A classifier refuses a codec other than its own.
+    other = tmp_path / "other.keras"
+    Codec(channels=8).save(str(other))
+    assert (
+        cli.main(
+            ["classify", "--classifier", str(tmp_path / "cls"), "--model", str(other), paths[0]]
+        )
+        == 1
+    )
+    assert "trained on codec" in capsys.readouterr().err

@@ -3,6 +3,8 @@
     tfcomp compress   --model CODEC.keras IMAGE... [-o DIR]   one FILE.tfc per image
     tfcomp decompress --model CODEC.keras FILE.tfc... [-o DIR] one FILE.png per file
     tfcomp info       FILE.tfc...                              the header as JSON lines
+    tfcomp classify   --classifier DIR FILE.tfc... [-k 5]      top-k classes as JSON lines,
+                      from the latent z alone: bytes -> symbols -> z -> cResNet (no decoder)
 
 Bad input (an unreadable image, a truncated or corrupted file, another codec's file, a newer
 format) gets one line on stderr and exit status 1, and no partial output file.
@@ -96,6 +98,58 @@ def cmd_info(args):
         print(json.dumps({"file": path, **header}))
 
 
+def _load_classifier(path, codec_override):
+    import keras
+
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    info_path = os.path.join(folder, "classifier.json")
+    model_path = os.path.join(folder, "classifier.keras")
+    if not os.path.isfile(info_path) or not os.path.isfile(model_path):
+        raise FileNotFoundError(f"{folder}: expected classifier.keras and classifier.json there")
+    with open(info_path) as f:
+        info = json.load(f)
+    if info["input_mode"] != "compressed":
+        raise ValueError(
+            f"{folder}: this classifier reads {info['input_mode']} images, not compressed files"
+        )
+    files = _load_files(codec_override or info["codec_path"])
+    if files.model_id.hex() != info["codec_model_id"]:
+        raise ValueError(
+            f"classifier was trained on codec {info['codec_model_id']}'s latents, "
+            f"but the codec given is {files.model_id.hex()}"
+        )
+    return keras.models.load_model(model_path), info, files
+
+
+def cmd_classify(args):
+    import numpy as np
+
+    model, info, files = _load_classifier(args.classifier, args.model)
+    classes = info["classes"]
+    k = min(args.top_k, len(classes))
+    for path in args.files:
+        try:
+            header, z = files.decode_latent(_read(path))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        # The classifier is fully convolutional up to its global pooling: it reads the whole z.
+        logits = model(z[None])["logits"][0].numpy().astype(np.float64)
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        top = np.argsort(-probs)[:k]
+        print(
+            json.dumps(
+                {
+                    "file": path,
+                    "top": [
+                        {"class": classes[i], "index": int(i), "probability": float(probs[i])}
+                        for i in top
+                    ],
+                }
+            )
+        )
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tfcomp", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +166,12 @@ def build_parser():
     p = sub.add_parser("info", help="print .tfc headers as JSON lines")
     p.add_argument("files", nargs="+")
     p.set_defaults(run=cmd_info)
+    p = sub.add_parser("classify", help="classify .tfc files without decoding them")
+    p.add_argument("--classifier", required=True, help="folder of a compressed-mode classifier")
+    p.add_argument("--model", help="codec (default: the one named in classifier.json)")
+    p.add_argument("-k", "--top_k", type=int, default=5)
+    p.add_argument("files", nargs="+")
+    p.set_defaults(run=cmd_classify)
     return parser
 
 
