@@ -133,7 +133,7 @@ def test_corrupt_image_in_a_class_folder_is_named(tmp_path):
 
 
 def test_tfcomp_classify_reads_compressed_files_without_decoding(
-    data, codec_path, tmp_path, capsys
+    data, codec_path, tmp_path, capsys, monkeypatch
 ):
     from tfcomp import cli
     from tfcomp.codec.files import CodecFiles
