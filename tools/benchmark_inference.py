@@ -1,0 +1,197 @@
+"""The paper's Fig. 12 on this machine: inference time per image, measured side by side.
+
+  .venv/bin/python tools/benchmark_inference.py [--width=1.0] [--channels=8] \
+      [--classifier_dir=runs/imagenette_cls/cresnet51_z --dataset=folder:...] [--json=out.json]
+
+For cResNet-39/51/72 on z (28 x 28 x C) and for decoder + ResNet-50/71 on reconstructed RGB
+(224 x 224), at batch 1 and 64, in float32 and under mixed_bfloat16: median seconds per image,
+the ratios decoder+ResNet / cResNet, and each network's achieved GMAC/s beside a 4096^2 float32
+(and bfloat16) matrix product's on the same machine (n^3 multiply-accumulates). With
+--classifier_dir, also the top-1 accuracy of that trained classifier in float32 and bfloat16.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfcomp import flops  # noqa: E402
+from tfcomp.codec.model import Decoder  # noqa: E402
+from tfcomp.nets.resnet import build_resnet  # noqa: E402
+
+PAIRS = (("resnet50", "cresnet51"), ("resnet71", "cresnet72"), (None, "cresnet39"))
+
+
+def median_seconds(fn, x, repeats):
+    fn(x)  # trace and warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(x).numpy()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_gmacs(dtype, n=4096, repeats=5):
+    a = tf.random.normal([n, n], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    fn = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.matmul(x, x), tf.float32)))
+    return n**3 / median_seconds(fn, a, repeats) / 1e9
+
+
+def network_fn(model, key):
+    return tf.function(lambda x: tf.reduce_sum(tf.cast(model(x)[key], tf.float32)))
+
+
+def decoder_fn(decoder):
+    return tf.function(lambda z: tf.reduce_sum(tf.cast(decoder(z), tf.float32)))
+
+
+def time_all(width, channels, batches, repeats):
+    """{(name, batch): seconds per image} and {name: MACs per image} under the global policy."""
+    decoder = Decoder()
+    decoder(tf.zeros([1, 28, 28, channels]))
+    models = {"decoder": decoder}
+    macs = {"decoder": flops.count_macs(decoder, (28, 28, channels))}
+    for rgb, compressed in PAIRS:
+        for name in filter(None, (rgb, compressed)):
+            shape = (224, 224, 3) if name.startswith("resnet") else (28, 28, channels)
+            model = build_resnet(name, num_classes=1000, input_channels=shape[-1], width=width)
+            macs[name] = flops.count_macs(model, shape)
+            models[name] = (model, shape)
+    seconds = {}
+    for batch in batches:
+        z = tf.random.normal([batch, 28, 28, channels])
+        rgb = tf.random.uniform([batch, 224, 224, 3], 0, 255)
+        seconds[("decoder", batch)] = median_seconds(decoder_fn(decoder), z, repeats) / batch
+        for name, (model, shape) in [(k, v) for k, v in models.items() if k != "decoder"]:
+            x = rgb if shape[-1] == 3 else z
+            seconds[(name, batch)] = median_seconds(network_fn(model, "logits"), x, repeats) / batch
+            print(f"  {name:<10} batch {batch:<3} {1e3 * seconds[(name, batch)]:8.2f} ms/image")
+    return seconds, macs
+
+
+def table(seconds, macs, batches, matmul):
+    rows = []
+    for rgb, compressed in PAIRS:
+        for batch in batches:
+            c = seconds[(compressed, batch)]
+            row = {
+                "batch": batch,
+                "compressed_net": compressed,
+                "compressed_ms": 1e3 * c,
+                "compressed_gmacs_per_s": macs[compressed] / c / 1e9,
+                "compressed_fraction_of_matmul": macs[compressed] / c / 1e9 / matmul,
+            }
+            if rgb:
+                r = seconds[(rgb, batch)] + seconds[("decoder", batch)]
+                row.update(
+                    rgb_net=f"decoder+{rgb}",
+                    rgb_ms=1e3 * r,
+                    rgb_gmacs_per_s=(macs[rgb] + macs["decoder"]) / r / 1e9,
+                    rgb_fraction_of_matmul=(macs[rgb] + macs["decoder"]) / r / 1e9 / matmul,
+                    time_ratio=r / c,
+                    mac_ratio=(macs[rgb] + macs["decoder"]) / macs[compressed],
+                )
+            rows.append(row)
+    return rows
+
+
+def print_table(title, rows, matmul):
+    print(f"\n{title} (matmul 4096^2: {matmul:.0f} GMAC/s)")
+    print(
+        f"{'pair':<28}{'batch':>6}{'ms/img':>16}{'GMAC/s':>16}{'time ratio':>12}{'MAC ratio':>11}"
+    )
+    for r in rows:
+        pair = f"{r.get('rgb_net', '-')} vs {r['compressed_net']}"
+        ms = f"{r.get('rgb_ms', float('nan')):.1f}/{r['compressed_ms']:.1f}"
+        g = f"{r.get('rgb_gmacs_per_s', float('nan')):.0f}/{r['compressed_gmacs_per_s']:.0f}"
+        ratio = f"{r['time_ratio']:.2f}" if "time_ratio" in r else "-"
+        mac = f"{r['mac_ratio']:.2f}" if "mac_ratio" in r else "-"
+        print(f"{pair:<28}{r['batch']:>6}{ms:>16}{g:>16}{ratio:>12}{mac:>11}")
+
+
+def classifier_accuracy(classifier_dir, dataset, limit, policy):
+    """Top-1 of a trained classifier on `limit` validation examples under `policy`."""
+    from tfcomp.data import classification
+    from tfcomp.train.classification import evaluate_classifier, load_codec
+
+    keras.mixed_precision.set_global_policy("float32")
+    with open(os.path.join(classifier_dir, "classifier.json")) as f:
+        info = json.load(f)
+    codec = load_codec(info["codec_path"], info["input_mode"])
+    trained = keras.models.load_model(os.path.join(classifier_dir, "classifier.keras"))
+    keras.mixed_precision.set_global_policy(policy)
+    model = trained.__class__.from_config(trained.get_config())
+    size = classification.model_crop_size(info["input_mode"], info["crop_size"])
+    model(tf.zeros([1, size, size, trained.input_channels]))
+    model.set_weights(trained.get_weights())
+    examples, _, _ = classification.labelled_dataset(dataset or info["dataset"], "val", limit=limit)
+    pipeline = classification.classification_pipeline(
+        examples,
+        input_mode=info["input_mode"],
+        codec=codec,
+        training=False,
+        batch_size=50,
+        resize=info["resize"],
+        crop_size=info["crop_size"],
+    )
+    result = evaluate_classifier(model, pipeline)
+    keras.mixed_precision.set_global_policy("float32")
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--batches", default="1,64")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--classifier_dir")
+    parser.add_argument("--dataset")
+    parser.add_argument("--limit", type=int, default=500)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    result = {"width": args.width, "channels": args.channels, "cpu_count": os.cpu_count()}
+    for policy, dtype in (("float32", tf.float32), ("mixed_bfloat16", tf.bfloat16)):
+        keras.mixed_precision.set_global_policy(policy)
+        matmul = matmul_gmacs(dtype)
+        print(f"{policy}: timing networks (width {args.width}, C = {args.channels})")
+        seconds, macs = time_all(args.width, args.channels, batches, args.repeats)
+        rows = table(seconds, macs, batches, matmul)
+        print_table(policy, rows, matmul)
+        result[policy] = {"matmul_gmacs_per_s": matmul, "rows": rows, "macs": macs}
+    keras.mixed_precision.set_global_policy("float32")
+    speedups = {
+        f"{r32.get('rgb_net', '-')} vs {r32['compressed_net']} @ {r32['batch']}": {
+            "compressed_bf16_speedup": r32["compressed_ms"] / r16["compressed_ms"],
+            **({"rgb_bf16_speedup": r32["rgb_ms"] / r16["rgb_ms"]} if "rgb_ms" in r32 else {}),
+        }
+        for r32, r16 in zip(result["float32"]["rows"], result["mixed_bfloat16"]["rows"])
+    }
+    result["bf16_speedups"] = speedups
+    print("\nbfloat16 speed-up over float32:")
+    print(json.dumps(speedups, indent=2))
+    if args.classifier_dir:
+        accuracy = {
+            p: classifier_accuracy(args.classifier_dir, args.dataset, args.limit, p)
+            for p in ("float32", "mixed_bfloat16")
+        }
+        result["bf16_accuracy"] = accuracy
+        print("classifier accuracy float32 vs bfloat16:", json.dumps(accuracy))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
