@@ -101,3 +101,19 @@ def test_decoding_is_identical_in_two_fresh_processes(fitted, tmp_path):
         for _ in range(2)
     ]
     assert digests[0] == digests[1] and len(digests[0]) == 64
+
+
+def test_symbols_never_seen_while_fitting_are_still_encodable():
+    codec = Codec(channels=2, num_centers=6)
+    # Fitted on one flat grey image: most symbols of each channel were never seen.
+    counts = fit_entropy_model(codec, [np.full([1, 16, 16, 3], 128, np.uint8)])
+    assert (counts == 0).any()
+    files = CodecFiles(codec)
+    image = np.random.default_rng(9).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    _, symbols = codec.encode(tf.constant(image[None]))
+    seen = counts.sum(0) > 0
+    _, decoded = files.decode_symbols(files.compress(image))
+    np.testing.assert_array_equal(decoded, symbols[0].numpy())
+    # The check is only meaningful if the image used a symbol unseen in the fit, or at least
+    # one channel has unseen symbols that stay encodable (frequency >= 1).
+    assert codec.entropy_model.frequencies.numpy().min() >= 1 and not seen.all()

@@ -182,3 +182,44 @@ def test_tfcomp_classify_reads_compressed_files_without_decoding(
         == 1
     )
     assert "trained on codec" in capsys.readouterr().err
+
+
+def test_classifier_trains_under_mirrored_and_bfloat16_and_evaluates(data, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    for strategy, mixed in (("mirrored", False), ("default", True)):
+        _, history, evaluation = train_classifier(
+            model_dir=str(tmp_path / strategy),
+            arch="resnet_tiny",
+            input_mode="rgb",
+            dataset=data,
+            epochs=1,
+            batch_size=12,
+            width=0.25,
+            resize=48,
+            crop_size=40,
+            strategy=strategy,
+            mixed_precision=mixed,
+            progress=False,
+        )
+        assert len(history) == 6 and all(np.isfinite(h["loss"]) for h in history)
+        assert 0 <= evaluation["top1"] <= 1
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.eval_classification",
+            f"--model_dir={tmp_path / 'default'}",
+            "--batch_size=10",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    printed = json.loads(result.stdout[result.stdout.index("{") :])
+    saved = json.loads((tmp_path / "default" / "eval.json").read_text())
+    assert printed["examples"] == saved["examples"] == 27
+    assert printed["top1"] == pytest.approx(saved["top1"])
