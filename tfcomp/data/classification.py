@@ -130,29 +130,21 @@ def model_crop_size(input_mode, crop_size):
     return crop_size // rate.SUBSAMPLING if input_mode == "compressed" else crop_size
 
 
-def classification_pipeline(
-    examples,
-    *,
-    input_mode,
-    codec=None,
-    training,
-    batch_size,
-    resize=256,
-    crop_size=224,
-    cache=False,
-    codec_batch_size=32,
-    drop_remainder=None,
-):
-    """Batched (inputs, labels) from a dataset of (uint8 image, label); see module docstring."""
+def model_inputs(examples, *, input_mode, codec=None, resize=256, codec_batch_size=32):
+    """(uint8 image, label) -> (model input, label): resize square, then the mode's transform."""
     transform = codec_transform(codec, input_mode)
     ds = examples.map(
         lambda x, y: (resize_square(x, resize), y), num_parallel_calls=tf.data.AUTOTUNE
     )
     if transform is not None:
         ds = ds.batch(codec_batch_size).map(lambda x, y: (transform(x), y)).unbatch()
+    return ds
+
+
+def augment_and_batch(ds, *, size, training, batch_size, cache=False, drop_remainder=None):
+    """(input, label) -> batches: random crop + mirror for training, centre crop otherwise."""
     if cache:
         ds = ds.cache()
-    size = model_crop_size(input_mode, crop_size)
     if training:
         ds = ds.repeat().shuffle(1024)
 
@@ -165,3 +157,27 @@ def classification_pipeline(
     if drop_remainder is None:
         drop_remainder = training
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def classification_pipeline(
+    examples,
+    *,
+    input_mode,
+    codec=None,
+    training,
+    batch_size,
+    resize=256,
+    crop_size=224,
+    cache=False,
+    drop_remainder=None,
+):
+    """Batched (inputs, labels) from a dataset of (uint8 image, label); see module docstring."""
+    ds = model_inputs(examples, input_mode=input_mode, codec=codec, resize=resize)
+    return augment_and_batch(
+        ds,
+        size=model_crop_size(input_mode, crop_size),
+        training=training,
+        batch_size=batch_size,
+        cache=cache,
+        drop_remainder=drop_remainder,
+    )

@@ -17,8 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfcomp.codec.bitstream import model_id
+from tfcomp.codec.files import CodecFiles
 from tfcomp.codec.model import RGB_MEAN
-from tfcomp.data import classification
+from tfcomp.data import classification, store
 from tfcomp.nets.resnet import build_resnet
 from tfcomp.train import distribute, loop
 from tfcomp.train.compression import save_model_atomically, write_json_atomically
@@ -94,6 +95,50 @@ def evaluate_classifier(model, pipeline, progress=None):
     return {"top1": top1 / max(total, 1), "top5": top5 / max(total, 1), "examples": total}
 
 
+def classifier_inputs(
+    dataset,
+    split,
+    *,
+    input_mode,
+    codec,
+    training,
+    batch_size,
+    resize=256,
+    crop_size=224,
+    cache=False,
+    limit=None,
+    tfds_data_dir=None,
+    manual_dir=None,
+):
+    """(batched pipeline of (inputs, labels), example count, class names) for any source.
+
+    `store:DIR` reads a compressed dataset store: z comes from the stored bitstreams (entropy
+    decoding only), so the encoder does not run; the input mode must be `compressed`.
+    """
+    size = classification.model_crop_size(input_mode, crop_size)
+    if dataset.startswith("store:"):
+        if input_mode != "compressed":
+            raise ValueError(
+                f"a store holds z: input mode must be 'compressed', not {input_mode!r}"
+            )
+        latents, count, classes = store.store_latents(
+            dataset[len("store:") :], split, CodecFiles(codec), shuffle=training
+        )
+        if limit:
+            latents, count = latents.take(limit), min(limit, count)
+    else:
+        examples, count, classes = classification.labelled_dataset(
+            dataset, split, tfds_data_dir, manual_dir, shuffle=training, limit=limit
+        )
+        latents = classification.model_inputs(
+            examples, input_mode=input_mode, codec=codec, resize=resize
+        )
+    pipeline = classification.augment_and_batch(
+        latents, size=size, training=training, batch_size=batch_size, cache=cache
+    )
+    return pipeline, count, classes
+
+
 def train_classifier(
     *,
     model_dir,
@@ -135,29 +180,35 @@ def train_classifier(
     strat = distribute.make_strategy(strategy)
     policy = distribute.set_precision(mixed_precision)
     codec = load_codec(codec_path, input_mode)
-    data_kwargs = dict(tfds_data_dir=tfds_data_dir, manual_dir=manual_dir)
-    train_examples, num_train, classes = classification.labelled_dataset(
-        dataset, "train", shuffle=True, limit=train_limit, **data_kwargs
+    inputs_kwargs = dict(
+        input_mode=input_mode,
+        codec=codec,
+        resize=resize,
+        crop_size=crop_size,
+        tfds_data_dir=tfds_data_dir,
+        manual_dir=manual_dir,
+    )
+    # The full-batch pipeline only serves to count examples and to measure the input mean.
+    plain, num_train, classes = classifier_inputs(
+        dataset, "train", training=False, batch_size=32, limit=train_limit, **inputs_kwargs
     )
     steps_per_epoch = max(1, num_train // batch_size)
     train_steps = int(math.ceil(epochs * steps_per_epoch))
-    pipeline_kwargs = dict(
-        input_mode=input_mode, codec=codec, resize=resize, crop_size=crop_size, cache=cache
-    )
 
     def dataset_fn(context):
         per_replica = context.get_per_replica_batch_size(batch_size)
-        ds = classification.classification_pipeline(
-            train_examples, training=True, batch_size=per_replica, **pipeline_kwargs
+        ds, _, _ = classifier_inputs(
+            dataset,
+            "train",
+            training=True,
+            batch_size=per_replica,
+            cache=cache,
+            limit=train_limit,
+            **inputs_kwargs,
         )
         return ds.shard(context.num_input_pipelines, context.input_pipeline_id)
 
-    mean = input_mean(
-        classification.classification_pipeline(
-            train_examples, training=False, batch_size=32, **{**pipeline_kwargs, "cache": False}
-        ),
-        input_mode,
-    )
+    mean = input_mean(plain, input_mode)
     channels = codec.channels if compressed else 3
 
     def build_state():
@@ -189,11 +240,8 @@ def train_classifier(
     model = state["model"]
     if not distribute.is_chief(strat):
         return model, history, None
-    val_examples, num_val, _ = classification.labelled_dataset(
-        dataset, "val", limit=val_limit, **data_kwargs
-    )
-    val = classification.classification_pipeline(
-        val_examples, training=False, batch_size=batch_size, **{**pipeline_kwargs, "cache": False}
+    val, num_val, _ = classifier_inputs(
+        dataset, "val", training=False, batch_size=batch_size, limit=val_limit, **inputs_kwargs
     )
     bar = keras.utils.Progbar(int(math.ceil(num_val / batch_size))) if progress else None
     evaluation = evaluate_classifier(model, val, bar)

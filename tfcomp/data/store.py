@@ -1,0 +1,323 @@
+"""The compressed dataset store: a dataset encoded once, read back as z without decoding.
+
+Layout of a store folder:
+
+    manifest.json                      written when every shard of every split is done
+    <split>-00003-of-00008.tfrecord    one shard: TFRecord of tf.train.Example
+    <split>-00003-of-00008.json        the shard's receipt: count, bytes, SHA-256, model id
+
+Each record holds `bitstream` (a complete `.tfc` file, header included), `label` (int64, -1 when
+the source has none), `image_id` (file name or TFDS key), `height` / `width` of the original
+image, and `stored_height` / `stored_width` of the image that was encoded (resized so that its
+shorter side is `resize` and centre-cropped square, as the classifier pipeline does; resize 0
+keeps the original).
+
+Encoding is resumable shard by shard: a shard is written to a temporary file and renamed into
+place with its receipt, so a killed run leaves only whole shards; a rerun verifies each
+finished shard against its receipt and skips it. `num_shards` / `shard_index` let several
+machines each encode a slice. Reading (`store_latents`) entropy-decodes in parallel with the
+integer tables of the codec, which must be the codec that wrote the store (model id checked).
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from tfcomp.codec import bitstream
+from tfcomp.data import classification, sources
+
+FEATURES = {
+    "bitstream": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.FixedLenFeature([], tf.int64),
+    "image_id": tf.io.FixedLenFeature([], tf.string),
+    "height": tf.io.FixedLenFeature([], tf.int64),
+    "width": tf.io.FixedLenFeature([], tf.int64),
+    "stored_height": tf.io.FixedLenFeature([], tf.int64),
+    "stored_width": tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+class StoreError(ValueError):
+    """A store that is missing, incomplete, corrupt or made by another codec."""
+
+
+def shard_name(split, index, num_shards):
+    return f"{split}-{index:05d}-of-{num_shards:05d}"
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _example(data, label, image_id, original, stored):
+    def ints(v):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
+
+    def raw(v):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+
+    feature = {
+        "bitstream": raw(data),
+        "label": ints(label),
+        "image_id": raw(image_id.encode()),
+        "height": ints(original[0]),
+        "width": ints(original[1]),
+        "stored_height": ints(stored[0]),
+        "stored_width": ints(stored[1]),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def source_examples(dataset, split, tfds_data_dir=None, manual_dir=None, limit=None):
+    """(tf.data of (image, label, image_id), count, class names) of any supported source."""
+    if dataset.startswith("folder:"):
+        paths, labels, classes = classification.folder_examples(dataset[len("folder:") :], split)
+        if limit:
+            step = max(1, len(paths) // limit)
+            paths, labels = paths[::step][:limit], labels[::step][:limit]
+        root = sources.folder_split_root(dataset[len("folder:") :], split)
+        ids = [os.path.relpath(p, root) for p in paths]
+        ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64), ids))
+        ds = ds.map(lambda p, y, i: (sources.decode_file(p), y, i))
+        return ds, len(paths), classes
+    if dataset == "default":
+        paths = sources.image_paths("default", split)
+        ids = [os.path.basename(p) for p in paths]
+        ds = tf.data.Dataset.from_tensor_slices((paths, ids))
+        ds = ds.map(lambda p, i: (sources.decode_file(p), tf.constant(-1, tf.int64), i))
+        return ds, len(paths), []
+    builder = sources.tfds_builder(dataset, tfds_data_dir, manual_dir)
+    tfds_split = sources.tfds_split(builder, split)
+    ds = builder.as_dataset(split=tfds_split, shuffle_files=False)
+    count = builder.info.splits[tfds_split].num_examples
+    if limit:
+        ds, count = ds.take(limit), min(limit, count)
+    has_label = "label" in builder.info.features
+    classes = builder.info.features["label"].names if has_label else []
+
+    def convert(example):
+        label = tf.cast(example["label"], tf.int64) if has_label else tf.constant(-1, tf.int64)
+        key = example.get("file_name", example.get("tfds_id", tf.constant("")))
+        return sources.to_rgb(example["image"]), label, key
+
+    return ds.map(convert), count, classes
+
+
+def _shard_is_done(store_dir, name, model_id_hex):
+    receipt = os.path.join(store_dir, name + ".json")
+    path = os.path.join(store_dir, name + ".tfrecord")
+    if not (os.path.exists(receipt) and os.path.exists(path)):
+        return False
+    with open(receipt) as f:
+        info = json.load(f)
+    if info.get("model_id") != model_id_hex:
+        raise StoreError(
+            f"{store_dir}: shard {name} was made by codec {info.get('model_id')}, not "
+            f"{model_id_hex}; use a new --out folder"
+        )
+    return info["sha256"] == _sha256(path) and info["bytes"] == os.path.getsize(path)
+
+
+def encode_split(
+    files,
+    dataset,
+    split,
+    store_dir,
+    *,
+    num_shards=1,
+    shard_index=None,
+    resize=256,
+    batch_size=16,
+    tfds_data_dir=None,
+    manual_dir=None,
+    limit=None,
+    progress=None,
+):
+    """Encodes one split into shards; returns the receipts of the shards done by this call."""
+    examples, count, classes = source_examples(dataset, split, tfds_data_dir, manual_dir, limit)
+    os.makedirs(store_dir, exist_ok=True)
+    wanted = range(num_shards) if shard_index is None else [shard_index]
+    receipts = []
+    for index in wanted:
+        name = shard_name(split, index, num_shards)
+        if _shard_is_done(store_dir, name, files.model_id.hex()):
+            receipts.append(("kept", name))
+            continue
+        shard = examples.shard(num_shards, index)
+
+        def prepare(image, label, image_id):
+            shape = tf.shape(image)[:2]
+            stored = classification.resize_square(image, resize) if resize else image
+            return stored, label, image_id, shape
+
+        records, raw_bytes, pixels = [], 0, 0
+        for image, label, image_id, shape in shard.map(prepare, num_parallel_calls=4):
+            image = image.numpy()
+            data = files.compress(image)
+            records.append(
+                _example(data, int(label), image_id.numpy().decode(), shape.numpy(), image.shape)
+            )
+            raw_bytes += len(data)
+            pixels += image.shape[0] * image.shape[1]
+            if progress is not None:
+                progress.add(1)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=store_dir)
+        os.close(fd)
+        try:
+            with tf.io.TFRecordWriter(tmp) as writer:
+                for record in records:
+                    writer.write(record)
+            os.replace(tmp, os.path.join(store_dir, name + ".tfrecord"))
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        path = os.path.join(store_dir, name + ".tfrecord")
+        receipt = {
+            "split": split,
+            "shard": index,
+            "num_shards": num_shards,
+            "count": len(records),
+            "bytes": os.path.getsize(path),
+            "bitstream_bytes": raw_bytes,
+            "pixels": pixels,
+            "sha256": _sha256(path),
+            "model_id": files.model_id.hex(),
+            "classes": list(classes),
+            "resize": resize,
+        }
+        _write_json(receipt, os.path.join(store_dir, name + ".json"))
+        receipts.append(("written", name))
+    return receipts, count
+
+
+def _write_json(data, path):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def write_manifest(store_dir, dataset, splits, num_shards):
+    """Writes manifest.json if every shard of every split has its receipt; returns it or None."""
+    totals = {}
+    model_ids, classes = set(), []
+    for split in splits:
+        receipts = []
+        for index in range(num_shards):
+            path = os.path.join(store_dir, shard_name(split, index, num_shards) + ".json")
+            if not os.path.exists(path):
+                return None
+            with open(path) as f:
+                receipts.append(json.load(f))
+        model_ids.update(r["model_id"] for r in receipts)
+        classes = receipts[0]["classes"] or classes
+        count = sum(r["count"] for r in receipts)
+        bits = 8 * sum(r["bitstream_bytes"] for r in receipts)
+        totals[split] = {
+            "count": count,
+            "bytes": sum(r["bytes"] for r in receipts),
+            "bitstream_bytes": bits // 8,
+            "bpp": bits / max(1, sum(r["pixels"] for r in receipts)),
+            "shards": num_shards,
+        }
+    if len(model_ids) != 1:
+        raise StoreError(f"{store_dir}: shards were made by different codecs {sorted(model_ids)}")
+    manifest = {
+        "dataset": dataset,
+        "model_id": model_ids.pop(),
+        "classes": classes,
+        "num_shards": num_shards,
+        "splits": totals,
+        "resize": receipts[0]["resize"],
+    }
+    _write_json(manifest, os.path.join(store_dir, "manifest.json"))
+    return manifest
+
+
+def read_manifest(store_dir):
+    path = os.path.join(store_dir, "manifest.json")
+    if not os.path.exists(path):
+        raise StoreError(f"{store_dir}: no manifest.json (not a store, or encoding unfinished)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def shard_paths(store_dir, split, manifest):
+    n = manifest["num_shards"]
+    return [os.path.join(store_dir, shard_name(split, i, n) + ".tfrecord") for i in range(n)]
+
+
+def verify(store_dir, files=None):
+    """Decodes every record; returns a list of problems (empty when the store is sound)."""
+    manifest = read_manifest(store_dir)
+    problems = []
+    if files is not None and files.model_id.hex() != manifest["model_id"]:
+        problems.append(f"store made by codec {manifest['model_id']}, not {files.model_id.hex()}")
+    for split in manifest["splits"]:
+        for path in shard_paths(store_dir, split, manifest):
+            name = os.path.basename(path)[: -len(".tfrecord")]
+            with open(os.path.join(store_dir, name + ".json")) as f:
+                receipt = json.load(f)
+            index = 0
+            try:
+                for raw in tf.data.TFRecordDataset(path):
+                    record = tf.io.parse_single_example(raw, FEATURES)
+                    data = record["bitstream"].numpy()
+                    header = bitstream.read_header(data)
+                    if header["model_id"] != manifest["model_id"]:
+                        problems.append(f"{name} record {index}: codec {header['model_id']}")
+                    elif files is not None:
+                        files.decode_symbols(data)
+                    index += 1
+            except (tf.errors.DataLossError, bitstream.FormatError, ValueError) as error:
+                message = str(error).splitlines()[0]
+                problems.append(f"{name} record {index}: {message}")
+                continue
+            if index != receipt["count"]:
+                problems.append(f"{name}: {index} records, receipt says {receipt['count']}")
+            if _sha256(path) != receipt["sha256"]:
+                problems.append(f"{name}: SHA-256 differs from the receipt")
+    return problems
+
+
+def store_latents(store_dir, split, files, shuffle=False):
+    """(tf.data of (z float32 [h', w', C], label int32), count, classes) from a store."""
+    manifest = read_manifest(store_dir)
+    if files.model_id.hex() != manifest["model_id"]:
+        raise StoreError(
+            f"{store_dir} was made by codec {manifest['model_id']}, but the codec given is "
+            f"{files.model_id.hex()}"
+        )
+    if split not in manifest["splits"]:
+        split = {"val": "validation", "validation": "val"}.get(split, split)
+    if split not in manifest["splits"]:
+        raise StoreError(f"{store_dir} has no split {split!r} ({list(manifest['splits'])})")
+    paths = shard_paths(store_dir, split, manifest)
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    if shuffle:
+        ds = ds.shuffle(len(paths), reshuffle_each_iteration=True)
+    ds = ds.interleave(
+        tf.data.TFRecordDataset, cycle_length=min(4, len(paths)), num_parallel_calls=4
+    )
+    channels = files.codec.channels
+
+    def decode(data):
+        _, z = files.decode_latent(data)
+        return z.astype(np.float32)
+
+    def parse(raw):
+        record = tf.io.parse_single_example(raw, FEATURES)
+        z = tf.numpy_function(decode, [record["bitstream"]], tf.float32, stateful=False)
+        z.set_shape([None, None, channels])
+        return z, tf.cast(record["label"], tf.int32)
+
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds, manifest["splits"][split]["count"], manifest["classes"]
