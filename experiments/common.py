@@ -5,6 +5,7 @@ import sys
 
 from tfcomp.codec.presets import get_operating_point
 from tfcomp.data.sources import DataError
+from tfcomp.data.store import StoreError
 from tfcomp.train.loop import NonFiniteLossError
 
 DEFAULT_OPERATING_POINT = "bpp0.0983"
@@ -30,7 +31,7 @@ def exit_cleanly(main):
     def wrapped(argv):
         try:
             return main(argv)
-        except (DataError, NonFiniteLossError, FileNotFoundError, ValueError) as error:
+        except (DataError, StoreError, NonFiniteLossError, FileNotFoundError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(1)
 

@@ -149,7 +149,7 @@ def encode_split(
     for index in wanted:
         name = shard_name(split, index, num_shards)
         if _shard_is_done(store_dir, name, files.model_id.hex()):
-            receipts.append(("kept", name))
+            receipts.append((name, "kept"))
             continue
         shard = examples.shard(num_shards, index)
 
@@ -194,7 +194,7 @@ def encode_split(
             "resize": resize,
         }
         _write_json(receipt, os.path.join(store_dir, name + ".json"))
-        receipts.append(("written", name))
+        receipts.append((name, "written"))
     return receipts, count
 
 
@@ -304,9 +304,8 @@ def store_latents(store_dir, split, files, shuffle=False):
     ds = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle:
         ds = ds.shuffle(len(paths), reshuffle_each_iteration=True)
-    ds = ds.interleave(
-        tf.data.TFRecordDataset, cycle_length=min(4, len(paths)), num_parallel_calls=4
-    )
+    cycle = min(4, len(paths))
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=cycle, num_parallel_calls=cycle)
     channels = files.codec.channels
 
     def decode(data):

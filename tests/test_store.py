@@ -1,0 +1,130 @@
+"""The compressed dataset store: round trip, resume, verification, training from it."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcomp.codec import Codec
+from tfcomp.codec.files import CodecFiles, fit_entropy_model
+from tfcomp.data import classification, store
+from tfcomp.train.classification import classifier_inputs
+
+from .test_train_classification import make_folder
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    data = make_folder(root, per_class=(6, 3), size=24)
+    tf.random.set_seed(3)
+    codec = Codec(channels=4, num_centers=5)
+    fit_entropy_model(codec, [np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3))])
+    codec_path = str(tmp_path_factory.mktemp("codec") / "codec.keras")
+    codec.save(codec_path)
+    return data, codec_path, CodecFiles(codec)
+
+
+def encode(files, data, out, **kwargs):
+    for split in ("train", "val"):
+        store.encode_split(files, data, split, str(out), num_shards=3, resize=32, **kwargs)
+    return store.write_manifest(str(out), data, ["train", "val"], 3)
+
+
+def test_store_round_trips_z_exactly(setup, tmp_path):
+    data, _, files = setup
+    manifest = encode(files, data, tmp_path)
+    assert manifest["splits"]["train"]["count"] == 18 and manifest["classes"][0] == "class0"
+    assert manifest["model_id"] == files.model_id.hex()
+    latents, count, _ = store.store_latents(str(tmp_path), "train", files)
+    by_label = {}
+    for z, label in latents:
+        by_label.setdefault(int(label), []).append(z.numpy())
+    # The encoder's own z of the same resized images, in the same per-shard order.
+    examples, _, _ = classification.labelled_dataset(data, "train")
+    direct = classification.model_inputs(
+        examples, input_mode="compressed", codec=files.codec, resize=32
+    )
+    expected = {}
+    for z, label in direct:
+        expected.setdefault(int(label), []).append(z.numpy())
+    assert count == 18 and sum(map(len, by_label.values())) == 18
+    for label, zs in expected.items():
+        stored = sorted(by_label[label], key=lambda a: a.tobytes())
+        for a, b in zip(sorted(zs, key=lambda a: a.tobytes()), stored):
+            np.testing.assert_array_equal(a, b)
+    assert manifest["splits"]["train"]["bpp"] > 0
+
+
+def test_interrupted_encoding_resumes_to_identical_shards(setup, tmp_path):
+    data, _, files = setup
+    encode(files, data, tmp_path / "straight")
+    # "Interrupted": only shard 1 of train was written, plus a stray temporary file.
+    partial = tmp_path / "resumed"
+    store.encode_split(files, data, "train", str(partial), num_shards=3, shard_index=1, resize=32)
+    (partial / ".tmp-leftover").write_bytes(b"half a shard")
+    assert store.write_manifest(str(partial), data, ["train", "val"], 3) is None
+    stamp = os.path.getmtime(partial / "train-00001-of-00003.tfrecord")
+    done, _ = store.encode_split(files, data, "train", str(partial), num_shards=3, resize=32)
+    assert dict(done)["train-00001-of-00003"] == "kept"
+    assert os.path.getmtime(partial / "train-00001-of-00003.tfrecord") == stamp
+    encode(files, data, partial)
+    for name in sorted(os.listdir(tmp_path / "straight")):
+        if name.endswith(".tfrecord"):
+            assert (partial / name).read_bytes() == (tmp_path / "straight" / name).read_bytes()
+
+
+def test_verify_finds_a_flipped_byte_by_shard_and_record(setup, tmp_path):
+    data, codec_path, files = setup
+    encode(files, data, tmp_path)
+    assert store.verify(str(tmp_path), files) == []
+    path = tmp_path / "val-00002-of-00003.tfrecord"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x10
+    path.write_bytes(bytes(raw))
+    problems = store.verify(str(tmp_path), files)
+    assert any("val-00002-of-00003 record" in p for p in problems), problems
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.encode_dataset",
+            f"--verify={tmp_path}",
+            f"--codec={codec_path}",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert result.returncode == 1 and "val-00002-of-00003" in result.stderr
+
+
+def test_a_store_from_another_codec_is_refused(setup, tmp_path):
+    data, _, files = setup
+    encode(files, data, tmp_path)
+    other = CodecFiles(Codec(channels=4, num_centers=5))
+    with pytest.raises(store.StoreError, match="made by codec"):
+        store.store_latents(str(tmp_path), "train", other)
+
+
+def test_classifier_inputs_read_a_store_like_any_source(setup, tmp_path):
+    data, _, files = setup
+    encode(files, data, tmp_path)
+    pipeline, count, classes = classifier_inputs(
+        f"store:{tmp_path}",
+        "val",
+        input_mode="compressed",
+        codec=files.codec,
+        training=True,
+        batch_size=4,
+        crop_size=24,
+    )
+    inputs, labels = next(iter(pipeline))
+    assert inputs.shape == (4, 3, 3, 4) and count == 9 and len(classes) == 3
+    with pytest.raises(ValueError, match="must be 'compressed'"):
+        classifier_inputs(
+            f"store:{tmp_path}", "val", input_mode="rgb", codec=None, training=False, batch_size=4
+        )
