@@ -16,11 +16,10 @@ import keras
 from absl import app, flags
 
 from experiments import common
-from tfcomp import plots
+from tfcomp import io, plots
 from tfcomp.codec.files import CodecFiles
 from tfcomp.data import sources
 from tfcomp.eval import compression
-from tfcomp.train.compression import write_json_atomically
 
 flags.DEFINE_list("codecs", [], "Trained codec .keras files (one operating point each).")
 flags.DEFINE_string(
@@ -49,10 +48,11 @@ def main(argv):
         result["codecs"][codec_label(path)] = {"path": path, **evaluation}
         files = CodecFiles(codec)
         name, image = images[0]
-        _, symbols = files.decode_symbols(files.compress(image))
+        data = files.compress(image)
+        _, symbols = files.decode_symbols(data)
         plots.latent_channels(
             image,
-            files.decompress(files.compress(image)),
+            files.decompress(data),
             symbols,
             codec.num_centers,
             os.path.join(FLAGS.output_dir, f"latents_{codec_label(path)}.png"),
@@ -64,7 +64,7 @@ def main(argv):
             name, images, keras.utils.Progbar(len(images))
         )
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    write_json_atomically(result, os.path.join(FLAGS.output_dir, "rd.json"))
+    io.write_json(result, os.path.join(FLAGS.output_dir, "rd.json"))
     plots.rate_distortion(
         result["baselines"],
         {label: r["mean"] for label, r in result["codecs"].items()},

@@ -6,6 +6,7 @@ written to a temporary file in the target folder and renamed into place, so an i
 failed write never leaves a partial file under the final name.
 """
 
+import json
 import os
 import tempfile
 
@@ -63,3 +64,22 @@ def save_png(path, image):
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
     atomic_write(path, buffer.getvalue())
+
+
+def write_json(data, path):
+    """Writes JSON atomically (sorted keys, indented)."""
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True).encode())
+
+
+def save_keras(model, path):
+    """Saves a .keras file to a temporary name beside `path`, then renames it into place."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=folder)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -27,6 +27,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from tfcomp import io
 from tfcomp.codec import bitstream
 from tfcomp.data import classification, sources
 
@@ -193,16 +194,9 @@ def encode_split(
             "classes": list(classes),
             "resize": resize,
         }
-        _write_json(receipt, os.path.join(store_dir, name + ".json"))
+        io.write_json(receipt, os.path.join(store_dir, name + ".json"))
         receipts.append((name, "written"))
     return receipts, count
-
-
-def _write_json(data, path):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def write_manifest(store_dir, dataset, splits, num_shards):
@@ -238,7 +232,7 @@ def write_manifest(store_dir, dataset, splits, num_shards):
         "splits": totals,
         "resize": receipts[0]["resize"],
     }
-    _write_json(manifest, os.path.join(store_dir, "manifest.json"))
+    io.write_json(manifest, os.path.join(store_dir, "manifest.json"))
     return manifest
 
 

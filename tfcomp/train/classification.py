@@ -16,13 +16,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfcomp import io
 from tfcomp.codec.bitstream import model_id
 from tfcomp.codec.files import CodecFiles
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import classification, store
 from tfcomp.nets.resnet import build_resnet
 from tfcomp.train import distribute, loop
-from tfcomp.train.compression import save_model_atomically, write_json_atomically
 
 PAPER_EPOCHS = 28
 PAPER_BOUNDARIES = (8, 16, 24)
@@ -245,7 +245,7 @@ def train_classifier(
     )
     bar = keras.utils.Progbar(int(math.ceil(num_val / batch_size))) if progress else None
     evaluation = evaluate_classifier(model, val, bar)
-    save_model_atomically(model, os.path.join(model_dir, "classifier.keras"))
+    io.save_keras(model, os.path.join(model_dir, "classifier.keras"))
     info = dict(
         arch=arch,
         input_mode=input_mode,
@@ -265,6 +265,6 @@ def train_classifier(
         train_seconds_this_run=train_seconds,
         final_metrics=history[-1] if history else None,
     )
-    write_json_atomically(info, os.path.join(model_dir, "classifier.json"))
-    write_json_atomically(evaluation, os.path.join(model_dir, "eval.json"))
+    io.write_json(info, os.path.join(model_dir, "classifier.json"))
+    io.write_json(evaluation, os.path.join(model_dir, "eval.json"))
     return model, history, evaluation

@@ -5,13 +5,12 @@ Adam on random crops in the shared loop, and writes `codec.keras` and `config.js
 `model_dir` atomically (a temporary file renamed into place, never a half-written model).
 """
 
-import json
 import os
-import tempfile
 
 import keras
 import tensorflow as tf
 
+from tfcomp import io
 from tfcomp.codec import Codec, compression_loss
 from tfcomp.codec.files import fit_entropy_model
 from tfcomp.codec.losses import psnr_from_mse
@@ -61,27 +60,6 @@ def compression_step(codec, images, beta, target_entropy):
         "bpp": outputs["bpp"],
     }
     return terms["loss"], metrics
-
-
-def save_model_atomically(model, path):
-    """Saves a .keras file to a temporary name beside `path`, then renames it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=folder)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_json_atomically(data, path):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def train_compression(
@@ -160,7 +138,7 @@ def train_compression(
         # The real entropy coder's tables: symbol counts over `entropy_fit_batches` batches.
         fit_data = crop_dataset(dataset, "train", crop_size, batch_size, tfds_data_dir, manual_dir)
         fit_entropy_model(codec, fit_data.take(entropy_fit_batches))
-        save_model_atomically(codec, os.path.join(model_dir, "codec.keras"))
+        io.save_keras(codec, os.path.join(model_dir, "codec.keras"))
         config = dict(
             dataset=dataset,
             channels=channels,
@@ -176,5 +154,5 @@ def train_compression(
             precision=policy,
             final_metrics=metrics,
         )
-        write_json_atomically(config, os.path.join(model_dir, "config.json"))
+        io.write_json(config, os.path.join(model_dir, "config.json"))
     return codec, history
