@@ -130,7 +130,10 @@ def classifier_accuracy(classifier_dir, dataset, limit, policy):
     codec = load_codec(info["codec_path"], info["input_mode"])
     trained = keras.models.load_model(os.path.join(classifier_dir, "classifier.keras"))
     keras.mixed_precision.set_global_policy(policy)
-    model = trained.__class__.from_config(trained.get_config())
+    config = trained.get_config()
+    config.pop("dtype", None)  # take the global policy, not the saved float32 one
+    model = trained.__class__.from_config(config)
+    assert model.compute_dtype == ("bfloat16" if policy == "mixed_bfloat16" else "float32")
     size = classification.model_crop_size(info["input_mode"], info["crop_size"])
     model(tf.zeros([1, size, size, trained.input_channels]))
     model.set_weights(trained.get_weights())
