@@ -46,6 +46,7 @@ def train(
     checkpoint_every=500,
     summary_every=50,
     image_summaries_fn=None,
+    gradient_transform=None,
     progress=True,
     max_to_keep=3,
 ):
@@ -53,8 +54,9 @@ def train(
 
     Returns (state, history): history holds one {metric: float} per step run by this call.
 
-    `image_summaries_fn(state, batch)`, when given, returns {name: uint8 NHWC images} and is
-    written to TensorBoard every `summary_every` steps.
+    `gradient_transform(grads, variables)`, when given, maps the gradients before they are
+    applied (per-layer learning-rate multipliers). `image_summaries_fn(state, batch)`, when
+    given, returns {name: uint8 NHWC images}, written to TensorBoard every `summary_every` steps.
     """
     chief = distribute.is_chief(strategy)
     # Every worker must take part in saving; workers other than the chief write to a scratch
@@ -87,6 +89,8 @@ def train(
             # replicas makes the all-reduced (summed) gradient that of the global mean.
             scaled = optimizer.scale_loss(loss / replicas)
         grads = tape.gradient(scaled, variables)
+        if gradient_transform is not None:
+            grads = gradient_transform(grads, variables)
         optimizer.apply(grads, variables)
         return {"loss": loss, **metrics}
 

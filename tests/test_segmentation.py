@@ -1,0 +1,214 @@
+"""Segmentation: mIoU arithmetic, the VOC+SBD builder on fixtures, DeepLab, the trainer."""
+
+import io
+import json
+import os
+import tarfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tfcomp.data import segmentation
+from tfcomp.nets.deeplab import build_deeplab, load_backbone
+from tfcomp.nets.resnet import build_resnet
+from tfcomp.train.segmentation import (
+    confusion,
+    iou_from_confusion,
+    predict_labels,
+    train_segmenter,
+)
+
+
+def test_miou_matches_an_independent_numpy_computation():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, 500)
+    truth[:40] = 255
+    prediction = np.where(rng.random(500) < 0.6, truth, rng.integers(0, 4, 500))
+    prediction[truth == 255] = 0
+    ious = []
+    for k in range(4):
+        valid = truth != 255
+        inter = np.sum((truth == k) & (prediction == k) & valid)
+        union = np.sum(((truth == k) | (prediction == k)) & valid)
+        ious.append(inter / union)
+    matrix = confusion(tf.constant(prediction), tf.constant(truth), 4)
+    iou, miou = iou_from_confusion(matrix.numpy())
+    np.testing.assert_allclose(iou, ious, rtol=1e-12)
+    assert miou == pytest.approx(np.mean(ious))
+
+
+def test_predictions_are_upsampled_by_8_and_cropped_to_the_label_size():
+    logits = np.zeros((1, 3, 4, 5), np.float32)
+    logits[..., 2] = 1.0
+    logits[0, :, 3, 4] = 5.0  # the last column of blocks predicts class 4
+    prediction = predict_labels(tf.constant(logits), 21, 30).numpy()
+    assert prediction.shape == (1, 21, 30)
+    assert (prediction[:, :, :20] == 2).all() and (prediction[:, :, 28:] == 4).all()
+
+
+def test_absent_classes_do_not_count():
+    iou, miou = iou_from_confusion(np.array([[5, 0, 0], [1, 3, 0], [0, 0, 0]]))
+    assert np.isnan(iou[2]) and miou == pytest.approx((5 / 6 + 3 / 4) / 2)
+
+
+def test_backbone_starts_from_a_classifier_of_the_same_architecture():
+    classifier = build_resnet("cresnet_tiny", num_classes=10, input_channels=4, width=0.25)
+    classifier(tf.zeros([1, 16, 16, 4]))
+    classifier.set_input_mean([1.0, 2.0, 3.0, 4.0])
+    deeplab = build_deeplab("cresnet_tiny_d", 5, input_channels=4, width=0.25)
+    deeplab(tf.zeros([1, 16, 16, 4]))
+    load_backbone(deeplab, classifier)
+    for a, b in zip(deeplab.backbone.units, classifier.units):
+        for x, y in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(deeplab.backbone.input_mean.numpy(), [1, 2, 3, 4])
+    assert deeplab(tf.zeros([1, 16, 16, 4]))["logits"].shape == (1, 16, 16, 5)
+    wider = build_resnet("cresnet_tiny", num_classes=10, input_channels=4, width=0.5)
+    wider(tf.zeros([1, 16, 16, 4]))
+    with pytest.raises(ValueError, match="does not match"):
+        load_backbone(deeplab, wider)
+
+
+def _png(array, palette=False):
+    image = Image.fromarray(array.astype(np.uint8), mode="P" if palette else None)
+    if palette:
+        image.putpalette([v for i in range(256) for v in (i * 7 % 256, i * 3 % 256, 50)])
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _jpg(shape, seed):
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, shape, dtype=np.uint8)).save(
+        buffer, format="JPEG"
+    )
+    return buffer.getvalue()
+
+
+def _add(tar, name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def build_voc_sbd(manual):
+    """VOC: train a,b; val c,d. SBD: train a,c,e; val f. => train a,b,e,f (c is VOC val)."""
+    from scipy.io import savemat
+
+    os.makedirs(manual)
+    masks = {}
+    with tarfile.open(os.path.join(manual, "VOCtrainval_11-May-2012.tar"), "w") as voc:
+        root = "VOCdevkit/VOC2012"
+        _add(voc, f"{root}/ImageSets/Segmentation/train.txt", b"a\nb\n")
+        _add(voc, f"{root}/ImageSets/Segmentation/val.txt", b"c\nd\n")
+        for i, name in enumerate("abcd"):
+            mask = np.full((12, 16), i + 1)
+            mask[0] = 255  # object border: the ignore label
+            masks[name] = mask
+            _add(voc, f"{root}/JPEGImages/{name}.jpg", _jpg((12, 16, 3), i))
+            _add(voc, f"{root}/SegmentationClass/{name}.png", _png(mask, palette=True))
+    with tarfile.open(os.path.join(manual, "benchmark.tgz"), "w:gz") as sbd:
+        root = "benchmark_RELEASE/dataset"
+        _add(sbd, f"{root}/train.txt", b"a\nc\ne\n")
+        _add(sbd, f"{root}/val.txt", b"f\n")
+        for i, name in enumerate("acef"):
+            mask = np.full((10, 14), 10 + i, np.uint8)
+            buffer = io.BytesIO()
+            savemat(buffer, {"GTcls": {"Segmentation": mask, "CategoriesPresent": [10 + i]}})
+            _add(sbd, f"{root}/cls/{name}.mat", buffer.getvalue())
+            _add(sbd, f"{root}/img/{name}.jpg", _jpg((10, 14, 3), 10 + i))
+            masks.setdefault(name, mask)
+    return masks
+
+
+def test_voc_sbd_builder_runs_offline_on_the_official_archives(tmp_path):
+    masks = build_voc_sbd(str(tmp_path / "manual"))
+    kwargs = dict(tfds_data_dir=str(tmp_path / "tfds"), manual_dir=str(tmp_path / "manual"))
+    train, count, classes = segmentation.segmentation_dataset("voc2012_sbd", "train", **kwargs)
+    assert count == 4 and len(classes) == 21
+    val, val_count, _ = segmentation.segmentation_dataset("voc2012_sbd", "val", **kwargs)
+    assert val_count == 2
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder("voc2012_sbd", data_dir=str(tmp_path / "tfds"))
+    ids = {
+        split: sorted(e["image_id"].numpy().decode() for e in builder.as_dataset(split=split))
+        for split in ("train", "validation")
+    }
+    assert ids == {"train": ["a", "b", "e", "f"], "validation": ["c", "d"]}
+    for example in builder.as_dataset(split="train"):
+        name = example["image_id"].numpy().decode()
+        mask = example["segmentation"].numpy()[..., 0]
+        # VOC's palette indices (with 255 borders) where VOC has a mask, SBD's .mat otherwise.
+        np.testing.assert_array_equal(mask, masks[name])
+        assert example["image"].shape[:2] == mask.shape
+
+
+def write_camvid(root, count=(12, 4), size=48):
+    """A learnable CamVid-layout set: class 1 bright squares, class 2 dark ones, class 0 rest."""
+    rng = np.random.default_rng(0)
+    for split, n in zip(("train", "val"), count):
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        lines = []
+        for i in range(n):
+            image = rng.integers(90, 160, (size, size, 3))
+            mask = np.zeros((size, size), np.uint8)
+            for label, value in ((1, 250), (2, 5)):
+                y, x = rng.integers(0, size - 16, 2)
+                image[y : y + 16, x : x + 16] = value
+                mask[y : y + 16, x : x + 16] = label
+            mask[-2:] = 11  # void
+            Image.fromarray(image.astype(np.uint8)).save(root / split / f"{i}.png")
+            Image.fromarray(mask).save(root / f"{split}annot" / f"{i}.png")
+            lines.append(f"{split}/{i}.png {split}annot/{i}.png")
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return f"camvid:{root}"
+
+
+def constant_prediction_miou(dataset):
+    examples, _, classes = segmentation.segmentation_dataset(dataset, "val")
+    masks = np.concatenate([m.numpy().ravel() for _, m in examples])
+    masks = masks[masks != 255]
+    counts = np.bincount(masks, minlength=len(classes))
+    # Predicting the majority class everywhere: its IoU is its frequency, the others 0.
+    present = counts > 0
+    return counts.max() / counts.sum() / present.sum()
+
+
+@pytest.mark.parametrize("arch,mode", [("resnet_tiny_d", "rgb"), ("cresnet_tiny_d", "compressed")])
+def test_segmenter_learns_beyond_a_constant_prediction(tmp_path, arch, mode):
+    from tfcomp.codec import Codec
+    from tfcomp.codec.files import fit_entropy_model
+
+    data = write_camvid(tmp_path / "camvid")
+    codec_path = None
+    if mode != "rgb":
+        tf.random.set_seed(0)
+        codec = Codec(channels=8)
+        fit_entropy_model(codec, [np.zeros([1, 16, 16, 3], np.uint8)])
+        codec_path = str(tmp_path / "codec.keras")
+        codec.save(codec_path)
+    _, history, evaluation = train_segmenter(
+        model_dir=str(tmp_path / "run"),
+        arch=arch,
+        input_mode=mode,
+        codec_path=codec_path,
+        dataset=data,
+        train_steps=60,
+        batch_size=4,
+        base_lr=0.05,
+        width=0.25,
+        crop_size=32,
+        cache=True,
+        progress=False,
+    )
+    baseline = constant_prediction_miou(data)
+    assert evaluation["images"] == 4
+    assert evaluation["miou"] > baseline + 0.1, (evaluation, baseline)
+    assert history[-1]["cross_entropy"] < history[0]["cross_entropy"]
+    info = json.loads((tmp_path / "run" / "segmenter.json").read_text())
+    assert info["classes"][0] == "Sky" and info["input_mode"] == mode

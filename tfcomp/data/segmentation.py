@@ -1,0 +1,153 @@
+"""Segmentation sources and preprocessing (paper Section 5, Appendix A.5).
+
+Sources (`--dataset`):
+    camvid:PATH    CamVid (SegNet's 11 classes): PATH/{train,val}.txt list "image mask" pairs
+                   relative to PATH; masks hold 0..10 and 11 = void, mapped to the ignore label
+    voc2012_sbd    PASCAL VOC 2012 + SBD through `tfcomp.data.voc_sbd` (official archives in
+                   `manual_dir`), 21 classes, 255 = ignore
+
+Training examples are random-mirrored and randomly cropped to `crop_size` pixels (320 in the
+paper), padded with the ignore label (and the mean colour) where the image is smaller. The
+compressed mode crops z to crop_size/8 (40) at the same place, so a z crop covers exactly the
+8x larger pixel crop of the mask. Evaluation uses whole images, padded to a multiple of 8 by the
+codec or here, with predictions cropped back.
+"""
+
+import os
+
+import tensorflow as tf
+
+from tfcomp.codec import rate
+from tfcomp.codec.model import RGB_MEAN
+from tfcomp.data import sources
+
+IGNORE = 255
+CAMVID_CLASSES = (
+    "Sky Building Pole Road Pavement Tree SignSymbol Fence Car Pedestrian Bicyclist".split()
+)
+
+
+def camvid_pairs(root, split):
+    listing = os.path.join(root, f"{split}.txt")
+    if not os.path.isfile(listing):
+        raise sources.DataError(
+            f"CamVid listing {listing!r} not found (expected train.txt/val.txt)"
+        )
+    pairs = []
+    with open(listing) as f:
+        for line in f:
+            if line.strip():
+                image, mask = line.split()
+                pairs.append((os.path.join(root, image), os.path.join(root, mask)))
+    sources.check_readable([p for pair in pairs for p in pair])
+    return pairs
+
+
+def _decode_mask(path):
+    mask = tf.io.decode_png(tf.io.read_file(path), channels=1)
+    return mask
+
+
+def segmentation_dataset(dataset, split, tfds_data_dir=None, manual_dir=None, limit=None):
+    """(tf.data of (uint8 [H, W, 3], uint8 mask [H, W, 1]), count, class names)."""
+    if dataset.startswith("camvid:"):
+        pairs = camvid_pairs(dataset[len("camvid:") :], split)
+        if limit:
+            pairs = pairs[:limit]
+        images, masks = zip(*pairs)
+        ds = tf.data.Dataset.from_tensor_slices((list(images), list(masks)))
+
+        def load(image_path, mask_path):
+            mask = _decode_mask(mask_path)
+            # CamVid's void (11) is ignored like VOC's 255.
+            mask = tf.where(mask >= len(CAMVID_CLASSES), tf.constant(IGNORE, tf.uint8), mask)
+            return sources.decode_file(image_path), mask
+
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE), len(pairs), CAMVID_CLASSES
+    if dataset == "voc2012_sbd":
+        from tfcomp.data import voc_sbd
+
+        builder = sources.tfds_builder(dataset, tfds_data_dir, manual_dir)
+        tfds_split = sources.tfds_split(builder, split)
+        ds = builder.as_dataset(split=tfds_split)
+        count = builder.info.splits[tfds_split].num_examples
+        if limit:
+            ds, count = ds.take(limit), min(limit, count)
+        ds = ds.map(lambda e: (e["image"], e["segmentation"]))
+        return ds, count, tuple(voc_sbd.CLASSES)
+    raise sources.DataError(
+        f"unknown segmentation dataset {dataset!r}; expected camvid:PATH or voc2012_sbd"
+    )
+
+
+def pad_mask(mask, height, width):
+    """Pads a [H, W, 1] mask bottom/right to at least height x width with the ignore label."""
+    shape = tf.shape(mask)
+    paddings = [[0, tf.maximum(height - shape[0], 0)], [0, tf.maximum(width - shape[1], 0)], [0, 0]]
+    return tf.cast(tf.pad(tf.cast(mask, tf.int32) - IGNORE, paddings) + IGNORE, tf.uint8)
+
+
+def pad_to(image, mask, height, width):
+    """Pads bottom/right up to height x width: the image with the mean colour, the mask with
+    the ignore label."""
+    shape = tf.shape(image)
+    paddings = [[0, tf.maximum(height - shape[0], 0)], [0, tf.maximum(width - shape[1], 0)], [0, 0]]
+    mean = tf.cast(tf.round(tf.constant(RGB_MEAN)), tf.int32)
+    padded = tf.cast(tf.pad(tf.cast(image, tf.int32) - mean, paddings) + mean, image.dtype)
+    return padded, pad_mask(mask, height, width)
+
+
+def random_crop_pair(image, mask, crop, step=1):
+    """The same random crop of an image-like tensor (crop) and its mask (crop * step)."""
+    shape = tf.shape(image)
+    top = tf.random.uniform([], 0, shape[0] - crop + 1, dtype=tf.int32)
+    left = tf.random.uniform([], 0, shape[1] - crop + 1, dtype=tf.int32)
+    cropped = image[top : top + crop, left : left + crop]
+    mask = mask[top * step : (top + crop) * step, left * step : (left + crop) * step]
+    return cropped, mask
+
+
+def random_mirror_pair(image, mask):
+    flip = tf.random.uniform([]) < 0.5
+    return (
+        tf.cond(flip, lambda: image[:, ::-1], lambda: image),
+        tf.cond(flip, lambda: mask[:, ::-1], lambda: mask),
+    )
+
+
+def segmentation_pipeline(
+    examples, *, input_mode, codec=None, training, batch_size, crop_size=320, cache=False
+):
+    """Batches of (inputs, mask int32 [N, H, W]) for training, or single whole examples for
+    evaluation (batch 1, any size; inputs padded to a multiple of 8, mask at its own size)."""
+    step = rate.SUBSAMPLING if input_mode == "compressed" else 1
+
+    def transform(image, mask):
+        if training:
+            size = crop_size
+            image, mask = pad_to(image, mask, size, size)
+        if input_mode == "rgb":
+            return tf.cast(image, tf.float32), mask
+        x = image[None]
+        if input_mode == "compressed":
+            return codec.encode(x)[0][0], mask
+        x_hat = codec(x)["x_hat"][0]
+        return tf.clip_by_value(tf.round(x_hat), 0, 255), mask
+
+    ds = examples.map(transform)
+    if cache:
+        ds = ds.cache()
+    if not training:
+        return ds.map(lambda x, m: (x[None], tf.cast(m[..., 0], tf.int32)[None]))
+    crop = crop_size // step
+
+    def augment(x, mask):
+        # Masks are padded to whole multiples of 8 so that z crops map onto them exactly.
+        shape = tf.shape(x)
+        mask = pad_mask(mask, shape[0] * step, shape[1] * step)
+        x, mask = random_crop_pair(x, mask, crop, step)
+        x, mask = random_mirror_pair(x, mask)
+        return x, tf.cast(mask[..., 0], tf.int32)
+
+    ds = ds.repeat().shuffle(256).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

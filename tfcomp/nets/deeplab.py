@@ -1,0 +1,129 @@
+"""DeepLab-v2 segmentation on ResNet-d / cResNet-d backbones (paper Section 5.1, A.5).
+
+    x (RGB h x w, or z h/8 x w/8 x C)
+      -> ResNet-d (output stride 8) / cResNet-d (output stride 1 relative to z): the same
+         `ResNet` builder with `output_stride`, strides past it turned into dilation
+      -> ASPP: four parallel 3x3 convs with dilation 6, 12, 18, 24, each giving class logits,
+         summed (Chen et al., 2016)
+      -> logits at h/8 x w/8, upsampled bilinearly to the label size by `upsample`
+
+Both variants predict at h/8 x w/8 for an h x w image: the RGB backbone reaches it by stride
+8, the latent one keeps z's resolution. Weights of a classification network of the same
+architecture initialise the backbone (`load_backbone`); the 1000-way layer is dropped.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfcomp.nets.resnet import RESNET_SPECS, ResNet
+
+ASPP_RATES = (6, 12, 18, 24)
+IGNORE_LABEL = 255
+
+
+@keras.saving.register_keras_serializable(package="tfcomp")
+class ASPP(keras.layers.Layer):
+    """Sum of parallel dilated 3x3 convolutions to class logits (DeepLab-v2)."""
+
+    def __init__(self, num_classes, rates=ASPP_RATES, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.rates = int(num_classes), tuple(int(r) for r in rates)
+        self.branches = [
+            keras.layers.Conv2D(
+                self.num_classes,
+                3,
+                padding="same",
+                dilation_rate=r,
+                kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+                name=f"rate{r}",
+            )
+            for r in self.rates
+        ]
+
+    def call(self, x):
+        return tf.add_n([branch(x) for branch in self.branches])
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "rates": list(self.rates)}
+
+
+@keras.saving.register_keras_serializable(package="tfcomp")
+class DeepLab(keras.Model):
+    """Backbone + ASPP; `call` returns {'logits': [N, h', w', K] float32, 'features': ...}."""
+
+    def __init__(self, backbone, num_classes, input_channels=3, width=1.0, **kwargs):
+        super().__init__(**kwargs)
+        spec = RESNET_SPECS[backbone]
+        self.backbone_name, self.num_classes = backbone, int(num_classes)
+        self.input_channels, self.width = int(input_channels), float(width)
+        # Output stride 8 for RGB; 1 relative to z for the latent networks.
+        self.backbone = ResNet(
+            num_classes=0,
+            input_channels=self.input_channels,
+            width=self.width,
+            output_stride=8 if spec["root"] else 1,
+            name="backbone",
+            **spec,
+        )
+        self.aspp = ASPP(self.num_classes, name="aspp", dtype="float32")
+
+    def call(self, x, training=False):
+        features = self.backbone(x, training=training)["features"]
+        return {"logits": self.aspp(features), "features": features}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "backbone": self.backbone_name,
+            "num_classes": self.num_classes,
+            "input_channels": self.input_channels,
+            "width": self.width,
+        }
+
+
+def segmenter_name(backbone):
+    return f"{backbone}_d"
+
+
+def build_deeplab(name, num_classes, input_channels=None, width=1.0):
+    """'resnet50_d', 'cresnet51_d', ...: the backbone's name with '_d'."""
+    backbone = name[:-2] if name.endswith("_d") else name
+    if backbone not in RESNET_SPECS:
+        expected = sorted(segmenter_name(n) for n in RESNET_SPECS)
+        raise ValueError(f"unknown segmentation network {name!r}; expected one of {expected}")
+    if input_channels is None:
+        input_channels = 3 if RESNET_SPECS[backbone]["root"] else 32
+    return DeepLab(backbone, num_classes, input_channels, width, name=segmenter_name(backbone))
+
+
+def load_backbone(deeplab, classifier):
+    """Copies a classifier's weights into the backbone (dilation changes no shapes).
+
+    The units are matched in order; the classifier's fc layer is dropped. Raises ValueError
+    when the architectures (blocks, root, width, input channels) differ.
+    """
+    target, source = deeplab.backbone, classifier
+    same = (target.blocks, target.root, target.width, target.input_channels) == (
+        source.blocks,
+        source.root,
+        source.width,
+        source.input_channels,
+    )
+    if not same:
+        raise ValueError(
+            f"classifier {source.name} (blocks {source.blocks}, width {source.width}, "
+            f"{source.input_channels} input channels) does not match the backbone "
+            f"(blocks {target.blocks}, width {target.width}, {target.input_channels})"
+        )
+    pairs = list(zip(target.units, source.units))
+    if target.root:
+        pairs += [(target.root_conv, source.root_conv), (target.root_bn, source.root_bn)]
+    for mine, theirs in pairs:
+        mine.set_weights(theirs.get_weights())
+    target.input_mean.assign(source.input_mean)
+    return len(pairs)
+
+
+def upsample(logits, size):
+    """Bilinear upsampling of logits to the label size (h, w)."""
+    return tf.image.resize(tf.cast(logits, tf.float32), size, method="bilinear")
