@@ -212,3 +212,34 @@ def test_segmenter_learns_beyond_a_constant_prediction(tmp_path, arch, mode):
     assert history[-1]["cross_entropy"] < history[0]["cross_entropy"]
     info = json.loads((tmp_path / "run" / "segmenter.json").read_text())
     assert info["classes"][0] == "Sky" and info["input_mode"] == mode
+    if mode == "compressed":
+        check_segment_cli(tmp_path, codec_path, data)
+
+
+def check_segment_cli(tmp_path, codec_path, data):
+    """`tfcomp segment` on a .tfc file: a palette PNG of the image's size, from z alone."""
+    import keras
+
+    from tfcomp import cli
+    from tfcomp.codec.files import CodecFiles
+
+    files = CodecFiles(keras.models.load_model(codec_path))
+    image = np.asarray(Image.open(tmp_path / "camvid" / "val" / "0.png").convert("RGB"))[:45, :37]
+    (tmp_path / "x.tfc").write_bytes(files.compress(image))
+    out = tmp_path / "mask.png"
+    assert (
+        cli.main(
+            [
+                "segment",
+                "--segmenter",
+                str(tmp_path / "run"),
+                str(tmp_path / "x.tfc"),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    with Image.open(out) as mask:
+        assert mask.mode == "P" and mask.size == (37, 45)
+        assert np.asarray(mask).max() < 11

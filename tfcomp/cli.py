@@ -5,6 +5,8 @@
     tfcomp info       FILE.tfc...                              the header as JSON lines
     tfcomp classify   --classifier DIR FILE.tfc... [-k 5]      top-k classes as JSON lines,
                       from the latent z alone: bytes -> symbols -> z -> cResNet (no decoder)
+    tfcomp segment    --segmenter DIR FILE.tfc -o MASK.png     class map (palette PNG of class
+                      indices, the image's size) from z alone, with a cResNet-d segmenter
 
 Bad input (an unreadable image, a truncated or corrupted file, another codec's file, a newer
 format) gets one line on stderr and exit status 1, and no partial output file.
@@ -98,24 +100,24 @@ def cmd_info(args):
         print(json.dumps({"file": path, **header}))
 
 
-def _load_classifier(path, codec_override):
+def _load_classifier(path, codec_override, kind="classifier"):
     import keras
 
     folder = path if os.path.isdir(path) else os.path.dirname(path)
-    info_path = os.path.join(folder, "classifier.json")
-    model_path = os.path.join(folder, "classifier.keras")
+    info_path = os.path.join(folder, f"{kind}.json")
+    model_path = os.path.join(folder, f"{kind}.keras")
     if not os.path.isfile(info_path) or not os.path.isfile(model_path):
-        raise FileNotFoundError(f"{folder}: expected classifier.keras and classifier.json there")
+        raise FileNotFoundError(f"{folder}: expected {kind}.keras and {kind}.json there")
     with open(info_path) as f:
         info = json.load(f)
     if info["input_mode"] != "compressed":
         raise ValueError(
-            f"{folder}: this classifier reads {info['input_mode']} images, not compressed files"
+            f"{folder}: this {kind} reads {info['input_mode']} images, not compressed files"
         )
     files = _load_files(codec_override or info["codec_path"])
     if files.model_id.hex() != info["codec_model_id"]:
         raise ValueError(
-            f"classifier was trained on codec {info['codec_model_id']}'s latents, "
+            f"{kind} was trained on codec {info['codec_model_id']}'s latents, "
             f"but the codec given is {files.model_id.hex()}"
         )
     return keras.models.load_model(model_path), info, files
@@ -150,6 +152,33 @@ def cmd_classify(args):
         )
 
 
+def cmd_segment(args):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from tfcomp.io import atomic_write
+    from tfcomp.plots import label_colours
+    from tfcomp.train.segmentation import predict_labels
+
+    model, info, files = _load_classifier(args.segmenter, args.model, kind="segmenter")
+    try:
+        header, z = files.decode_latent(_read(args.file))
+    except ValueError as error:
+        raise ValueError(f"{args.file}: {error}") from None
+    logits = model(z[None])["logits"]
+    labels = predict_labels(logits, header["height"], header["width"])[0].numpy()
+    image = Image.fromarray(labels.astype(np.uint8), mode="P")
+    image.putpalette(label_colours(len(info["classes"])).reshape(-1).tolist())
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    atomic_write(args.output, buffer.getvalue())
+    counts = np.bincount(labels.ravel(), minlength=len(info["classes"]))
+    share = {c: round(float(n) / labels.size, 4) for c, n in zip(info["classes"], counts) if n}
+    print(json.dumps({"file": args.file, "mask": args.output, "class_fractions": share}))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tfcomp", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,6 +201,12 @@ def build_parser():
     p.add_argument("-k", "--top_k", type=int, default=5)
     p.add_argument("files", nargs="+")
     p.set_defaults(run=cmd_classify)
+    p = sub.add_parser("segment", help="segment a .tfc file without decoding it")
+    p.add_argument("--segmenter", required=True, help="folder of a compressed-mode segmenter")
+    p.add_argument("--model", help="codec (default: the one named in segmenter.json)")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True, help="output PNG of class indices")
+    p.set_defaults(run=cmd_segment)
     return parser
 
 

@@ -70,3 +70,26 @@ def latent_channels(original, reconstruction, symbols, num_centers, path, title=
         fig.suptitle(title)
     _save(fig, path)
     return [int(c) for c in top]
+
+
+def label_colours(num_classes, seed=3):
+    """A fixed colour per class (ignore label: black)."""
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(40, 255, (256, 3)).astype(np.uint8)
+    colours[255] = 0
+    return colours
+
+
+def segmentation_examples(rows, path, num_classes, titles):
+    """Fig. 5: one row per image; columns are images or label maps (2-D int arrays)."""
+    colours = label_colours(num_classes)
+    fig, axes = plt.subplots(len(rows), len(titles), figsize=(3 * len(titles), 2.4 * len(rows)))
+    axes = np.atleast_2d(axes)
+    for r, row in enumerate(rows):
+        for c, panel in enumerate(row):
+            panel = np.asarray(panel)
+            axes[r, c].imshow(colours[panel] if panel.ndim == 2 else panel)
+            axes[r, c].axis("off")
+            if r == 0:
+                axes[r, c].set_title(titles[c], fontsize=9)
+    _save(fig, path)

@@ -5,6 +5,7 @@ import numpy as np
 
 from tfcomp import flops
 from tfcomp.codec import Codec
+from tfcomp.nets.deeplab import build_deeplab
 from tfcomp.nets.resnet import build_resnet
 
 # The encoder/decoder counts of Section 3.1 are for C = 32 at 224 x 224; cResNets are counted on
@@ -28,6 +29,11 @@ NETWORKS = {
     "cresnet39": (lambda: build_resnet("cresnet39"), (28, 28, PAPER_CHANNELS), 2.95e9),
     "cresnet51": (lambda: build_resnet("cresnet51"), (28, 28, PAPER_CHANNELS), 3.83e9),
     "cresnet72": (lambda: build_resnet("cresnet72"), (28, 28, PAPER_CHANNELS), 5.36e9),
+    # Segmentation (Section 5): 320 x 320 crops, 21 VOC classes; the paper prints no table.
+    "resnet50_d": (lambda: build_deeplab("resnet50_d", 21), (320, 320, 3), None),
+    "cresnet39_d": (lambda: build_deeplab("cresnet39_d", 21), (40, 40, PAPER_CHANNELS), None),
+    "cresnet51_d": (lambda: build_deeplab("cresnet51_d", 21), (40, 40, PAPER_CHANNELS), None),
+    "decoder_320": (lambda: _codec_parts()["decoder"], (40, 40, PAPER_CHANNELS), None),
 }
 
 
