@@ -17,6 +17,8 @@ from absl import app, flags
 from experiments import common
 from flags import classification as _classification_flags  # noqa: F401
 from flags import common as _common_flags  # noqa: F401
+from flags import recognition as _recognition_flags  # noqa: F401
+from flags import training as _training_flags  # noqa: F401
 from tfcomp.train.classification import train_classifier
 
 FLAGS = flags.FLAGS

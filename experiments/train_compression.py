@@ -14,6 +14,7 @@ from absl import app, flags
 from experiments import common
 from flags import common as _common_flags  # noqa: F401  (defines the flags)
 from flags import compression as _compression_flags  # noqa: F401
+from flags import training as _training_flags  # noqa: F401
 from tfcomp.train.compression import train_compression
 
 FLAGS = flags.FLAGS

@@ -15,7 +15,9 @@ from absl import app, flags
 
 from experiments import common
 from flags import common as _common_flags  # noqa: F401
+from flags import recognition as _recognition_flags  # noqa: F401
 from flags import segmentation as _segmentation_flags  # noqa: F401
+from flags import training as _training_flags  # noqa: F401
 from tfcomp.train.segmentation import train_segmenter
 
 FLAGS = flags.FLAGS

@@ -13,16 +13,9 @@ flags.DEFINE_enum(
     "rgb: original images; reconstructed: decoded by the fixed codec; compressed: the fixed "
     "encoder's quantized latent z (no decoder).",
 )
-flags.DEFINE_string("codec", None, "Trained codec.keras (for reconstructed / compressed).")
 flags.DEFINE_integer("epochs", 28, "Epochs; the lr drops at 8/28, 16/28, 24/28 of them.")
 flags.DEFINE_integer("batch_size", 64, "Global batch size (paper: 64).")
 flags.DEFINE_float("base_lr", 0.025, "SGD lr at batch 64, scaled linearly with the batch.")
 flags.DEFINE_float("weight_decay", 1e-4, "L2 weight decay on kernels.")
-flags.DEFINE_float("width", 1.0, "Channel width multiplier (1.0 is the paper).")
 flags.DEFINE_integer("resize", 256, "Shorter side before cropping, pixels.")
 flags.DEFINE_integer("crop_size", 224, "Crop side in pixels (z crops are crop_size / 8).")
-flags.DEFINE_bool("cache", False, "Keep transformed examples in memory (small datasets).")
-flags.DEFINE_integer("train_limit", None, "Use only this many training examples.")
-flags.DEFINE_integer("val_limit", None, "Evaluate on only this many validation examples.")
-flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
-flags.DEFINE_integer("summary_every", 50, "Steps between TensorBoard summaries.")

@@ -19,8 +19,6 @@ flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
 flags.DEFINE_integer("batch_size", 30, "Global batch size in images (paper: 30).")
 flags.DEFINE_integer("crop_size", 128, "Side of the random square training crops, pixels.")
 flags.DEFINE_integer("train_steps", 1000, "Total optimisation steps (paper: 600,000).")
-flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
-flags.DEFINE_integer("summary_every", 50, "Steps between TensorBoard summaries.")
 flags.DEFINE_integer(
     "rate_warmup_steps",
     0,

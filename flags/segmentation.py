@@ -9,7 +9,6 @@ flags.DEFINE_enum(
     "arch", "cresnet51_d", sorted(f"{n}_d" for n in RESNET_SPECS), "Dilated network + ASPP."
 )
 flags.DEFINE_enum("input", "compressed", list(INPUT_MODES), "rgb, reconstructed or compressed.")
-flags.DEFINE_string("codec", None, "Trained codec.keras (for reconstructed / compressed).")
 flags.DEFINE_string(
     "init_classifier", None, "classifier.keras of the same architecture to start the backbone."
 )
@@ -17,10 +16,4 @@ flags.DEFINE_integer("train_steps", 20_000, "Iterations (paper: 20k).")
 flags.DEFINE_integer("batch_size", 10, "Global batch size (paper: 10).")
 flags.DEFINE_float("base_lr", 1e-3, "Initial lr (x10 on the ASPP layer), poly decay power 0.9.")
 flags.DEFINE_float("weight_decay", 5e-4, "L2 weight decay on kernels.")
-flags.DEFINE_float("width", 1.0, "Channel width multiplier (1.0 is the paper).")
 flags.DEFINE_integer("crop_size", 320, "Training crop in pixels (z crops are crop_size / 8).")
-flags.DEFINE_bool("cache", False, "Keep transformed examples in memory (small datasets).")
-flags.DEFINE_integer("train_limit", None, "Use only this many training examples.")
-flags.DEFINE_integer("val_limit", None, "Evaluate on only this many validation examples.")
-flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
-flags.DEFINE_integer("summary_every", 50, "Steps between TensorBoard summaries.")
