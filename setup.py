@@ -25,6 +25,8 @@ setup(
         "constriction>=0.4,<0.6",
         # Ships the real photographs used as the embedded default training data.
         "scikit-image>=0.24,<0.27",
+        # Reads SBD's .mat masks (VOC 2012 + SBD builder).
+        "scipy>=1.11,<2",
     ],
     extras_require={"test": ["pytest>=8,<10", "ruff>=0.6,<1"]},
     entry_points={"console_scripts": ["tfcomp=tfcomp.cli:main"]},
