@@ -12,12 +12,11 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import app, flags
 
 from experiments import common
 from tfcomp import io, plots
-from tfcomp.data import segmentation
+from tfcomp.data import classification, segmentation
 from tfcomp.train.classification import load_codec
 from tfcomp.train.segmentation import evaluate_segmenter, predict_labels
 
@@ -72,11 +71,8 @@ def main(argv):
                 row.append(np.clip(np.round(x_hat.numpy()), 0, 255).astype(np.uint8))
             row.append(mask.numpy()[..., 0])
             for model, info, c in loaded:
-                x = image[None]
-                if info["input_mode"] == "compressed":
-                    x = c.encode(x)[0]
-                elif info["input_mode"] == "reconstructed":
-                    x = tf.clip_by_value(tf.round(c(x)["x_hat"]), 0, 255)
+                to_input = classification.codec_transform(c, info["input_mode"])
+                x = image[None] if to_input is None else to_input(image[None])
                 logits = model(x)["logits"]
                 row.append(predict_labels(logits, mask.shape[0], mask.shape[1])[0].numpy())
             rows.append(row)

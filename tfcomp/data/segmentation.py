@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfcomp.codec import rate
 from tfcomp.codec.model import RGB_MEAN
-from tfcomp.data import sources
+from tfcomp.data import classification, sources
 
 IGNORE = 255
 CAMVID_CLASSES = (
@@ -122,17 +122,15 @@ def segmentation_pipeline(
     evaluation (batch 1, any size; inputs padded to a multiple of 8, mask at its own size)."""
     step = rate.SUBSAMPLING if input_mode == "compressed" else 1
 
+    # The same per-mode codec step as the classifiers (rgb: none; uint8 reconstructions; z).
+    to_input = classification.codec_transform(codec, input_mode)
+
     def transform(image, mask):
         if training:
-            size = crop_size
-            image, mask = pad_to(image, mask, size, size)
-        if input_mode == "rgb":
-            return tf.cast(image, tf.float32), mask
-        x = image[None]
-        if input_mode == "compressed":
-            return codec.encode(x)[0][0], mask
-        x_hat = codec(x)["x_hat"][0]
-        return tf.clip_by_value(tf.round(x_hat), 0, 255), mask
+            image, mask = pad_to(image, mask, crop_size, crop_size)
+        if to_input is None:
+            return image, mask
+        return to_input(image[None])[0], mask
 
     ds = examples.map(transform)
     if cache:
