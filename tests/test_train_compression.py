@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcomp.codec import compression_loss
+from tfcomp.codec import Codec, compression_loss
 from tfcomp.data import preprocess
 from tfcomp.data.sources import image_dataset
 from tfcomp.train.compression import train_compression
@@ -27,32 +27,51 @@ def heldout_loss(codec, beta, target):
     return float(terms["loss"]), float(outputs["entropy"])
 
 
-def test_codec_learns_and_the_rate_term_pulls_entropy_toward_the_target(tmp_path):
-    # Three codecs from the same seed: untrained; 80 steps of MSE only (beta = 0); 80 steps
-    # with a strong rate term. In 80 CPU steps the MSE (thousands in 0..255 units at first)
-    # dwarfs the paper's beta = 600, so the rate run uses a larger beta to be felt.
+def test_codec_learns_and_saves_what_it_learned(tmp_path):
+    # An untrained codec and one trained for 80 real steps (MSE only) from the same seed.
     target = 0.8
     common = dict(target_entropy=target, batch_size=8, **TINY)
     untrained, none = train_compression(model_dir=str(tmp_path / "init"), train_steps=0, **common)
     assert none == []
-    mse_only, _ = train_compression(
-        model_dir=str(tmp_path / "mse"), train_steps=80, beta=0.0, **common
+    trained, history = train_compression(
+        model_dir=str(tmp_path / "run"), train_steps=80, beta=0.0, **common
     )
-    with_rate, history = train_compression(
-        model_dir=str(tmp_path / "rate"), train_steps=80, beta=5000.0, **common
-    )
-    loss_init, h_init = heldout_loss(untrained, 0.0, target)
-    loss_mse, h_mse = heldout_loss(mse_only, 0.0, target)
-    _, h_rate = heldout_loss(with_rate, 0.0, target)
-    assert loss_mse < 0.75 * loss_init  # it learned to reconstruct held-out photos
-    assert h_rate < h_init - 0.1 and h_rate < h_mse - 0.1  # the rate term lowered H
-    assert abs(h_rate - target) < abs(h_init - target)
+    loss_init, _ = heldout_loss(untrained, 0.0, target)
+    loss_trained, _ = heldout_loss(trained, 0.0, target)
+    assert loss_trained < 0.75 * loss_init  # it learned to reconstruct held-out photos
+    assert len(history) == 80 and all(np.isfinite(h["loss"]) for h in history)
     # The final artefacts exist and load.
-    loaded = keras.models.load_model(str(tmp_path / "rate" / "codec.keras"))
+    loaded = keras.models.load_model(str(tmp_path / "run" / "codec.keras"))
     assert loaded.channels == 4
-    config = json.loads((tmp_path / "rate" / "config.json").read_text())
-    assert config["beta"] == 5000.0 and config["final_metrics"]["loss"] == history[-1]["loss"]
-    assert os.listdir(tmp_path / "rate" / "train")  # TensorBoard events
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["beta"] == 0.0 and config["final_metrics"]["loss"] == history[-1]["loss"]
+    assert os.listdir(tmp_path / "run" / "train")  # TensorBoard events
+
+
+def _steps_on_one_batch(beta, target, steps=5):
+    """`steps` Adam steps on Eq. (1) from a fixed seed and batch; returns H before and after."""
+    keras.utils.set_random_seed(3)
+    codec = Codec(channels=4)
+    images = tf.stack([preprocess.center_crop(im, 64) for im in image_dataset("default", "test")])
+    optimizer = keras.optimizers.Adam(1e-3)
+    before = float(codec(images)["entropy"])
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            loss = compression_loss(codec(images, training=True), images, beta, target)["loss"]
+        grads = tape.gradient(loss, codec.trainable_variables)
+        optimizer.apply_gradients(zip(grads, codec.trainable_variables))
+    return before, float(codec(images)["entropy"])
+
+
+def test_rate_term_pulls_entropy_down_only_above_the_target():
+    # First-order effect of Eq. (1)'s rate term, measured on one batch so that it does not
+    # depend on long-run training dynamics (over many steps MSE alone also moves H, either way).
+    h0, h_mse = _steps_on_one_batch(beta=0.0, target=0.8)
+    _, h_rate = _steps_on_one_batch(beta=1e6, target=0.8)
+    assert h_rate < h0 - 0.02 and h_rate < h_mse - 0.02
+    # A target above the current entropy switches the term off: the same steps as MSE alone.
+    _, h_off = _steps_on_one_batch(beta=1e6, target=h0 + 0.5)
+    np.testing.assert_allclose(h_off, h_mse, rtol=1e-5)
 
 
 def test_codec_trains_under_mirrored_strategy_on_two_cpus(tmp_path):
@@ -89,7 +108,7 @@ def _free_ports(count):
 
 WORKER = """
 import os, sys, numpy as np
-from tfcomp.codec import compression_loss
+from tfcomp.codec import Codec, compression_loss
 from tfcomp.data import preprocess
 from tfcomp.data.sources import image_dataset
 from tfcomp.train.compression import train_compression
