@@ -2,6 +2,8 @@
 Appendix A.4).
 
 Sources (the same `--dataset` strings as everywhere):
+    default        the embedded labelled images (`tfcomp.data.synthetic`): 10 shape classes
+                   composited onto scikit-image's photographs, 64 x 64, offline everywhere
     folder:PATH    PATH/<split>/<class>/*.jpg (e.g. imagenette2), classes = sorted folders
     NAME           a TFDS classification dataset with 'image' and 'label' features, e.g.
                    imagenet2012 from the official tars in `manual_dir` (the real builder)
@@ -26,7 +28,7 @@ import os
 import tensorflow as tf
 
 from tfcomp.codec import rate
-from tfcomp.data import preprocess, sources
+from tfcomp.data import preprocess, sources, synthetic
 
 INPUT_MODES = ("rgb", "reconstructed", "compressed")
 
@@ -36,6 +38,10 @@ def folder_classes(root):
     if not classes:
         raise sources.DataError(f"no class folders below {root!r} (expected ROOT/<class>/*.jpg)")
     return classes
+
+
+def _synthetic_split(split):
+    return "train" if split == "train" else "val"
 
 
 def folder_examples(path, split):
@@ -67,10 +73,13 @@ def labelled_dataset(
         ds = ds.map(lambda p, y: (sources.decode_file(p), y), num_parallel_calls=tf.data.AUTOTUNE)
         return ds, len(paths), classes
     if dataset == "default":
-        raise sources.DataError(
-            "the embedded default photos have no class labels; give --dataset=folder:PATH or a "
-            "TFDS classification dataset"
-        )
+        images, labels, _ = synthetic.split_arrays(_synthetic_split(split))
+        if limit:
+            images, labels = images[:limit], labels[:limit]
+        ds = tf.data.Dataset.from_tensor_slices((images, labels))
+        if shuffle:
+            ds = ds.shuffle(len(labels), reshuffle_each_iteration=True)
+        return ds, len(labels), synthetic.CLASSES
     return _tfds_labelled(dataset, split, tfds_data_dir, manual_dir, shuffle, limit)
 
 

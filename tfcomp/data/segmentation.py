@@ -1,6 +1,8 @@
 """Segmentation sources and preprocessing (paper Section 5, Appendix A.5).
 
 Sources (`--dataset`):
+    default        the embedded labelled images (`tfcomp.data.synthetic`): 10 shapes on
+                   scikit-image's photographs, 64 x 64, masks 0 = background, 1..10
     camvid:PATH    CamVid (SegNet's 11 classes): PATH/{train,val}.txt list "image mask" pairs
                    relative to PATH; masks hold 0..10 and 11 = void, mapped to the ignore label
     voc2012_sbd    PASCAL VOC 2012 + SBD through `tfcomp.data.voc_sbd` (official archives in
@@ -19,7 +21,7 @@ import tensorflow as tf
 
 from tfcomp.codec import rate
 from tfcomp.codec.model import RGB_MEAN
-from tfcomp.data import classification, sources
+from tfcomp.data import classification, sources, synthetic
 
 IGNORE = 255
 CAMVID_CLASSES = (
@@ -64,6 +66,12 @@ def segmentation_dataset(dataset, split, tfds_data_dir=None, manual_dir=None, li
             return sources.decode_file(image_path), mask
 
         return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE), len(pairs), CAMVID_CLASSES
+    if dataset == "default":
+        images, _, masks = synthetic.split_arrays(classification._synthetic_split(split))
+        if limit:
+            images, masks = images[:limit], masks[:limit]
+        ds = tf.data.Dataset.from_tensor_slices((images, masks[..., None]))
+        return ds, len(images), synthetic.SEGMENTATION_CLASSES
     if dataset == "voc2012_sbd":
         from tfcomp.data import voc_sbd
 
@@ -76,7 +84,7 @@ def segmentation_dataset(dataset, split, tfds_data_dir=None, manual_dir=None, li
         ds = ds.map(lambda e: (e["image"], e["segmentation"]))
         return ds, count, tuple(voc_sbd.CLASSES)
     raise sources.DataError(
-        f"unknown segmentation dataset {dataset!r}; expected camvid:PATH or voc2012_sbd"
+        f"unknown segmentation dataset {dataset!r}; expected default, camvid:PATH or voc2012_sbd"
     )
 
 
