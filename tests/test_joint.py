@@ -1,0 +1,162 @@
+"""Joint finetuning (paper Section 6): Eq. (2), the schedule, what each mode trains, and that
+joint training learns."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.test_train_classification import make_folder
+from tfcomp.codec import Codec
+from tfcomp.codec.files import CodecFiles
+from tfcomp.nets.resnet import build_resnet
+from tfcomp.train.classification import train_classifier
+from tfcomp.train.compression import train_compression
+from tfcomp.train.joint import joint_schedule, joint_step, train_joint
+
+SIZES = dict(resize=48, crop_size=40)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A folder dataset, a briefly trained codec, and an untrained cResNet on it (0 epochs)."""
+    root = tmp_path_factory.mktemp("joint")
+    data = make_folder(root / "data")
+    train_compression(
+        model_dir=str(root / "codec"),
+        dataset=data,
+        channels=8,
+        beta=0.0,
+        target_entropy=0.8,
+        train_steps=60,
+        batch_size=8,
+        crop_size=32,
+        progress=False,
+        entropy_fit_batches=2,
+    )
+    codec = str(root / "codec" / "codec.keras")
+    train_classifier(
+        model_dir=str(root / "cls"),
+        arch="cresnet_tiny",
+        input_mode="compressed",
+        codec_path=codec,
+        dataset=data,
+        epochs=0,
+        width=0.25,
+        progress=False,
+        **SIZES,
+    )
+    return data, codec, str(root / "cls" / "classifier.keras")
+
+
+def test_schedule_divides_by_ten_every_third_of_the_epochs():
+    schedule = joint_schedule(0.0025, 128, epochs=9, steps_per_epoch=10)
+    assert float(schedule(0)) == pytest.approx(0.005)  # 0.0025 * 128 / 64
+    assert float(schedule(31)) == pytest.approx(0.0005)
+    assert float(schedule(61)) == pytest.approx(0.00005)
+
+
+def test_joint_step_is_equation_2():
+    keras.utils.set_random_seed(1)
+    codec = Codec(channels=4)
+    classifier = build_resnet("cresnet_tiny", num_classes=3, input_channels=4, width=0.25)
+    images = tf.constant(np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)), tf.uint8)
+    labels = tf.constant([0, 2])
+    gamma, beta, target, wd = 0.01, 50.0, 0.3, 1e-3
+    loss, metrics = joint_step(
+        codec, classifier, images, labels,
+        mode="joint", gamma=gamma, beta=beta, target=target, weight_decay=wd,
+    )  # fmt: skip
+    # The same terms from the networks' raw outputs, in numpy.
+    out = codec(images, training=True)
+    x = images.numpy().astype(np.float64)
+    mse = np.mean((x - out["x_hat"].numpy()) ** 2)
+    p = out["assignment"].numpy().reshape(-1, codec.num_centers).mean(0)
+    entropy = -np.sum(p * np.log2(p))
+    logits = classifier(out["z"], training=True)["logits"].numpy().astype(np.float64)
+    log_softmax = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    ce = -np.mean(log_softmax[np.arange(2), labels.numpy()])
+    l2 = sum(
+        0.5 * np.sum(w.numpy() ** 2)
+        for w in classifier.trainable_weights
+        if w.path.endswith("kernel")
+    )
+    expected = gamma * (mse + beta * max(entropy - target, 0)) + ce + wd * l2
+    assert entropy > target  # the rate term is active
+    assert float(loss) == pytest.approx(expected, rel=1e-4)
+    assert float(metrics["cross_entropy"]) == pytest.approx(ce, rel=1e-4)
+    # Only the compression terms in codec_only; only cross-entropy + L2 in classifier_only.
+    codec_loss, _ = joint_step(
+        codec, classifier, images, labels,
+        mode="codec_only", gamma=gamma, beta=beta, target=target, weight_decay=wd,
+    )  # fmt: skip
+    assert float(codec_loss) == pytest.approx(gamma * (mse + beta * (entropy - target)), rel=1e-4)
+
+
+def _weights(model):
+    return [w.numpy().copy() for w in model.weights]
+
+
+def _changed(before, after):
+    return any(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_each_mode_trains_what_it_says(trained, tmp_path):
+    data, codec_path, classifier_path = trained
+    codec0 = _weights(keras.models.load_model(codec_path).encoder)
+    cls0 = _weights(keras.models.load_model(classifier_path))
+    common = dict(dataset=data, codec_path=codec_path, epochs=1, batch_size=12, progress=False)
+    for mode in ("joint", "codec_only", "classifier_only"):
+        codec, classifier, history, evaluation = train_joint(
+            model_dir=str(tmp_path / mode),
+            classifier_path=None if mode == "codec_only" else classifier_path,
+            mode=mode,
+            **common,
+            **SIZES,
+        )
+        assert len(history) == 6 and all(np.isfinite(h["loss"]) for h in history)
+        assert _changed(codec0, _weights(codec.encoder)) == (mode != "classifier_only"), mode
+        if mode == "codec_only":
+            assert classifier is None and "top1" not in evaluation
+        else:
+            assert _changed(cls0, _weights(classifier)), mode
+            assert 0 <= evaluation["top1"] <= 1
+        assert evaluation["codec"]["images"] == 27
+        # The saved codec writes and reads real files with its refitted tables.
+        saved = keras.models.load_model(str(tmp_path / mode / "codec.keras"))
+        image = np.random.default_rng(0).integers(0, 256, (24, 32, 3)).astype(np.uint8)
+        files = CodecFiles(saved)
+        np.testing.assert_array_equal(
+            files.decode_symbols(files.compress(image))[1],
+            saved.encode(image[None])[1][0].numpy(),
+        )
+    info = json.loads((tmp_path / "joint" / "joint.json").read_text())
+    assert info["mode"] == "joint" and info["gamma"] == 0.001
+
+
+def test_joint_training_learns_to_classify(trained, tmp_path):
+    # From an untrained classifier, joint finetuning alone must learn the 3 classes.
+    data, codec_path, classifier_path = trained
+    _, _, history, evaluation = train_joint(
+        model_dir=str(tmp_path),
+        dataset=data,
+        codec_path=codec_path,
+        classifier_path=classifier_path,
+        epochs=12,
+        batch_size=12,
+        base_lr=0.1,
+        progress=False,
+        **SIZES,
+    )
+    assert evaluation["top1"] > 1 / 3 + 0.25, evaluation
+    first = np.mean([h["cross_entropy"] for h in history[:3]])
+    last = np.mean([h["cross_entropy"] for h in history[-3:]])
+    assert last < first
+
+
+def test_missing_classifier_is_named(trained, tmp_path):
+    data, codec_path, _ = trained
+    with pytest.raises(FileNotFoundError, match="classifier"):
+        train_joint(model_dir=str(tmp_path), dataset=data, codec_path=codec_path, mode="joint")
