@@ -48,6 +48,7 @@ def main(argv):
         manual_dir=FLAGS.manual_dir,
         checkpoint_every=FLAGS.checkpoint_every,
         summary_every=FLAGS.summary_every,
+        curve_every_epochs=FLAGS.curve_every_epochs,
         seed=FLAGS.seed,
     )
     if evaluation is not None:

@@ -47,6 +47,7 @@ def main(argv):
         manual_dir=FLAGS.manual_dir,
         checkpoint_every=FLAGS.checkpoint_every,
         summary_every=FLAGS.summary_every,
+        curve_every_steps=FLAGS.curve_every_steps,
         seed=FLAGS.seed,
     )
 

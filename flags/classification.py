@@ -19,3 +19,8 @@ flags.DEFINE_float("base_lr", 0.025, "SGD lr at batch 64, scaled linearly with t
 flags.DEFINE_float("weight_decay", 1e-4, "L2 weight decay on kernels.")
 flags.DEFINE_integer("resize", 256, "Shorter side before cropping, pixels.")
 flags.DEFINE_integer("crop_size", 224, "Crop side in pixels (z crops are crop_size / 8).")
+flags.DEFINE_float(
+    "curve_every_epochs",
+    0.0,
+    "Evaluate on the validation split every this many epochs into curve.json (Fig. 3); 0: off.",
+)

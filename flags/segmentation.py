@@ -17,3 +17,6 @@ flags.DEFINE_integer("batch_size", 10, "Global batch size (paper: 10).")
 flags.DEFINE_float("base_lr", 1e-3, "Initial lr (x10 on the ASPP layer), poly decay power 0.9.")
 flags.DEFINE_float("weight_decay", 5e-4, "L2 weight decay on kernels.")
 flags.DEFINE_integer("crop_size", 320, "Training crop in pixels (z crops are crop_size / 8).")
+flags.DEFINE_integer(
+    "curve_every_steps", 0, "Validation mIoU every this many steps into curve.json (Fig. 4)."
+)

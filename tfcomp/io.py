@@ -71,6 +71,11 @@ def write_json(data, path):
     atomic_write(path, json.dumps(data, indent=2, sort_keys=True).encode())
 
 
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def save_keras(model, path):
     """Saves a .keras file to a temporary name beside `path`, then renames it into place."""
     folder = os.path.dirname(os.path.abspath(path))

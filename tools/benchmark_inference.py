@@ -192,8 +192,9 @@ def main():
         result["bf16_accuracy"] = accuracy
         print("classifier accuracy float32 vs bfloat16:", json.dumps(accuracy))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        from tfcomp import io
+
+        io.write_json(result, args.json)
 
 
 if __name__ == "__main__":

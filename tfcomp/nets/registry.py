@@ -33,6 +33,8 @@ NETWORKS = {
     "resnet50_d": (lambda: build_deeplab("resnet50_d", 21), (320, 320, 3), None),
     "cresnet39_d": (lambda: build_deeplab("cresnet39_d", 21), (40, 40, PAPER_CHANNELS), None),
     "cresnet51_d": (lambda: build_deeplab("cresnet51_d", 21), (40, 40, PAPER_CHANNELS), None),
+    "resnet71_d": (lambda: build_deeplab("resnet71_d", 21), (320, 320, 3), None),
+    "cresnet72_d": (lambda: build_deeplab("cresnet72_d", 21), (40, 40, PAPER_CHANNELS), None),
     "decoder_320": (lambda: _codec_parts()["decoder"], (40, 40, PAPER_CHANNELS), None),
 }
 

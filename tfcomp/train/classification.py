@@ -162,10 +162,15 @@ def train_classifier(
     manual_dir=None,
     checkpoint_every=500,
     summary_every=50,
+    curve_every_epochs=0,
     progress=True,
     seed=0,
 ):
-    """Trains a classifier on the input mode's representation; returns (model, history, eval)."""
+    """Trains a classifier on the input mode's representation; returns (model, history, eval).
+
+    With `curve_every_epochs` > 0, the validation top-1 / top-5 after every that many epochs is
+    appended to `curve.json` (the paper's Fig. 3 / 4 validation curves); resumed runs keep it.
+    """
     if input_mode not in classification.INPUT_MODES:
         raise ValueError(
             f"unknown input mode {input_mode!r}; expected one of {classification.INPUT_MODES}"
@@ -224,6 +229,20 @@ def train_classifier(
         inputs, labels = batch
         return classification_step(state["model"], inputs, labels, weight_decay)
 
+    val, num_val, _ = classifier_inputs(
+        dataset, "val", training=False, batch_size=batch_size, limit=val_limit, **inputs_kwargs
+    )
+    curve_path = os.path.join(model_dir, "curve.json")
+    curve_steps = max(1, int(round(curve_every_epochs * steps_per_epoch)))
+
+    def record_curve(step, state):
+        if step % curve_steps and step != train_steps:
+            return
+        curve = io.read_json(curve_path) if os.path.exists(curve_path) else []
+        point = evaluate_classifier(state["model"], val)
+        curve.append({"step": step, "epoch": step / steps_per_epoch, **point})
+        io.write_json(curve, curve_path)
+
     start = time.time()
     state, history = loop.train(
         strategy=strat,
@@ -235,14 +254,12 @@ def train_classifier(
         checkpoint_every=checkpoint_every,
         summary_every=summary_every,
         progress=progress,
+        after_step=record_curve if curve_every_epochs > 0 else None,
     )
     train_seconds = time.time() - start
     model = state["model"]
     if not distribute.is_chief(strat):
         return model, history, None
-    val, num_val, _ = classifier_inputs(
-        dataset, "val", training=False, batch_size=batch_size, limit=val_limit, **inputs_kwargs
-    )
     bar = keras.utils.Progbar(int(math.ceil(num_val / batch_size))) if progress else None
     evaluation = evaluate_classifier(model, val, bar)
     io.save_keras(model, os.path.join(model_dir, "classifier.keras"))

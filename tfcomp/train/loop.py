@@ -49,6 +49,7 @@ def train(
     gradient_transform=None,
     progress=True,
     max_to_keep=3,
+    after_step=None,
 ):
     """Runs `train_steps` optimisation steps in total, resuming from the latest checkpoint.
 
@@ -57,6 +58,8 @@ def train(
     `gradient_transform(grads, variables)`, when given, maps the gradients before they are
     applied (per-layer learning-rate multipliers). `image_summaries_fn(state, batch)`, when
     given, returns {name: uint8 NHWC images}, written to TensorBoard every `summary_every` steps.
+    `after_step(step, state)`, when given, runs on the chief after every step and its checkpoint
+    (validation curves).
     """
     chief = distribute.is_chief(strategy)
     # Every worker must take part in saving; workers other than the chief write to a scratch
@@ -136,6 +139,8 @@ def train(
                         tf.summary.image(name, images, max_outputs=3)
         if current % checkpoint_every == 0 or current == train_steps:
             manager.save(checkpoint_number=current)
+        if after_step is not None and chief:
+            after_step(current, state)
     if writer is not None:
         writer.flush()
     if not chief:

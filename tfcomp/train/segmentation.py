@@ -112,10 +112,15 @@ def train_segmenter(
     manual_dir=None,
     checkpoint_every=500,
     summary_every=50,
+    curve_every_steps=0,
     progress=True,
     seed=0,
 ):
-    """Trains a DeepLab segmenter; returns (model, history, evaluation)."""
+    """Trains a DeepLab segmenter; returns (model, history, evaluation).
+
+    With `curve_every_steps` > 0, the validation mIoU every that many steps is appended to
+    `curve.json` (the paper's Fig. 4 validation curves); resumed runs keep it.
+    """
     compressed = input_mode == "compressed"
     if compressed != arch.startswith("c"):
         raise ValueError(f"{arch} does not take {input_mode!r} inputs")
@@ -170,6 +175,22 @@ def train_segmenter(
             g * HEAD_LR_MULTIPLIER if "/aspp/" in v.path else g for g, v in zip(grads, variables)
         ]
 
+    val_examples, num_val, _ = segmentation.segmentation_dataset(
+        dataset, "val", limit=val_limit, **data
+    )
+    val = segmentation.segmentation_pipeline(
+        val_examples, input_mode=input_mode, codec=codec, training=False, batch_size=1, cache=cache
+    )
+    curve_path = os.path.join(model_dir, "curve.json")
+
+    def record_curve(step, state):
+        if step % curve_every_steps and step != train_steps:
+            return
+        curve = io.read_json(curve_path) if os.path.exists(curve_path) else []
+        point = evaluate_segmenter(state["model"], val, num_classes)
+        curve.append({"step": step, "miou": point["miou"]})
+        io.write_json(curve, curve_path)
+
     state, history = loop.train(
         strategy=strat,
         build_state=build_state,
@@ -181,16 +202,11 @@ def train_segmenter(
         summary_every=summary_every,
         gradient_transform=head_multiplier,
         progress=progress,
+        after_step=record_curve if curve_every_steps > 0 else None,
     )
     model = state["model"]
     if not distribute.is_chief(strat):
         return model, history, None
-    val_examples, num_val, _ = segmentation.segmentation_dataset(
-        dataset, "val", limit=val_limit, **data
-    )
-    val = segmentation.segmentation_pipeline(
-        val_examples, input_mode=input_mode, codec=codec, training=False, batch_size=1
-    )
     bar = keras.utils.Progbar(num_val) if progress else None
     evaluation = evaluate_segmenter(model, val, num_classes, list(classes), bar)
     io.save_keras(model, os.path.join(model_dir, "segmenter.keras"))

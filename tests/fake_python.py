@@ -1,0 +1,71 @@
+"""Stands in for the project's Python in tests of tools/reproduce_table2.sh: each experiment
+writes the result files the real one writes, with numbers derived from its arguments, so the
+driver's sequencing, skipping, resuming and tabulation run in seconds. tools/table2.py runs for
+real. Invocations are appended to $FAKE_LOG; $FAKE_FAIL names a model_dir whose run fails."""
+
+import json
+import os
+import subprocess
+import sys
+import zlib
+
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(data if isinstance(data, str) else json.dumps(data))
+
+
+def score(text):
+    """A number in [0.2, 0.9) fixed by the text (stable across runs)."""
+    return 0.2 + (zlib.crc32(text.encode()) % 700) / 1000
+
+
+def main(argv):
+    if argv[0].endswith("tools/table2.py"):
+        sys.exit(subprocess.call([sys.executable, *argv]))
+    flags = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+    target = argv[1] if argv[0] == "-m" else argv[0]
+    with open(os.environ["FAKE_LOG"], "a") as f:
+        f.write(target + " " + flags.get("model_dir", flags.get("output_dir", "")) + "\n")
+    model_dir = flags.get("model_dir", "")
+    if os.environ.get("FAKE_FAIL") and model_dir.endswith(os.environ["FAKE_FAIL"]):
+        print("simulated failure", file=sys.stderr)
+        sys.exit(1)
+    if target == "experiments.count_flops":
+        names = ["encoder", "decoder", "decoder_320", "resnet50", "resnet71", "cresnet39"]
+        names += ["cresnet51", "cresnet72", "resnet50_d", "cresnet39_d", "cresnet51_d"]
+        print(json.dumps([{"name": n, "macs": (i + 1) * 1e9} for i, n in enumerate(names)]))
+    elif target == "experiments.train_compression":
+        write(f"{model_dir}/codec.keras", "codec")
+    elif target in ("experiments.train_classifier", "experiments.train_joint"):
+        s = score(model_dir)
+        if flags.get("mode") != "codec_only":
+            write(f"{model_dir}/classifier.keras", "classifier")
+        write(f"{model_dir}/codec.keras", "codec")
+        write(f"{model_dir}/curve.json", [{"epoch": 1, "step": 5, "top5": s, "top1": s / 2}])
+        result = {} if flags.get("mode") == "codec_only" else {"top1": s / 2, "top5": s}
+        write(f"{model_dir}/eval.json", result)
+    elif target == "experiments.train_segmentation":
+        write(f"{model_dir}/curve.json", [{"step": 5, "miou": score(model_dir) / 3}])
+        write(f"{model_dir}/eval.json", {"miou": score(model_dir) / 2})
+    elif target == "experiments.eval_compression":
+        codecs = {}
+        for i, path in enumerate(flags["codecs"].split(",")):
+            label = os.path.basename(os.path.dirname(path))
+            mean = {"bpp_real": 0.1 * (i + 1), "psnr": 20 + i, "ssim": 0.5, "ms_ssim": 0.7}
+            codecs[label] = {"mean": mean}
+        write(f"{flags['output_dir']}/rd.json", {"codecs": codecs, "baselines": {}})
+    elif target == "experiments.eval_segmentation":
+        write(flags["figure"], "png")
+        write(flags["output"], {})
+    elif target.endswith("tools/benchmark_inference.py"):
+        row = {"batch": 1, "rgb_net": "decoder+resnet50", "compressed_net": "cresnet51"}
+        row.update(rgb_ms=2.0, compressed_ms=1.0)
+        write(flags["json"], {"width": 0.25, "cpu_count": 2, "float32": {"rows": [row]}})
+    else:
+        sys.exit(f"fake python: unexpected command {argv}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,94 @@
+"""tools/reproduce_table2.sh (sequencing, skip-and-resume, failures) and tools/table2.py, with the
+experiments replaced by tests/fake_python.py so the whole grid runs in seconds."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAKE = os.path.join(ROOT, "tests", "fake_python.py")
+
+
+def drive(tmp_path, *args, fail=None):
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE} "$@"\n')
+    fake.chmod(0o755)
+    env = dict(os.environ, PY=str(fake), FAKE_LOG=str(tmp_path / "calls.log"))
+    if fail:
+        env["FAKE_FAIL"] = fail
+    return subprocess.run(
+        ["bash", "tools/reproduce_table2.sh", *args, f"--out={tmp_path / 'run'}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def calls(tmp_path):
+    path = tmp_path / "calls.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_tiny_grid_runs_every_step_once_and_resumes_after_a_failure(tmp_path):
+    # A failure in the middle stops the driver with the step's name and a non-zero status.
+    first = drive(tmp_path, "--scale=tiny", fail="bpp0.330/cresnet39")
+    assert first.returncode == 1 and "FAILED: cls/bpp0.330/cresnet39" in first.stderr
+    done_before = len(calls(tmp_path))
+    second = drive(tmp_path, "--scale=tiny")
+    assert second.returncode == 0, second.stderr
+    lines = [line for line in second.stdout.splitlines() if line.startswith("==> [")]
+    steps = [line for line in lines if "] [" in line and "/" in line.split("] [")[1][:6]]
+    total = int(steps[0].split("/")[1].split("]")[0])
+    assert len(steps) == total == 38  # every step announced once, numbered k/N
+    kept = [line for line in steps if "done before, kept" in line]
+    assert len(kept) == done_before - 1  # what finished before the failure was not redone
+    experiments = [c for c in calls(tmp_path)]
+    assert len(experiments) == done_before + total - len(kept)
+    # A third run redoes nothing.
+    third = drive(tmp_path, "--scale=tiny")
+    assert third.returncode == 0 and len(calls(tmp_path)) == len(experiments)
+    assert third.stdout.count("done before, kept") == total
+
+    run = tmp_path / "run"
+    rows = list(csv.DictReader(open(run / "table2.csv")))
+    # 1 original + 3 per point + ResNet-71 / cResNet-72 at 0.0983.
+    assert len(rows) == 1 + 3 * 3 + 2
+    by_key = {(r["point"], r["network"]): r for r in rows}
+    c51 = by_key[("bpp0.0983", "cResNet-51")]
+    # Measured values are the eval.json numbers in percent; the paper's are Table 2's.
+    assert float(c51["top5"]) == pytest.approx(100 * score(str(run / "cls/bpp0.0983/cresnet51")))
+    assert float(c51["paper_top5"]) == 78.20 and float(c51["paper_miou"]) == 54.62
+    assert float(by_key[("original", "ResNet-50")]["paper_top1"]) == 71.06
+    table = (run / "table2.md").read_text()
+    assert "| bpp0.0983 | joint ft. |" in table
+    for name in (
+        "fig3_classification_curves.png",
+        "fig4_segmentation_curves.png",
+        "fig5_segmentation.png",
+        "fig6_accuracy_vs_flops.png",
+        "fig7_joint_training.png",
+        "fig11_joint_rate_distortion.png",
+        "fig12_runtime.png",
+    ):
+        assert (run / "figures" / name).stat().st_size > 0, name
+
+
+def score(text):
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from fake_python import score as fake_score
+
+    return fake_score(text)
+
+
+def test_unknown_scale_is_refused(tmp_path):
+    result = drive(tmp_path, "--scale=huge")
+    assert result.returncode == 2 and "unknown --scale=huge" in result.stderr
+
+
+def test_paper_scale_names_the_missing_manual_folders(tmp_path):
+    result = drive(tmp_path, "--scale=paper")
+    assert result.returncode != 0 and "MANUAL" in result.stderr

@@ -1,0 +1,347 @@
+"""Table 2 and the paper's figures from a run folder of tools/reproduce_table2.sh.
+
+  .venv/bin/python tools/table2.py --run_dir=runs/table2_tiny --scale=tiny
+
+Writes RUN_DIR/table2.md and table2.csv (measured numbers beside the paper's Table 2) and
+RUN_DIR/figures/: fig3 (classification validation curves), fig4 (segmentation validation
+curves), fig6 (accuracy / mIoU vs GFLOPs with and without the decoder), fig7 (joint training
+movement), fig8 (rate-distortion), fig9 (latent channels), fig11 (codec metrics before/after
+joint training), fig12 (runtime). Rows or figures whose runs are missing are left out and named.
+"""
+
+import argparse
+import csv
+import glob
+import json
+import os
+import shutil
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+# Paper, Table 2: (bpp, network) -> (top-5 %, top-1 %, mIoU %). "original" = uncompressed RGB.
+PAPER = {
+    ("original", "resnet50"): (89.96, 71.06, 65.75),
+    ("bpp0.635", "resnet50"): (88.34, 68.26, 62.97),
+    ("bpp0.635", "cresnet51"): (87.85, 67.68, 62.86),
+    ("bpp0.635", "cresnet39"): (87.47, 67.17, 61.85),
+    ("bpp0.330", "resnet50"): (86.25, 65.18, 60.75),
+    ("bpp0.330", "cresnet51"): (85.87, 64.78, 61.12),
+    ("bpp0.330", "cresnet39"): (85.46, 64.14, 60.78),
+    ("bpp0.0983", "resnet50"): (78.52, 55.30, 52.97),
+    ("bpp0.0983", "cresnet51"): (78.20, 55.18, 54.62),
+    ("bpp0.0983", "cresnet39"): (77.65, 54.31, 53.51),
+    ("bpp0.0983", "resnet71"): (79.28, 56.23, 54.55),
+    ("bpp0.0983", "cresnet72"): (79.02, 55.82, 55.78),
+}
+POINT_ORDER = ("bpp0.635", "bpp0.330", "bpp0.0983")
+NETS = ("resnet50", "cresnet51", "cresnet39", "resnet71", "cresnet72")
+NAMES = {
+    "resnet50": "ResNet-50",
+    "cresnet51": "cResNet-51",
+    "cresnet39": "cResNet-39",
+    "resnet71": "ResNet-71",
+    "cresnet72": "cResNet-72",
+}
+
+
+def load(path):
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def pct(value):
+    return None if value is None else 100.0 * value
+
+
+def fmt(value):
+    return "" if value is None else f"{value:.2f}"
+
+
+def rows(run_dir):
+    """Table 2 rows: dicts with point, network, input, measured and paper numbers."""
+    points = [p for p in POINT_ORDER if os.path.isdir(os.path.join(run_dir, "cls", p))]
+    rd = load(os.path.join(run_dir, "rd", "rd.json")) or {"codecs": {}}
+    table = []
+
+    def row(point, net, cls_dir, seg_dir):
+        cls = load(os.path.join(cls_dir, "eval.json")) or {}
+        seg = load(os.path.join(seg_dir, "eval.json")) or {}
+        codec = rd["codecs"].get(f"codec_{point}", {}).get("mean", {})
+        paper = PAPER.get((point, net), (None, None, None))
+        table.append(
+            dict(
+                point=point,
+                network=NAMES[net],
+                input="original RGB"
+                if point == "original"
+                else ("z" if net.startswith("c") else "reconstructed RGB"),
+                bpp_measured=codec.get("bpp_real"),
+                top5=pct(cls.get("top5")),
+                top1=pct(cls.get("top1")),
+                miou=pct(seg.get("miou")),
+                paper_top5=paper[0],
+                paper_top1=paper[1],
+                paper_miou=paper[2],
+            )
+        )
+
+    row("original", "resnet50", f"{run_dir}/cls/rgb/resnet50", f"{run_dir}/seg/rgb/resnet50_d")
+    for point in points:
+        for net in NETS:
+            if os.path.isdir(os.path.join(run_dir, "cls", point, net)):
+                row(point, net, f"{run_dir}/cls/{point}/{net}", f"{run_dir}/seg/{point}/{net}_d")
+    return table
+
+
+def joint_rows(run_dir):
+    """Per joint point: baseline (fixed codec), control (codec ft.) and joint numbers."""
+    result = {}
+    for folder in sorted(glob.glob(os.path.join(run_dir, "joint", "*"))):
+        point = os.path.basename(folder)
+        entry = {}
+        for name, cls_dir, seg_dir in (
+            ("baseline", f"{run_dir}/cls/{point}/cresnet51", f"{run_dir}/seg/{point}/cresnet51_d"),
+            ("codec ft.", f"{folder}/control", f"{folder}/seg_control"),
+            ("joint ft.", f"{folder}/joint", f"{folder}/seg_joint"),
+        ):
+            cls = load(os.path.join(cls_dir, "eval.json")) or {}
+            seg = load(os.path.join(seg_dir, "eval.json")) or {}
+            entry[name] = dict(
+                top5=pct(cls.get("top5")), top1=pct(cls.get("top1")), miou=pct(seg.get("miou"))
+            )
+        result[point] = entry
+    return result
+
+
+COLUMNS = (
+    ("point", "operating point"),
+    ("bpp_measured", "bpp (real files)"),
+    ("network", "network"),
+    ("input", "input"),
+    ("top5", "top-5 %"),
+    ("top1", "top-1 %"),
+    ("miou", "mIoU %"),
+    ("paper_top5", "paper top-5 %"),
+    ("paper_top1", "paper top-1 %"),
+    ("paper_miou", "paper mIoU %"),
+)
+
+
+def write_tables(run_dir, scale, table, joint):
+    with open(os.path.join(run_dir, "table2.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, [c for c, _ in COLUMNS])
+        writer.writeheader()
+        writer.writerows(table)
+    lines = [
+        f"# Table 2 ({scale} scale, {run_dir})",
+        "",
+        "Measured here beside the paper's Table 2 (ImageNet top-1/top-5 after 28 epochs; PASCAL "
+        "VOC 2012 mIoU). At tiny and small scale the data, budgets and network widths differ from "
+        "the paper's (see the driver's budget lines), so compare orderings, not values.",
+        "",
+        "| " + " | ".join(h for _, h in COLUMNS) + " |",
+        "|" + " --- |" * len(COLUMNS),
+    ]
+    for r in table:
+        cells = [fmt(r[c]) if isinstance(r[c], float) or r[c] is None else r[c] for c, _ in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    if joint:
+        lines += [
+            "",
+            "## Joint training (Section 6, Fig. 7): cResNet-51 / cResNet-51-d",
+            "",
+            "| operating point | training | top-5 % | top-1 % | mIoU % |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for point, entry in joint.items():
+            for name, m in entry.items():
+                lines.append(
+                    f"| {point} | {name} | {fmt(m['top5'])} | {fmt(m['top1'])} | {fmt(m['miou'])} |"
+                )
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(run_dir, "table2.md"), "w") as f:
+        f.write(text)
+    return text
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def fig_curves(run_dir, figures, kind):
+    """Fig. 3 (classification top-5 per epoch) or Fig. 4 (segmentation mIoU per step)."""
+    root = os.path.join(run_dir, "cls" if kind == "cls" else "seg")
+    points = [p for p in POINT_ORDER if os.path.isdir(os.path.join(root, p))]
+    if not points:
+        return
+    fig, axes = plt.subplots(1, len(points), figsize=(4.2 * len(points), 3.4), squeeze=False)
+    for ax, point in zip(axes[0], points):
+        for net in ("resnet50", "cresnet51", "cresnet39"):
+            name = net if kind == "cls" else f"{net}_d"
+            curve = load(os.path.join(root, point, name, "curve.json"))
+            if not curve:
+                continue
+            x = [c["epoch"] if kind == "cls" else c["step"] for c in curve]
+            y = [100 * (c["top5"] if kind == "cls" else c["miou"]) for c in curve]
+            ax.plot(x, y, marker="o", label=NAMES[net] + ("" if kind == "cls" else "-d"))
+        ax.set_title(point.replace("bpp", "") + " bpp")
+        ax.set_xlabel("epoch" if kind == "cls" else "step")
+        ax.set_ylabel("top-5 accuracy %" if kind == "cls" else "mIoU %")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    name = "fig3_classification_curves.png" if kind == "cls" else "fig4_segmentation_curves.png"
+    _save(fig, os.path.join(figures, name))
+
+
+def fig_flops(run_dir, figures, table):
+    """Fig. 6: top-5 and mIoU at 0.0983 bpp vs GFLOPs, with and without the decoder's cost."""
+    flops = {r["name"]: r["macs"] for r in load(os.path.join(run_dir, "flops.json")) or []}
+    rows_ = [r for r in table if r["point"] == "bpp0.0983"]
+    if not rows_ or not flops:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric, suffix, label in (
+        (axes[0], "top5", "", "top-5 accuracy %"),
+        (axes[1], "miou", "_d", "mIoU %"),
+    ):
+        series = {"z (cResNet)": [], "reconstructed (ResNet)": [], "reconstructed + decoder": []}
+        for r in rows_:
+            net = next(k for k, v in NAMES.items() if v == r["network"])
+            cost = flops.get(net + suffix)
+            if r[metric] is None or cost is None:
+                continue
+            if net.startswith("c"):
+                series["z (cResNet)"].append((cost / 1e9, r[metric], r["network"]))
+            else:
+                series["reconstructed (ResNet)"].append((cost / 1e9, r[metric], r["network"]))
+                decoder = flops["decoder_320"] if suffix else flops["decoder"]
+                total = (cost + decoder) / 1e9
+                series["reconstructed + decoder"].append((total, r[metric], r["network"]))
+        for name, points in series.items():
+            if points:
+                points.sort()
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+                for x, y, n in points:
+                    ax.annotate(n, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("GFLOPs (paper resolution)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_title("classification, 0.0983 bpp")
+    axes[1].set_title("segmentation, 0.0983 bpp")
+    _save(fig, os.path.join(figures, "fig6_accuracy_vs_flops.png"))
+
+
+def fig_joint(joint, figures):
+    """Fig. 7: classification and segmentation move up from the baseline by finetuning."""
+    if not joint:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, metric, label in ((axes[0], "top5", "top-5 %"), (axes[1], "miou", "mIoU %")):
+        for point, entry in joint.items():
+            names = list(entry)
+            values = [entry[n][metric] for n in names]
+            ax.plot(range(len(names)), values, marker="o", label=point)
+            ax.set_xticks(range(len(names)), names)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_title("classification (cResNet-51)")
+    axes[1].set_title("segmentation (cResNet-51-d)")
+    _save(fig, os.path.join(figures, "fig7_joint_training.png"))
+
+
+def fig_joint_rd(run_dir, figures):
+    """Fig. 11: the codec's bpp and PSNR / SSIM / MS-SSIM before and after finetuning."""
+    results = {
+        os.path.basename(os.path.dirname(os.path.dirname(p))): load(p)
+        for p in sorted(glob.glob(os.path.join(run_dir, "joint", "*", "rd", "rd.json")))
+    }
+    if not results:
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for ax, metric in zip(axes, ("ms_ssim", "ssim", "psnr")):
+        for point, rd in results.items():
+            labels = list(rd["codecs"])  # baseline codec, codec_ft, joint
+            xs = [rd["codecs"][k]["mean"]["bpp_real"] for k in labels]
+            ys = [rd["codecs"][k]["mean"][metric] for k in labels]
+            ax.plot(xs, ys, color="grey", lw=0.8)
+            for x, y, k, marker in zip(xs, ys, labels, "osD"):
+                name = {"codec_ft": "codec ft.", "joint": "joint ft."}.get(k, "baseline")
+                ax.plot([x], [y], marker=marker, ls="", label=f"{point} {name}")
+        ax.set_xlabel("bpp (real files)")
+        ax.set_ylabel(metric.upper().replace("_", "-"))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    _save(fig, os.path.join(figures, "fig11_joint_rate_distortion.png"))
+
+
+def fig_runtime(run_dir, figures):
+    """Fig. 12: ms per image, decoder + ResNet vs cResNet, per batch size."""
+    bench = load(os.path.join(run_dir, "bench", "inference.json"))
+    if not bench:
+        return
+    rows_ = bench["float32"]["rows"]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    labels, rgb, comp = [], [], []
+    for r in rows_:
+        if not r.get("rgb_net"):
+            continue
+        labels.append(f"{r['rgb_net']}\nvs {r['compressed_net']}\nbatch {r['batch']}")
+        rgb.append(r["rgb_ms"])
+        comp.append(r["compressed_ms"])
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], rgb, 0.4, label="decoder + ResNet (reconstructed)")
+    ax.bar([i + 0.2 for i in x], comp, 0.4, label="cResNet (z)")
+    ax.set_xticks(list(x), labels, fontsize=7)
+    ax.set_ylabel("ms per image (float32, this CPU)")
+    ax.legend(fontsize=8)
+    ax.set_title(f"width {bench['width']}, {bench['cpu_count']} CPU cores")
+    _save(fig, os.path.join(figures, "fig12_runtime.png"))
+
+
+def copy_figures(run_dir, figures):
+    """Fig. 8 (rd.png) and Fig. 9 (latent channels) written by eval_compression."""
+    for src, dst in ((os.path.join(run_dir, "rd", "rd.png"), "fig8_rate_distortion.png"),):
+        if os.path.isfile(src):
+            shutil.copyfile(src, os.path.join(figures, dst))
+    for src in sorted(glob.glob(os.path.join(run_dir, "rd", "latents_*.png"))):
+        name = os.path.basename(src)[len("latents_") :]
+        shutil.copyfile(src, os.path.join(figures, f"fig9_latents_{name}"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run_dir", required=True)
+    parser.add_argument("--scale", default="")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.run_dir):
+        sys.exit(f"error: run folder {args.run_dir!r} does not exist")
+    figures = os.path.join(args.run_dir, "figures")
+    os.makedirs(figures, exist_ok=True)
+    table = rows(args.run_dir)
+    joint = joint_rows(args.run_dir)
+    print(write_tables(args.run_dir, args.scale, table, joint))
+    fig_curves(args.run_dir, figures, "cls")
+    fig_curves(args.run_dir, figures, "seg")
+    fig_flops(args.run_dir, figures, table)
+    fig_joint(joint, figures)
+    fig_joint_rd(args.run_dir, figures)
+    fig_runtime(args.run_dir, figures)
+    copy_figures(args.run_dir, figures)
+    missing = [r["network"] + " @ " + r["point"] for r in table if r["top5"] is None]
+    if missing:
+        print("rows without a classification result yet: " + ", ".join(missing))
+
+
+if __name__ == "__main__":
+    main()
