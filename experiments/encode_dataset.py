@@ -19,7 +19,12 @@ from experiments import common
 from tfcomp.codec.files import CodecFiles
 from tfcomp.data import store
 
-flags.DEFINE_string("dataset", "default", "Source: folder:PATH, a TFDS name, or 'default'.")
+flags.DEFINE_string(
+    "dataset",
+    "default",
+    "Source: folder:PATH, a TFDS name, camvid:PATH, voc2012_sbd (masks stored), or default "
+    "(the embedded labelled images, labels and masks).",
+)
 flags.DEFINE_list("splits", ["train", "val"], "Splits to encode.")
 flags.DEFINE_string("codec", None, "Trained codec.keras.", required=True)
 flags.DEFINE_string("out", None, "Store folder.")

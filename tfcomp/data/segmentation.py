@@ -124,16 +124,36 @@ def random_mirror_pair(image, mask):
 
 
 def segmentation_pipeline(
-    examples, *, input_mode, codec=None, training, batch_size, crop_size=320, cache=False
+    examples,
+    *,
+    input_mode,
+    codec=None,
+    training,
+    batch_size,
+    crop_size=320,
+    cache=False,
+    encoded=False,
 ):
     """Batches of (inputs, mask int32 [N, H, W]) for training, or single whole examples for
-    evaluation (batch 1, any size; inputs padded to a multiple of 8, mask at its own size)."""
+    evaluation (batch 1, any size; inputs padded to a multiple of 8, mask at its own size).
+
+    With `encoded`, the examples already hold z (read from a store): no codec runs, and z
+    smaller than the crop is padded with zeros (the image path pads pixels with the mean colour
+    before encoding, which a store cannot redo)."""
     step = rate.SUBSAMPLING if input_mode == "compressed" else 1
+    if encoded and input_mode != "compressed":
+        raise ValueError(f"a store holds z: input mode must be 'compressed', not {input_mode!r}")
 
     # The same per-mode codec step as the classifiers (rgb: none; uint8 reconstructions; z).
-    to_input = classification.codec_transform(codec, input_mode)
+    to_input = None if encoded else classification.codec_transform(codec, input_mode)
 
     def transform(image, mask):
+        if training and encoded:
+            crop = crop_size // step
+            shape = tf.shape(image)
+            paddings = [[0, tf.maximum(crop - shape[0], 0)], [0, tf.maximum(crop - shape[1], 0)]]
+            image = tf.pad(image, paddings + [[0, 0]])
+            return image, pad_mask(mask, crop_size, crop_size)
         if training:
             image, mask = pad_to(image, mask, crop_size, crop_size)
         if to_input is None:

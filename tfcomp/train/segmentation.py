@@ -17,7 +17,8 @@ import tensorflow as tf
 
 from tfcomp import io
 from tfcomp.codec.bitstream import model_id
-from tfcomp.data import segmentation
+from tfcomp.codec.files import CodecFiles
+from tfcomp.data import segmentation, store
 from tfcomp.nets.deeplab import build_deeplab, load_backbone, upsample
 from tfcomp.train import distribute, loop
 from tfcomp.train.classification import l2_penalty, load_codec
@@ -129,9 +130,22 @@ def train_segmenter(
     policy = distribute.set_precision(mixed_precision)
     codec = load_codec(codec_path, input_mode)
     data = dict(tfds_data_dir=tfds_data_dir, manual_dir=manual_dir)
-    train_examples, _, classes = segmentation.segmentation_dataset(
-        dataset, "train", limit=train_limit, **data
-    )
+    encoded = dataset.startswith("store:")
+
+    def examples(split, limit):
+        """(image or stored z, mask) of any source, or of a store of one (`store:DIR`)."""
+        if not encoded:
+            return segmentation.segmentation_dataset(dataset, split, limit=limit, **data)
+        if not compressed:
+            raise ValueError(
+                f"a store holds z: input mode must be 'compressed', not {input_mode!r}"
+            )
+        ds, count, names = store.store_latents(
+            dataset[len("store:") :], split, CodecFiles(codec), masks=True
+        )
+        return (ds.take(limit), min(limit, count), names) if limit else (ds, count, names)
+
+    train_examples, _, classes = examples("train", train_limit)
     num_classes = len(classes)
     channels = codec.channels if compressed else 3
     classifier = keras.models.load_model(init_classifier) if init_classifier else None
@@ -160,6 +174,7 @@ def train_segmenter(
             batch_size=per_replica,
             crop_size=crop_size,
             cache=cache,
+            encoded=encoded,
         )
         return ds.shard(context.num_input_pipelines, context.input_pipeline_id)
 
@@ -175,11 +190,15 @@ def train_segmenter(
             g * HEAD_LR_MULTIPLIER if "/aspp/" in v.path else g for g, v in zip(grads, variables)
         ]
 
-    val_examples, num_val, _ = segmentation.segmentation_dataset(
-        dataset, "val", limit=val_limit, **data
-    )
+    val_examples, num_val, _ = examples("val", val_limit)
     val = segmentation.segmentation_pipeline(
-        val_examples, input_mode=input_mode, codec=codec, training=False, batch_size=1, cache=cache
+        val_examples,
+        input_mode=input_mode,
+        codec=codec,
+        training=False,
+        batch_size=1,
+        cache=cache,
+        encoded=encoded,
     )
     curve_path = os.path.join(model_dir, "curve.json")
 
