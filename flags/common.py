@@ -5,8 +5,10 @@ from absl import flags
 flags.DEFINE_string(
     "dataset",
     "default",
-    "Data source: 'default' (the embedded photographs), 'folder:PATH' (image files below PATH "
-    "or PATH/<split>), or a TFDS dataset name such as 'imagenet2012'.",
+    "Data source: 'default' (embedded data: photographs for codecs, labelled shapes on "
+    "photographs for classifiers and segmenters), 'folder:PATH' (image files below PATH or "
+    "PATH/<split>, class folders for classifiers), 'camvid:PATH', 'voc2012_sbd', "
+    "'store:DIR' (a compressed store), or a TFDS dataset name such as 'imagenet2012'.",
 )
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory (where prepared datasets live).")
 flags.DEFINE_string(

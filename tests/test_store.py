@@ -189,3 +189,21 @@ def test_masks_are_stored_beside_the_bitstream_and_train_a_segmenter(setup, tmp_
     )
     assert len(history) == 3 and np.isfinite(history[-1]["loss"])
     assert evaluation["images"] == 6 and 0 <= evaluation["miou"] <= 1
+
+
+def test_storage_table_counts_exactly_the_source_files_of_the_store(setup, tmp_path):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
+    from storage_table import storage_row
+
+    data, _, files = setup
+    encode(files, data, tmp_path)
+    row = storage_row(str(tmp_path), "val", data[len("folder:") :])
+    root = os.path.join(data[len("folder:") :], "val")
+    expected = sum(
+        os.path.getsize(os.path.join(folder, f)) for folder, _, fs in os.walk(root) for f in fs
+    )
+    shards = sum(
+        os.path.getsize(tmp_path / (store.shard_name("val", i, 3) + ".tfrecord")) for i in range(3)
+    )
+    assert row["images"] == 9 and row["source_bytes"] == expected
+    assert row["store_bytes"] == shards and row["ratio"] == pytest.approx(expected / shards)
