@@ -1,11 +1,12 @@
-# Two commands on a fresh machine: `make reproduce` (main job on the embedded data) and
-# `make test` (ruff + the whole test suite). Both create or reuse .venv inside the repository.
+# Two commands on a fresh machine: `make reproduce` (the main job: Table 2 and the paper's
+# figures at tiny scale on the embedded data) and `make test` (ruff + the whole test suite).
+# Both create or reuse .venv inside the repository. `make demo` is the quick codec-only job.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint reproduce clean
+.PHONY: venv test lint reproduce demo clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ test: lint
 	$(PY) -m pytest -q tests
 
 reproduce: $(STAMP)
+	bash tools/reproduce_table2.sh --scale=tiny
+
+demo: $(STAMP)
 	bash tools/reproduce.sh
 
 clean:

@@ -12,11 +12,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE = os.path.join(ROOT, "tests", "fake_python.py")
 
 
-def drive(tmp_path, *args, fail=None):
+def drive(tmp_path, *args, fail=None, jobs=2):
     fake = tmp_path / "python"
     fake.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE} "$@"\n')
     fake.chmod(0o755)
-    env = dict(os.environ, PY=str(fake), FAKE_LOG=str(tmp_path / "calls.log"))
+    env = dict(os.environ, PY=str(fake), FAKE_LOG=str(tmp_path / "calls.log"), JOBS=str(jobs))
     if fail:
         env["FAKE_FAIL"] = fail
     return subprocess.run(
@@ -33,12 +33,13 @@ def calls(tmp_path):
     return path.read_text().splitlines() if path.exists() else []
 
 
-def test_tiny_grid_runs_every_step_once_and_resumes_after_a_failure(tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_tiny_grid_runs_every_step_once_and_resumes_after_a_failure(tmp_path, jobs):
     # A failure in the middle stops the driver with the step's name and a non-zero status.
-    first = drive(tmp_path, "--scale=tiny", fail="bpp0.330/cresnet39")
+    first = drive(tmp_path, "--scale=tiny", fail="bpp0.330/cresnet39", jobs=jobs)
     assert first.returncode == 1 and "FAILED: cls/bpp0.330/cresnet39" in first.stderr
     done_before = len(calls(tmp_path))
-    second = drive(tmp_path, "--scale=tiny")
+    second = drive(tmp_path, "--scale=tiny", jobs=jobs)
     assert second.returncode == 0, second.stderr
     lines = [line for line in second.stdout.splitlines() if line.startswith("==> [")]
     steps = [line for line in lines if "] [" in line and "/" in line.split("] [")[1][:6]]
@@ -49,7 +50,7 @@ def test_tiny_grid_runs_every_step_once_and_resumes_after_a_failure(tmp_path):
     experiments = [c for c in calls(tmp_path)]
     assert len(experiments) == done_before + total - len(kept)
     # A third run redoes nothing.
-    third = drive(tmp_path, "--scale=tiny")
+    third = drive(tmp_path, "--scale=tiny", jobs=jobs)
     assert third.returncode == 0 and len(calls(tmp_path)) == len(experiments)
     assert third.stdout.count("done before, kept") == total
 

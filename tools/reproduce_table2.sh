@@ -18,6 +18,8 @@
 #
 # Every step writes its result file last (atomically); a step whose result exists is skipped, so
 # an interrupted reproduction resumes where it stopped (trainers also resume from checkpoints).
+# JOBS=n runs up to n independent steps at once (default 2 at tiny/small scale, 1 at paper scale,
+# where each step already fills the GPUs).
 # Per step one progress line "==> [time] [k/N] what"; logs in $OUT/logs. At the end the table
 # (Markdown and CSV, beside the paper's numbers) and the figures are written by tools/table2.py.
 set -euo pipefail
@@ -46,9 +48,10 @@ case $SCALE in
     CLS_DATA=default
     CLS_ARGS="--resize=64 --crop_size=56 --width=0.25 --epochs=6 --batch_size=32 --base_lr=0.1 --cache --curve_every_epochs=1"
     SEG_DATA=default
-    SEG_ARGS="--crop_size=64 --width=0.25 --train_steps=120 --batch_size=8 --base_lr=0.01 --cache --curve_every_steps=40"
+    SEG_ARGS="--crop_size=64 --width=0.25 --train_steps=60 --batch_size=8 --base_lr=0.01 --val_limit=100 --cache --curve_every_steps=20"
     JOINT_ARGS="--resize=64 --crop_size=56 --batch_size=32 --epochs=3"
     BENCH_ARGS="--width=0.25 --batches=1,16 --repeats=2"
+    JOBS=${JOBS:-2}
     ;;
   small)
     POINTS=${POINTS:-bpp0.0983}
@@ -61,6 +64,7 @@ case $SCALE in
     SEG_ARGS="--crop_size=160 --width=0.25 --train_steps=150 --batch_size=8 --base_lr=0.01 --cache --curve_every_steps=50"
     JOINT_ARGS="--resize=128 --crop_size=112 --batch_size=32 --epochs=2 --train_limit=2000 --val_limit=500"
     BENCH_ARGS="--width=0.25 --batches=1,16 --repeats=3"
+    JOBS=${JOBS:-2}
     ;;
   paper)
     POINTS=${POINTS:-bpp0.0983,bpp0.330,bpp0.635}
@@ -77,6 +81,7 @@ case $SCALE in
     SEG_ARGS="--manual_dir=$VOC_MANUAL $TFDS $GPU --train_steps=20000 --batch_size=10 --crop_size=320 --curve_every_steps=2000"
     JOINT_ARGS="--manual_dir=$MANUAL $TFDS $GPU --epochs=9 --batch_size=64"
     BENCH_ARGS="--width=1.0 --batches=1,64 --repeats=5"
+    JOBS=${JOBS:-1}
     ;;
   *) echo "unknown --scale=$SCALE (expected tiny, small or paper)" >&2; exit 2 ;;
 esac
@@ -91,7 +96,10 @@ for p in "${POINT_LIST[@]}"; do [ "$p" = bpp0.0983 ] && TOTAL=$((TOTAL + 4)); do
 K=0
 START=$(date +%s)
 
-# run NAME RESULT_FILE COMMAND...: skipped when RESULT_FILE exists; output to $OUT/logs/NAME.log
+# run NAME RESULT_FILE COMMAND...: skipped when RESULT_FILE exists; output to $OUT/logs/NAME.log.
+# Up to $JOBS steps run at once (start-up and tracing are single-threaded, so two processes keep
+# 2 cores busier); `phase` waits for every running step before steps that need their results.
+# A failed step leaves NAME.failed in the logs; the driver stops at the next wait.
 run() {
   local name=$1 result=$2; shift 2
   K=$((K + 1))
@@ -99,18 +107,37 @@ run() {
     printf '==> [%s] [%d/%d] %s: done before, kept (%s)\n' "$(date +%H:%M:%S)" "$K" "$TOTAL" "$name" "$result"
     return
   fi
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; check_failures; done
   printf '==> [%s] [%d/%d] %s (%ds so far)\n' "$(date +%H:%M:%S)" "$K" "$TOTAL" "$name" $(($(date +%s) - START))
+  step "$name" "$result" "$@" &
+  [ "$JOBS" -gt 1 ] || phase
+}
+step() {
+  local name=$1 result=$2; shift 2
   local log="$OUT/logs/${name//\//_}.log"
   if ! "$@" > "$log" 2>&1; then
-    echo "FAILED: $name; the last lines of $log:" >&2
-    tr '\r' '\n' < "$log" | grep -v -E '^(I0000|W0000|E0000)' | tail -15 >&2
-    exit 1
+    {
+      echo "FAILED: $name; the last lines of $log:"
+      tr '\r' '\n' < "$log" | grep -v -E '^(I0000|W0000|E0000)' | tail -15
+    } > "${log%.log}.failed"
+  elif [ ! -e "$result" ]; then
+    echo "FAILED: $name finished without writing $result (see $log)" > "${log%.log}.failed"
   fi
-  if [ ! -e "$result" ]; then
-    echo "FAILED: $name finished without writing $result (see $log)" >&2
+}
+check_failures() {
+  local failed
+  failed=$(find "$OUT/logs" -name '*.failed' | head -1)
+  if [ -n "$failed" ]; then
+    wait  # let steps still running finish: their results are kept for the rerun
+    cat "$OUT"/logs/*.failed >&2
     exit 1
   fi
 }
+phase() {
+  wait
+  check_failures
+}
+rm -f "$OUT"/logs/*.failed
 
 # shellcheck disable=SC2086
 cls() {  # cls NAME ARCH INPUT CODEC
@@ -132,10 +159,10 @@ for P in "${POINT_LIST[@]}"; do
     $CODEC_ARGS --model_dir="$OUT/codec_$P"
 done
 
-# The RGB baseline rows (top and bottom of Table 2).
-cls rgb/resnet50 resnet50 rgb ""
-seg rgb/resnet50_d resnet50_d rgb "" "$OUT/cls/rgb/resnet50/classifier.keras"
+phase
 
+# The RGB baseline rows (top and bottom of Table 2), then every operating point's rows.
+cls rgb/resnet50 resnet50 rgb ""
 for P in "${POINT_LIST[@]}"; do
   C=$(codec_of "$P")
   cls "$P/resnet50" resnet50 reconstructed "$C"
@@ -145,16 +172,22 @@ for P in "${POINT_LIST[@]}"; do
     cls "$P/resnet71" resnet71 reconstructed "$C"
     cls "$P/cresnet72" cresnet72 compressed "$C"
   fi
+done
+CODECS=$(for P in "${POINT_LIST[@]}"; do printf '%s,' "$(codec_of "$P")"; done)
+# shellcheck disable=SC2086
+run rate_distortion "$OUT/rd/rd.json" $PY -m experiments.eval_compression --codecs="${CODECS%,}" \
+  $RD_ARGS --output_dir="$OUT/rd"
+phase
+
+seg rgb/resnet50_d resnet50_d rgb "" "$OUT/cls/rgb/resnet50/classifier.keras"
+for P in "${POINT_LIST[@]}"; do
+  C=$(codec_of "$P")
   for net in resnet50 cresnet51 cresnet39 $([ "$P" = bpp0.0983 ] && echo resnet71 cresnet72); do
     input=compressed; [ "${net#c}" = "$net" ] && input=reconstructed
     seg "$P/${net}_d" "${net}_d" "$input" "$C" "$OUT/cls/$P/$net/classifier.keras"
   done
 done
-
-CODECS=$(for P in "${POINT_LIST[@]}"; do printf '%s,' "$(codec_of "$P")"; done)
-# shellcheck disable=SC2086
-run rate_distortion "$OUT/rd/rd.json" $PY -m experiments.eval_compression --codecs="${CODECS%,}" \
-  $RD_ARGS --output_dir="$OUT/rd"
+phase
 
 FIG5_DIRS="$OUT/seg/rgb/resnet50_d"
 for P in "${POINT_LIST[@]}"; do FIG5_DIRS="$FIG5_DIRS,$OUT/seg/$P/resnet50_d,$OUT/seg/$P/cresnet51_d"; done
@@ -171,19 +204,23 @@ for P in "${JOINT_LIST[@]}"; do
     $JOINT_ARGS --model_dir="$J/joint"
   run "joint/$P/codec_ft" "$J/codec_ft/eval.json" $PY -m experiments.train_joint --mode=codec_only \
     --dataset="$CLS_DATA" --codec="$C" $JOINT_ARGS --model_dir="$J/codec_ft"
+  phase
   cls "../joint/$P/control_scratch" cresnet51 compressed "$J/codec_ft/codec.keras"
+  run "joint/$P/rate_distortion" "$J/rd/rd.json" $PY -m experiments.eval_compression \
+    --codecs="$C,$J/codec_ft/codec.keras,$J/joint/codec.keras" --baselines= $RD_ARGS --output_dir="$J/rd"
+  phase
   run "joint/$P/control" "$J/control/eval.json" $PY -m experiments.train_joint --mode=classifier_only \
     --dataset="$CLS_DATA" --codec="$J/codec_ft/codec.keras" \
     --classifier="$J/control_scratch/classifier.keras" $JOINT_ARGS --model_dir="$J/control"
   seg "../joint/$P/seg_joint" cresnet51_d compressed "$J/joint/codec.keras" "$J/joint/classifier.keras"
+  phase
   seg "../joint/$P/seg_control" cresnet51_d compressed "$J/codec_ft/codec.keras" "$J/control/classifier.keras"
-  run "joint/$P/rate_distortion" "$J/rd/rd.json" $PY -m experiments.eval_compression \
-    --codecs="$C,$J/codec_ft/codec.keras,$J/joint/codec.keras" --baselines= $RD_ARGS --output_dir="$J/rd"
 done
 
 # shellcheck disable=SC2086
 run benchmark_inference "$OUT/bench/inference.json" $PY tools/benchmark_inference.py $BENCH_ARGS \
   --json="$OUT/bench/inference.json"
+phase
 
 printf '==> [%s] Table 2 and figures\n' "$(date +%H:%M:%S)"
 $PY tools/table2.py --run_dir="$OUT" --scale="$SCALE"
