@@ -228,10 +228,15 @@ def test_segmenter_learns_beyond_a_constant_prediction(tmp_path, arch, mode):
         width=0.25,
         crop_size=32,
         cache=True,
+        curve_every_steps=60,
         progress=False,
     )
     baseline = constant_prediction_miou(data)
     assert evaluation["images"] == 4
+    # The validation curve (Fig. 4): at steps 60 and 120; its last point is the final model.
+    curve = json.loads((tmp_path / "run" / "curve.json").read_text())
+    assert [c["step"] for c in curve] == [60, 120]
+    assert curve[-1]["miou"] == pytest.approx(evaluation["miou"])
     print("mIoU", evaluation["miou"], "constant", baseline)
     assert evaluation["miou"] > baseline + 0.06, (evaluation, baseline)
     assert history[-1]["cross_entropy"] < history[0]["cross_entropy"]

@@ -102,9 +102,14 @@ def test_each_input_mode_trains_and_beats_chance(data, codec_path, tmp_path, arc
         resize=48,
         crop_size=40,
         cache=True,
+        curve_every_epochs=6,
         progress=False,
     )
     chance = 1 / 3
+    # The validation curve (Fig. 3): after 6 and 12 epochs; its last point is the final model.
+    curve = json.loads((tmp_path / "curve.json").read_text())
+    assert [c["epoch"] for c in curve] == [6, 12]
+    assert curve[-1]["top1"] == evaluation["top1"]
     assert evaluation["examples"] == 27
     assert evaluation["top1"] > chance + 0.25, evaluation
     first = np.mean([h["cross_entropy"] for h in history[:3]])

@@ -46,6 +46,7 @@ from tfcomp.train.classification import (
 MODES = ("joint", "codec_only", "classifier_only")
 PAPER_EPOCHS = 9
 PAPER_STEP_EVERY = 3  # epochs between lr drops
+ENTROPY_FIT_BATCHES = 50
 
 
 def joint_schedule(base_lr, batch_size, epochs, steps_per_epoch):
@@ -203,7 +204,9 @@ def train_joint(
     crops = dict(resize=resize, crop_size=crop_size, limit=train_limit, **data)
     if mode != "classifier_only":
         fit_data, _, _ = image_crops(dataset, "train", batch_size=32, training=False, **crops)
-        fit_entropy_model(codec, (images for images, _ in fit_data))
+        # New tables for the real entropy coder: symbol counts over (up to) 50 batches, as
+        # after training a codec alone.
+        fit_entropy_model(codec, (images for images, _ in fit_data.take(ENTROPY_FIT_BATCHES)))
     evaluation = {"codec": evaluate_codec_on(codec, dataset, val_limit, resize, data)}
     if classifier is not None:
         val, _, _ = classifier_inputs(
