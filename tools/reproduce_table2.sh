@@ -56,13 +56,13 @@ case $SCALE in
   small)
     POINTS=${POINTS:-bpp0.0983}
     JOINT_POINTS=${JOINT_POINTS:-bpp0.0983}
-    CODEC_ARGS="--dataset=folder:$DATA/imagenette2 --train_steps=1500 --rate_warmup_steps=300 --batch_size=16 --crop_size=64 --checkpoint_every=250"
+    CODEC_ARGS="--dataset=folder:$DATA/imagenette2 --train_steps=1000 --rate_warmup_steps=250 --batch_size=16 --crop_size=64 --checkpoint_every=250"
     RD_ARGS="--dataset=folder:$DATA/kodak"
     CLS_DATA=folder:$DATA/imagenette2
-    CLS_ARGS="--resize=128 --crop_size=112 --width=0.25 --epochs=6 --batch_size=32 --base_lr=0.1 --train_limit=2000 --val_limit=500 --cache --curve_every_epochs=1"
+    CLS_ARGS="--resize=96 --crop_size=80 --width=0.25 --epochs=4 --batch_size=32 --base_lr=0.1 --train_limit=1000 --val_limit=500 --cache --curve_every_epochs=1"
     SEG_DATA=camvid:$DATA/camvid
-    SEG_ARGS="--crop_size=160 --width=0.25 --train_steps=150 --batch_size=8 --base_lr=0.01 --cache --curve_every_steps=50"
-    JOINT_ARGS="--resize=128 --crop_size=112 --batch_size=32 --epochs=2 --train_limit=2000 --val_limit=500"
+    SEG_ARGS="--crop_size=160 --width=0.25 --train_steps=100 --batch_size=8 --base_lr=0.01 --val_limit=50 --cache --curve_every_steps=50"
+    JOINT_ARGS="--resize=96 --crop_size=80 --batch_size=32 --epochs=1 --train_limit=1000 --val_limit=500"
     BENCH_ARGS="--width=0.25 --batches=1,16 --repeats=3"
     JOBS=${JOBS:-2}
     ;;

@@ -232,7 +232,7 @@ def fig_flops(run_dir, figures, table):
                 ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
                 for x, y, n in points:
                     ax.annotate(n, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_xlabel("GFLOPs (paper resolution)")
+        ax.set_xlabel("GMACs of the architecture (paper input size, width 1)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
