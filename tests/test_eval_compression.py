@@ -69,3 +69,12 @@ def test_eval_compression_writes_real_rates_and_figures(tmp_path):
     assert len(result["baselines"]["jpeg"]) == len(baselines.JPEG_QUALITIES)
     assert (out / "rd.png").stat().st_size > 10_000
     assert (out / "latents_op.png").exists()
+
+
+def test_rate_distortion_plot_of_codecs_alone(tmp_path):
+    # The joint-training comparison (Fig. 11) plots codecs without baseline curves.
+    from tfcomp import plots
+
+    row = {"bpp_real": 0.1, "psnr": 20.0, "ssim": 0.6, "ms_ssim": 0.8}
+    plots.rate_distortion({}, {"a": row, "b": {**row, "bpp_real": 0.12}}, str(tmp_path / "rd.png"))
+    assert (tmp_path / "rd.png").stat().st_size > 0

@@ -24,9 +24,8 @@ def _save(fig, path):
 
 def rate_distortion(curves, points, path, title=""):
     """Fig. 8: quality vs real bpp. curves: {label: [row]}; points: {label: row}."""
-    metrics = [
-        m for m in METRIC_LABELS if any(r.get(m) is not None for c in curves.values() for r in c)
-    ]
+    rows = [r for c in curves.values() for r in c] + list(points.values())
+    metrics = [m for m in METRIC_LABELS if any(r.get(m) is not None for r in rows)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6))
     axes = np.atleast_1d(axes)
     for ax, metric in zip(axes, metrics):
