@@ -149,7 +149,12 @@ def write_tables(run_dir, scale, table, joint):
         "|" + " --- |" * len(COLUMNS),
     ]
     for r in table:
-        cells = [fmt(r[c]) if isinstance(r[c], float) or r[c] is None else r[c] for c, _ in COLUMNS]
+        cells = [
+            (f"{r[c]:.4f}" if c == "bpp_measured" and r[c] is not None else fmt(r[c]))
+            if isinstance(r[c], float) or r[c] is None
+            else r[c]
+            for c, _ in COLUMNS
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     if joint:
         lines += [
