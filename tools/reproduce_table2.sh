@@ -50,7 +50,7 @@ case $SCALE in
     CODEC_ARGS="--dataset=default --train_steps=500 --rate_warmup_steps=500 --learning_rate=1e-3 --batch_size=8 --crop_size=48 --checkpoint_every=250"
     RD_ARGS="--dataset=default"
     CLS_DATA=default
-    CLS_ARGS="--resize=64 --crop_size=56 --width=0.25 --epochs=5 --batch_size=32 --base_lr=0.1 --cache --curve_every_epochs=1"
+    CLS_ARGS="--resize=64 --crop_size=56 --width=0.25 --epochs=4 --batch_size=32 --base_lr=0.1 --cache --curve_every_epochs=1"
     SEG_DATA=default
     SEG_ARGS="--crop_size=64 --width=0.25 --train_steps=40 --batch_size=8 --base_lr=0.01 --val_limit=60 --cache --curve_every_steps=20"
     JOINT_ARGS="--resize=64 --crop_size=56 --batch_size=32 --epochs=2"
