@@ -238,12 +238,8 @@ def train_classifier(
     def record_curve(step, state):
         if step % curve_steps and step != train_steps:
             return
-        curve = io.read_json(curve_path) if os.path.exists(curve_path) else []
-        # A resumed run repeats the steps after its last checkpoint: drop their old points.
-        curve = [c for c in curve if c["step"] < step]
         point = evaluate_classifier(state["model"], val)
-        curve.append({"step": step, "epoch": step / steps_per_epoch, **point})
-        io.write_json(curve, curve_path)
+        loop.append_curve(curve_path, step, {"epoch": step / steps_per_epoch, **point})
 
     start = time.time()
     state, history = loop.train(

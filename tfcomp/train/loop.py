@@ -146,3 +146,14 @@ def train(
     if not chief:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return state, history
+
+
+def append_curve(path, step, values):
+    """Appends {step, **values} to the JSON list at `path` (a validation curve), dropping points
+    at or after `step`: a resumed run repeats the steps after its last checkpoint."""
+    from tfcomp import io
+
+    curve = io.read_json(path) if os.path.exists(path) else []
+    curve = [c for c in curve if c["step"] < step]
+    curve.append({"step": step, **values})
+    io.write_json(curve, path)

@@ -205,12 +205,8 @@ def train_segmenter(
     def record_curve(step, state):
         if step % curve_every_steps and step != train_steps:
             return
-        curve = io.read_json(curve_path) if os.path.exists(curve_path) else []
-        # A resumed run repeats the steps after its last checkpoint: drop their old points.
-        curve = [c for c in curve if c["step"] < step]
         point = evaluate_segmenter(state["model"], val, num_classes)
-        curve.append({"step": step, "miou": point["miou"]})
-        io.write_json(curve, curve_path)
+        loop.append_curve(curve_path, step, {"miou": point["miou"]})
 
     state, history = loop.train(
         strategy=strat,
