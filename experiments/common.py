@@ -3,8 +3,10 @@
 import functools
 import sys
 
+import tensorflow as tf
+
 from tfcomp.codec.presets import get_operating_point
-from tfcomp.data.sources import DataError
+from tfcomp.data.sources import DataError, data_error_message
 from tfcomp.data.store import StoreError
 from tfcomp.train.loop import NonFiniteLossError
 
@@ -33,6 +35,12 @@ def exit_cleanly(main):
             return main(argv)
         except (DataError, StoreError, NonFiniteLossError, FileNotFoundError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
+        except tf.errors.OpError as error:  # a broken file found while tf.data read it
+            message = data_error_message(error)
+            if message is None:
+                raise
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(1)
 
     return wrapped

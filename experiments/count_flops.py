@@ -8,9 +8,9 @@ import json
 
 from absl import app, flags
 
+from flags import flop_count as _flop_count_flags  # noqa: F401  (defines the flags)
 from tfcomp.nets.registry import flop_table
 
-flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
 FLAGS = flags.FLAGS
 
 

@@ -1,11 +1,12 @@
 """Rate-distortion of trained codecs (real file sizes) against JPEG and JPEG 2000 (Fig. 8, 9).
 
   python -m experiments.eval_compression --codecs=runs/reproduce/codec/codec.keras
-  python -m experiments.eval_compression --dataset=folder:../shared/datasets/kodak \
+  python -m experiments.eval_compression --images=../shared/datasets/kodak \
       --codecs=runs/imagenette_c8/codec.keras --baselines=jpeg,jpeg2000 --output_dir=runs/rd_kodak
 
-Writes OUTPUT_DIR/rd.json (per image and mean for each codec, one row per baseline setting),
-rd.png (PSNR / SSIM / MS-SSIM against bpp) and latents_<codec>.png (first image: the
+Images come from --images=DIR or any --dataset source (default, folder:PATH, a TFDS name with
+--split and --limit). Writes OUTPUT_DIR/rd.json (per image and mean for each codec, one row per
+baseline setting), rd.png (PSNR / SSIM / MS-SSIM against bpp) and latents_<codec>.png (first image: the
 reconstruction beside its 4 highest-entropy latent channels).
 """
 
@@ -16,18 +17,13 @@ import keras
 from absl import app, flags
 
 from experiments import common
+from flags import common as _common_flags  # noqa: F401  (defines the flags)
+from flags import rate_distortion as _rate_distortion_flags  # noqa: F401
 from tfcomp import io, plots
 from tfcomp.codec.files import CodecFiles
 from tfcomp.data import sources
 from tfcomp.eval import compression
 
-flags.DEFINE_list("codecs", [], "Trained codec .keras files (one operating point each).")
-flags.DEFINE_string(
-    "dataset", "default", "Images: 'default' (embedded test photos) or 'folder:PATH'."
-)
-flags.DEFINE_string("split", "test", "Split of the source (a sub-folder name for folder:PATH).")
-flags.DEFINE_list("baselines", ["jpeg", "jpeg2000"], "Baselines to sweep: jpeg, jpeg2000.")
-flags.DEFINE_string("output_dir", "runs/rd", "Folder for rd.json and the figures.")
 FLAGS = flags.FLAGS
 
 
@@ -37,8 +33,11 @@ def codec_label(path):
 
 def main(argv):
     del argv
-    images = sources.load_images(FLAGS.dataset, FLAGS.split)
-    result = {"dataset": FLAGS.dataset, "split": FLAGS.split, "codecs": {}, "baselines": {}}
+    dataset = f"folder:{FLAGS.images}" if FLAGS.images else FLAGS.dataset
+    images = sources.load_images(
+        dataset, FLAGS.split, FLAGS.limit, FLAGS.tfds_data_dir, FLAGS.manual_dir
+    )
+    result = {"dataset": dataset, "split": FLAGS.split, "codecs": {}, "baselines": {}}
     for path in FLAGS.codecs:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"codec model {path!r} does not exist")
@@ -69,7 +68,7 @@ def main(argv):
         result["baselines"],
         {label: r["mean"] for label, r in result["codecs"].items()},
         os.path.join(FLAGS.output_dir, "rd.png"),
-        title=f"{FLAGS.dataset} ({len(images)} images)",
+        title=f"{dataset} ({len(images)} images)",
     )
     print(json.dumps({k: v["mean"] for k, v in result["codecs"].items()}, indent=2))
     print(f"wrote {FLAGS.output_dir}/rd.json, rd.png")

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tfcomp.codec import Codec, rate
+from tfcomp.codec import model as model_lib
 
 
 @pytest.fixture(scope="module")
@@ -13,7 +14,9 @@ def codec():
     return model
 
 
-@pytest.mark.parametrize("height,width", [(16, 16), (17, 30), (9, 8), (40, 33)])
+@pytest.mark.parametrize(
+    "height,width", [(16, 16), (17, 30), (9, 8), (40, 33), (1, 1), (2, 40), (40, 3)]
+)
 def test_any_size_is_padded_to_multiples_of_8_and_cropped_back(codec, height, width):
     x = tf.random.uniform([2, height, width, 3], 0, 255, seed=1)
     out = codec(x)
@@ -23,6 +26,21 @@ def test_any_size_is_padded_to_multiples_of_8_and_cropped_back(codec, height, wi
         assert out[key].shape == latent
     assert out["assignment"].shape == latent + (5,)
     assert np.all(np.isfinite(out["x_hat"].numpy()))
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (3, 2), (5, 13), (16, 9)])
+def test_padding_mirrors_like_numpy_symmetric_at_any_size(height, width):
+    x = np.arange(height * width * 2, dtype=np.float32).reshape(1, height, width, 2)
+    expected = x
+    while expected.shape[1] % 8 or expected.shape[2] % 8:  # numpy mirrors once per call
+        pad_h = min((-expected.shape[1]) % 8, expected.shape[1])
+        pad_w = min((-expected.shape[2]) % 8, expected.shape[2])
+        expected = np.pad(expected, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)], mode="symmetric")
+    padded = model_lib.pad_to_multiple(tf.constant(x)).numpy()
+    if height > 0 and (-height) % 8 <= height and (-width) % 8 <= width:
+        np.testing.assert_array_equal(padded, expected)
+    assert padded.shape == (1, -(-height // 8) * 8, -(-width // 8) * 8, 2)
+    np.testing.assert_array_equal(padded[:, :height, :width], x)
 
 
 def test_outputs_are_consistent(codec):

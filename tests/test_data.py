@@ -94,6 +94,39 @@ def test_corrupt_image_is_named(tmp_path):
         sources.image_paths(f"folder:{tmp_path}", "train")
 
 
+def test_image_broken_past_its_header_is_named_when_read(tmp_path):
+    write_images(str(tmp_path), modes=("RGB",))
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "cut.jpg", quality=90)
+    data = (tmp_path / "cut.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 3])  # header intact, scan data cut
+    paths = sources.image_paths(f"folder:{tmp_path}", "train")  # headers parse: listed
+    assert any(p.endswith("cut.jpg") for p in paths)
+    with pytest.raises(tf.errors.OpError) as caught:
+        for _ in sources.image_dataset(f"folder:{tmp_path}"):
+            pass
+    message = sources.data_error_message(caught.value)
+    assert "cut.jpg" in message and "\n" not in message
+
+
+def test_experiments_report_a_broken_file_in_one_line(tmp_path, capsys):
+    from experiments.common import exit_cleanly
+
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "cut.jpg")
+    data = (tmp_path / "cut.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+
+    def main(argv):
+        for _ in sources.image_dataset(f"folder:{tmp_path}"):
+            pass
+
+    with pytest.raises(SystemExit) as exited:
+        exit_cleanly(main)([])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot read image") and "cut.jpg" in err[0]
+
+
 def test_embedded_default_photos_are_real_rgb_images():
     train = sources.image_paths("default", "train")
     test = sources.image_paths("default", "test")

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tfcomp.codec import Codec
-from tfcomp.codec.files import fit_entropy_model
+from tfcomp.codec.files import CodecFiles, fit_entropy_model
 from tfcomp.eval import baselines, image_metrics
 
 
@@ -43,9 +43,12 @@ def test_eval_compression_writes_real_rates_and_figures(tmp_path):
     codec.save(str(tmp_path / "op" / "codec.keras"))
     images = tmp_path / "images"
     images.mkdir()
-    for i in range(2):
-        rgb = np.random.default_rng(i).integers(0, 255, (40 + i, 56, 3), dtype=np.uint8)
-        Image.fromarray(rgb).save(images / f"im{i}.png")
+    originals = {
+        "im0.png": np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8),
+        "im1.png": np.random.default_rng(1).integers(0, 255, (168, 170, 3), dtype=np.uint8),
+    }
+    for name, rgb in originals.items():
+        Image.fromarray(rgb).save(images / name)
     out = tmp_path / "rd"
     subprocess.run(
         [
@@ -53,7 +56,7 @@ def test_eval_compression_writes_real_rates_and_figures(tmp_path):
             "-m",
             "experiments.eval_compression",
             f"--codecs={tmp_path / 'op' / 'codec.keras'}",
-            f"--dataset=folder:{images}",
+            f"--images={images}",
             "--baselines=jpeg",
             f"--output_dir={out}",
         ],
@@ -63,9 +66,28 @@ def test_eval_compression_writes_real_rates_and_figures(tmp_path):
     )
     result = json.loads((out / "rd.json").read_text())
     records = result["codecs"]["op"]["images"]
-    assert set(records) == {"im0.png", "im1.png"}
-    for r in records.values():
+    assert set(records) == set(originals)
+    files = CodecFiles(codec)
+    for name, r in records.items():
+        data = files.compress(originals[name])
+        assert r["bytes"] == len(data)
         assert r["bpp_real"] == pytest.approx(8 * r["bytes"] / (r["height"] * r["width"]))
+        # Both estimates are reported beside the real rate; the hard entropy of L = 5 symbols
+        # is at most log2(5) bits each, over ceil(h/8) * ceil(w/8) * C symbols.
+        symbols = -(-r["height"] // 8) * -(-r["width"] // 8) * 4
+        bound = np.log2(5) * symbols / (r["height"] * r["width"])
+        assert 0 < r["bpp_hard_entropy"] <= bound + 1e-6 and r["bpp_soft_estimate"] > 0
+        # Quality of the decoded file against an independent numpy PSNR.
+        decoded = files.decompress(data).astype(np.float64)
+        mse = np.mean((originals[name].astype(np.float64) - decoded) ** 2)
+        assert r["psnr"] == pytest.approx(10 * np.log10(255**2 / mse), rel=1e-4)
+        assert 0 < r["ssim"] < 1
+    assert records["im0.png"]["ms_ssim"] is None  # below 161 px: not computed
+    assert 0 < records["im1.png"]["ms_ssim"] <= 1
+    mean = result["codecs"]["op"]["mean"]
+    for key in ("bpp_real", "bpp_soft_estimate", "bpp_hard_entropy", "psnr", "ssim"):
+        assert mean[key] == pytest.approx(np.mean([r[key] for r in records.values()]))
+    assert mean["ms_ssim"] == pytest.approx(records["im1.png"]["ms_ssim"])
     assert len(result["baselines"]["jpeg"]) == len(baselines.JPEG_QUALITIES)
     assert (out / "rd.png").stat().st_size > 10_000
     assert (out / "latents_op.png").exists()

@@ -5,9 +5,10 @@ import os
 import tarfile
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from tfcomp.data import classification
+from tfcomp.data import classification, sources
 
 SYNSETS = ("n01440764", "n01443537", "n01484850")
 
@@ -67,6 +68,10 @@ def test_imagenet2012_builds_offline_from_the_official_tars(tmp_path):
     assert val_count == 3
     # Validation labels come from the builder's own list, in file-name order.
     assert sorted(int(y) for _, y in val) == sorted(labels.index(s) for s in val_synsets[:3])
+    # The rate-distortion evaluation reads a TFDS split by the same name.
+    named = sources.load_images("imagenet2012", "val", limit=2, **kwargs)
+    assert [name for name, _ in named] == ["val_00000", "val_00001"]
+    assert all(image.shape == (30, 40, 3) and image.dtype == np.uint8 for _, image in named)
     # And the classifier pipeline consumes it: 224-crops of 256-resized images.
     batch = next(
         iter(
@@ -76,3 +81,15 @@ def test_imagenet2012_builds_offline_from_the_official_tars(tmp_path):
         )
     )
     assert batch[0].shape == (4, 224, 224, 3)
+
+
+@pytest.mark.parametrize("make_dir", [False, True])
+def test_missing_or_empty_manual_dir_is_named_in_one_line(tmp_path, make_dir):
+    manual = tmp_path / "imagenet_tars"
+    if make_dir:
+        manual.mkdir()  # exists but holds no tars
+    with pytest.raises(sources.DataError, match="imagenet") as caught:
+        classification.labelled_dataset(
+            "imagenet2012", "train", tfds_data_dir=str(tmp_path / "tfds"), manual_dir=str(manual)
+        )
+    assert "\n" not in str(caught.value)
