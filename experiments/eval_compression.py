@@ -6,8 +6,8 @@
 
 Images come from --images=DIR or any --dataset source (default, folder:PATH, a TFDS name with
 --split and --limit). Writes OUTPUT_DIR/rd.json (per image and mean for each codec, one row per
-baseline setting), rd.png (PSNR / SSIM / MS-SSIM against bpp) and latents_<codec>.png (first image: the
-reconstruction beside its 4 highest-entropy latent channels).
+baseline setting), rd.png (PSNR / SSIM / MS-SSIM against bpp) and latents_<codec>.png (first
+image: the reconstruction beside its 4 highest-entropy latent channels).
 """
 
 import json
