@@ -1,14 +1,23 @@
 """Smoke tests of the classifier trainer: every input mode learns tiny data beyond chance."""
 
 import json
+import time
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
+from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import classification
-from tfcomp.train.classification import learning_rate_schedule, train_classifier
+from tfcomp.train.classification import (
+    TrainClock,
+    channel_mean,
+    input_mean,
+    learning_rate_schedule,
+    train_classifier,
+)
 from tfcomp.train.compression import train_compression
 
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
@@ -59,6 +68,42 @@ def test_schedule_scales_with_batch_and_epochs():
     assert float(schedule(41)) == pytest.approx(0.005)
     assert float(schedule(81)) == pytest.approx(0.0005)
     assert float(schedule(121)) == pytest.approx(0.00005)
+
+
+@pytest.mark.parametrize(
+    "channels,dtype,low,high", [(3, np.uint8, 0, 255), (8, np.float32, -3.0, 3.0)]
+)
+def test_channel_mean_matches_numpy(channels, dtype, low, high):
+    # 7 examples in batches of 3, 3, 1: the mean weighs every pixel once (a mean of batch means
+    # would overweight the last example). Channels differ in mean.
+    rng = np.random.default_rng(channels)
+    offsets = np.linspace(-1, 1, channels) * (high - low) / 4
+    inputs = (rng.uniform(low, high, (7, 5, 6, channels)) + offsets).clip(low, high).astype(dtype)
+    expected = inputs.astype(np.float64).mean(axis=(0, 1, 2))
+    pipeline = tf.data.Dataset.from_tensor_slices((inputs, np.zeros(7, np.int32))).batch(3)
+    measured = channel_mean(x for x, _ in pipeline)
+    assert measured.shape == (channels,) and measured.dtype == np.float32
+    np.testing.assert_allclose(measured, expected, rtol=1e-6, atol=1e-5)
+    if channels == 8:  # z: the trainer's input_mean measures it over the first `batches`
+        np.testing.assert_allclose(input_mean(pipeline, "compressed"), expected, rtol=1e-6)
+        first_two = inputs[:6].astype(np.float64).mean(axis=(0, 1, 2))
+        np.testing.assert_allclose(
+            input_mean(pipeline, "compressed", batches=2), first_two, rtol=1e-6, atol=1e-6
+        )
+    else:  # images are centred by ImageNet's per-channel RGB mean, whatever the data
+        for mode in ("rgb", "reconstructed"):
+            np.testing.assert_array_equal(input_mean(pipeline, mode), np.float32(RGB_MEAN))
+
+
+def test_train_clock_is_saved_and_restored_with_a_checkpoint(tmp_path):
+    clock = TrainClock(started=time.time() - 100.0)
+    path = tf.train.Checkpoint(clock=clock).save(str(tmp_path / "ckpt"))
+    saved = float(tf.train.load_variable(path, "clock/.ATTRIBUTES/py_state"))
+    assert 100.0 <= saved < 160.0
+    resumed = TrainClock(started=1000.0)
+    tf.train.Checkpoint(clock=resumed).restore(path)
+    assert resumed.resumed == saved
+    assert resumed.seconds(now=1010.0) == pytest.approx(saved + 10.0)
 
 
 def test_pipeline_shapes_per_mode(data, codec_path):
@@ -120,6 +165,58 @@ def test_each_input_mode_trains_and_beats_chance(data, codec_path, tmp_path, arc
     assert (info["codec_model_id"] is None) == (mode == "rgb")
     loaded = keras.models.load_model(str(tmp_path / "classifier.keras"))
     assert loaded.num_classes == 3
+
+
+def test_resume_continues_the_steps_curve_and_train_time(data, tmp_path):
+    # 72 training images in batches of 12: 6 steps an epoch. One epoch, then the same model_dir
+    # with two: the second run starts from step 6's checkpoint and runs steps 7..12 only.
+    kwargs = dict(
+        model_dir=str(tmp_path),
+        arch="resnet_tiny",
+        input_mode="rgb",
+        dataset=data,
+        batch_size=12,
+        width=0.25,
+        resize=40,
+        crop_size=32,
+        cache=True,
+        checkpoint_every=4,
+        curve_every_epochs=1,
+        progress=False,
+    )
+    wall = time.time()
+    _, first, _ = train_classifier(epochs=1, **kwargs)
+    wall_first = time.time() - wall
+    info_first = json.loads((tmp_path / "classifier.json").read_text())
+    checkpoints = tmp_path / "checkpoints"
+    assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-6")
+    seconds_at_6 = float(
+        tf.train.load_variable(str(checkpoints / "ckpt-6"), "clock/.ATTRIBUTES/py_state")
+    )
+    assert len(first) == 6 and info_first["train_steps"] == 6
+    assert info_first["resumed_train_seconds"] == 0
+    assert info_first["train_seconds"] == pytest.approx(info_first["train_seconds_this_run"])
+    assert 0 < seconds_at_6 <= info_first["train_seconds"] <= wall_first
+
+    wall = time.time()
+    _, second, evaluation = train_classifier(epochs=2, **kwargs)
+    wall_second = time.time() - wall
+    info = json.loads((tmp_path / "classifier.json").read_text())
+    assert len(second) == 6 and all(np.isfinite(h["loss"]) for h in second)  # not 12
+    assert info["train_steps"] == 12 and info["epochs"] == 2
+    latest = tf.train.latest_checkpoint(str(checkpoints))
+    assert latest.endswith("ckpt-12")
+    assert tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE") == 12
+    curve = json.loads((tmp_path / "curve.json").read_text())
+    assert [(c["step"], c["epoch"]) for c in curve] == [(6, 1), (12, 2)]
+    assert curve[-1]["top1"] == evaluation["top1"] and evaluation["examples"] == 27
+    # Train time totals both runs: what step 6's checkpoint held, plus the second run's.
+    assert info["resumed_train_seconds"] == pytest.approx(seconds_at_6)
+    assert info["train_seconds"] == pytest.approx(
+        seconds_at_6 + info["train_seconds_this_run"], rel=1e-9
+    )
+    assert info["train_seconds_this_run"] <= wall_second
+    assert info_first["train_seconds"] < info["train_seconds"] <= wall_first + wall_second
 
 
 def test_mismatched_architecture_and_mode_is_refused(data, tmp_path):

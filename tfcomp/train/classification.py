@@ -57,15 +57,42 @@ def classification_step(model, inputs, labels, weight_decay):
     return loss, {"cross_entropy": ce, "accuracy": accuracy}
 
 
+def channel_mean(batches):
+    """Per-channel mean over every pixel of an iterable of NHWC batches (sums in float64, so
+    batches of different sizes weigh by their pixels)."""
+    total, count = 0.0, 0
+    for inputs in batches:
+        total += tf.reduce_sum(tf.cast(inputs, tf.float64), axis=[0, 1, 2]).numpy()
+        count += int(np.prod(inputs.shape[:3]))
+    if not count:
+        raise ValueError("no inputs to measure the per-channel mean on")
+    return (total / count).astype(np.float32)
+
+
 def input_mean(pipeline, input_mode, batches=20):
     """Per-channel mean of the model inputs: ImageNet's RGB mean, or z's over `batches`."""
     if input_mode != "compressed":
         return np.array(RGB_MEAN, np.float32)
-    total, count = 0.0, 0
-    for inputs, _ in pipeline.take(batches):
-        total += tf.reduce_sum(tf.cast(inputs, tf.float64), axis=[0, 1, 2]).numpy()
-        count += int(np.prod(inputs.shape[:3]))
-    return (total / count).astype(np.float32)
+    return channel_mean(inputs for inputs, _ in pipeline.take(batches))
+
+
+class TrainClock(tf.train.experimental.PythonState):
+    """Training wall time that survives resumes. Saved in every checkpoint, it holds the seconds
+    of earlier runs up to the checkpoint this run resumed from plus this run's seconds so far
+    (time a killed run spent after its last checkpoint is not counted: no model holds it)."""
+
+    def __init__(self, started=None):
+        self.started = time.time() if started is None else started
+        self.resumed = 0.0  # seconds recorded in the checkpoint this run resumed from
+
+    def seconds(self, now=None):
+        return self.resumed + ((time.time() if now is None else now) - self.started)
+
+    def serialize(self):
+        return repr(self.seconds())
+
+    def deserialize(self, string_value):
+        self.resumed = float(string_value)
 
 
 def load_codec(codec_path, input_mode):
@@ -170,6 +197,8 @@ def train_classifier(
 
     With `curve_every_epochs` > 0, the validation top-1 / top-5 after every that many epochs is
     appended to `curve.json` (the paper's Fig. 3 / 4 validation curves); resumed runs keep it.
+    A run resumes from the latest checkpoint in `model_dir`; `train_seconds` in classifier.json
+    totals the wall time of every run up to that checkpoint plus this run's.
     """
     if input_mode not in classification.INPUT_MODES:
         raise ValueError(
@@ -223,7 +252,8 @@ def train_classifier(
         model.set_input_mean(mean)
         schedule = learning_rate_schedule(base_lr, batch_size, epochs, steps_per_epoch)
         optimizer = keras.optimizers.SGD(schedule, momentum=0.9)
-        return {"model": model, "optimizer": distribute.wrap_optimizer(optimizer)}
+        # The clock rides in the checkpoint, so train_seconds totals every run (resumes).
+        return {"model": model, "optimizer": distribute.wrap_optimizer(optimizer), "clock": clock}
 
     def loss_fn(state, batch):
         inputs, labels = batch
@@ -242,6 +272,7 @@ def train_classifier(
         loop.append_curve(curve_path, step, {"epoch": step / steps_per_epoch, **point})
 
     start = time.time()
+    clock = TrainClock(start)
     state, history = loop.train(
         strategy=strat,
         build_state=build_state,
@@ -254,7 +285,8 @@ def train_classifier(
         progress=progress,
         after_step=record_curve if curve_every_epochs > 0 else None,
     )
-    train_seconds = time.time() - start
+    now = time.time()
+    train_seconds, train_seconds_this_run = clock.seconds(now), now - start
     model = state["model"]
     if not distribute.is_chief(strat):
         return model, history, None
@@ -277,7 +309,9 @@ def train_classifier(
         crop_size=crop_size,
         precision=policy,
         strategy=strategy,
-        train_seconds_this_run=train_seconds,
+        train_seconds=train_seconds,
+        train_seconds_this_run=train_seconds_this_run,
+        resumed_train_seconds=clock.resumed,
         final_metrics=history[-1] if history else None,
     )
     io.write_json(info, os.path.join(model_dir, "classifier.json"))
