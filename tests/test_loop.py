@@ -11,7 +11,7 @@ X = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
 Y = (X @ np.array([[1.0], [-2.0], [0.5]], np.float32)).astype(np.float32)
 
 
-def linear_task(poison_from_step=None):
+def linear_task(poison_from_step=None, poison_gradient_from_step=None):
     def build_state():
         model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, use_bias=False)])
         model.layers[0].kernel.assign(tf.zeros([3, 1]))
@@ -27,6 +27,11 @@ def linear_task(poison_from_step=None):
     def loss_fn(state, batch):
         x, y = batch
         loss = tf.reduce_mean(tf.square(state["model"](x) - y))
+        if poison_gradient_from_step is not None:
+            # sqrt(0) = 0 keeps the loss finite while its gradient is inf * 0 = NaN.
+            poisoned = tf.cast(state["step"] + 1 >= poison_gradient_from_step, tf.float32)
+            kernel = state["model"].layers[0].kernel
+            loss += tf.sqrt(tf.reduce_sum(kernel) * 0.0) * poisoned
         return loss, {}
 
     return dict(build_state=build_state, dataset_fn=dataset_fn, loss_fn=loss_fn)
@@ -86,4 +91,13 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert latest.endswith("ckpt-5")
     state, history = run(tmp_path, 5)  # restores step 5: nothing left to run
     assert history == []
+    assert np.all(np.isfinite(state["model"].get_weights()[0]))
+
+
+def test_nan_gradient_with_a_finite_loss_stops_before_saving(tmp_path):
+    with pytest.raises(loop.NonFiniteLossError, match="gradient is not finite at step 8"):
+        run(tmp_path, 20, poison_gradient_from_step=8)
+    latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    assert latest.endswith("ckpt-5")
+    state, _ = run(tmp_path, 5)
     assert np.all(np.isfinite(state["model"].get_weights()[0]))

@@ -51,6 +51,19 @@ def test_backward_is_the_gradient_of_the_soft_assignment():
         ref_dc[m] = np.sum(upstream * diff / (2 * eps))
     np.testing.assert_allclose(d_c.numpy(), ref_dc, rtol=1e-4, atol=1e-4)
 
+    # And the analytic gradient, derived on paper and computed in numpy: with w = softmax(a),
+    # a_j = -sigma (y - c_j)^2, d soft / dy = 2 sigma Var_w(c) (the variance of the centers
+    # under the soft assignment), and d soft / dc_m = w_m (1 + 2 sigma (y - c_m)(c_m - soft)).
+    logits = -SIGMA * (y64[..., None] - CENTERS) ** 2
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    soft = (w * CENTERS).sum(-1, keepdims=True)
+    variance = (w * (CENTERS - soft) ** 2).sum(-1)
+    np.testing.assert_allclose(d_y.numpy(), upstream * 2 * SIGMA * variance, rtol=1e-4, atol=1e-5)
+    d_soft_dc = w * (1 + 2 * SIGMA * (y64[..., None] - CENTERS) * (CENTERS - soft))
+    analytic_dc = (upstream[..., None] * d_soft_dc).reshape(-1, len(CENTERS)).sum(0)
+    np.testing.assert_allclose(d_c.numpy(), analytic_dc, rtol=1e-4, atol=1e-4)
+
 
 def test_layer_centers_start_evenly_spaced_and_stay_float32_under_mixed_precision():
     import keras

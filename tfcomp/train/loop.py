@@ -12,8 +12,9 @@ multi-worker strategies alike. A task supplies three plain pieces:
 The loop differentiates the loss with respect to `variables_fn(state)` (default: the model's
 trainable variables), averages across replicas, and handles checkpoints (resume from the latest;
 TF writes a checkpoint's files before it updates the index, so a kill mid-save leaves the previous
-one as the latest), TensorBoard scalars, a progress bar, and a non-finite loss, which stops
-training before anything is saved, leaving the last good checkpoint intact.
+one as the latest), TensorBoard scalars, a progress bar, and a non-finite loss or gradient, which
+stops training before anything is saved, leaving the last good checkpoint intact (with float16
+loss scaling, non-finite gradients are the loss scaler's business: it skips those steps).
 """
 
 import os
@@ -27,7 +28,13 @@ from tfcomp.train import distribute
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Raised when the loss becomes NaN or infinite; the last checkpoint is kept."""
+    """Raised when the loss or a gradient becomes NaN or infinite; the last checkpoint is kept."""
+
+
+def _all_finite(tensors):
+    """1.0 when every element of every (non-None) tensor is finite, else 0.0."""
+    flags = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors if t is not None]
+    return tf.cast(tf.reduce_all(tf.stack(flags)), tf.float32) if flags else tf.constant(1.0)
 
 
 def _default_variables(state):
@@ -81,6 +88,7 @@ def train(
     start = int(step.numpy())
 
     optimizer = state["optimizer"]
+    loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     replicas = strategy.num_replicas_in_sync
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
 
@@ -94,8 +102,9 @@ def train(
         grads = tape.gradient(scaled, variables)
         if gradient_transform is not None:
             grads = gradient_transform(grads, variables)
+        finite = _all_finite(grads)
         optimizer.apply(grads, variables)
-        return {"loss": loss, **metrics}
+        return {"loss": loss, **metrics, "_gradients_finite": finite}
 
     @tf.function
     def distributed_step(iterator):
@@ -115,9 +124,15 @@ def train(
     history = []
     for current in range(start + 1, train_steps + 1):
         metrics = {k: float(v) for k, v in distributed_step(iterator).items()}
-        if not np.isfinite(metrics["loss"]):
+        gradients_finite = metrics.pop("_gradients_finite") == 1.0  # on every replica
+        if not np.isfinite(metrics["loss"]) or not (gradients_finite or loss_scaled):
+            what = (
+                f"loss is {metrics['loss']}"
+                if not np.isfinite(metrics["loss"])
+                else ("a gradient is not finite")
+            )
             raise NonFiniteLossError(
-                f"loss is {metrics['loss']} at step {current}; stopped without saving, the last "
+                f"{what} at step {current}; stopped without saving, the last "
                 f"good checkpoint is {manager.latest_checkpoint}"
             )
         history.append(metrics)
