@@ -55,6 +55,7 @@ case $SCALE in
     SEG_ARGS="--crop_size=64 --width=0.25 --train_steps=40 --batch_size=8 --base_lr=0.01 --val_limit=60 --cache --curve_every_steps=20"
     JOINT_ARGS="--resize=64 --crop_size=56 --batch_size=32 --epochs=2"
     BENCH_ARGS="--width=0.25 --batches=1,16 --repeats=2"
+    FIG5_ARGS="--limit=30"  # the figure shows 3 images; each mIoU is in its own eval.json
     JOBS=${JOBS:-3}
     ;;
   small)
@@ -68,6 +69,7 @@ case $SCALE in
     SEG_ARGS="--crop_size=160 --width=0.25 --train_steps=100 --batch_size=8 --base_lr=0.01 --val_limit=50 --cache --curve_every_steps=50"
     JOINT_ARGS="--resize=96 --crop_size=80 --batch_size=32 --epochs=1 --train_limit=1000 --val_limit=500"
     BENCH_ARGS="--width=0.25 --batches=1,16 --repeats=3"
+    FIG5_ARGS=
     JOBS=${JOBS:-2}
     ;;
   paper)
@@ -85,6 +87,7 @@ case $SCALE in
     SEG_ARGS="--manual_dir=$VOC_MANUAL $TFDS $GPU --train_steps=20000 --batch_size=10 --crop_size=320 --curve_every_steps=2000"
     JOINT_ARGS="--manual_dir=$MANUAL $TFDS $GPU --epochs=9 --batch_size=64"
     BENCH_ARGS="--width=1.0 --batches=1,64 --repeats=5"
+    FIG5_ARGS=
     JOBS=${JOBS:-1}
     ;;
   *) echo "unknown --scale=$SCALE (expected tiny, small or paper)" >&2; exit 2 ;;
@@ -195,8 +198,9 @@ phase
 
 FIG5_DIRS="$OUT/seg/rgb/resnet50_d"
 for P in "${POINT_LIST[@]}"; do FIG5_DIRS="$FIG5_DIRS,$OUT/seg/$P/resnet50_d,$OUT/seg/$P/cresnet51_d"; done
+# shellcheck disable=SC2086
 run fig5 "$OUT/figures/fig5_segmentation.png" $PY -m experiments.eval_segmentation \
-  --model_dirs="$FIG5_DIRS" --figure="$OUT/figures/fig5_segmentation.png" \
+  --model_dirs="$FIG5_DIRS" --figure="$OUT/figures/fig5_segmentation.png" $FIG5_ARGS \
   --output="$OUT/seg/eval_all.json"
 
 # Joint training (Section 6) and its control, then segmentation from both classifiers.
@@ -212,15 +216,16 @@ for P in "${JOINT_LIST[@]}"; do
   cls "../joint/$P/control_scratch" cresnet51 compressed "$J/codec_ft/codec.keras"
   run "joint/$P/rate_distortion" "$J/rd/rd.json" $PY -m experiments.eval_compression \
     --codecs="$C,$J/codec_ft/codec.keras,$J/joint/codec.keras" --baselines= $RD_ARGS --output_dir="$J/rd"
+  seg "../joint/$P/seg_joint" cresnet51_d compressed "$J/joint/codec.keras" "$J/joint/classifier.keras"
   phase
   run "joint/$P/control" "$J/control/eval.json" $PY -m experiments.train_joint --mode=classifier_only \
     --dataset="$CLS_DATA" --codec="$J/codec_ft/codec.keras" \
     --classifier="$J/control_scratch/classifier.keras" $JOINT_ARGS --model_dir="$J/control"
-  seg "../joint/$P/seg_joint" cresnet51_d compressed "$J/joint/codec.keras" "$J/joint/classifier.keras"
   phase
   seg "../joint/$P/seg_control" cresnet51_d compressed "$J/codec_ft/codec.keras" "$J/control/classifier.keras"
 done
 
+# Fig. 12 beside the last segmentation step (it needs no other result).
 # shellcheck disable=SC2086
 run benchmark_inference "$OUT/bench/inference.json" $PY tools/benchmark_inference.py $BENCH_ARGS \
   --json="$OUT/bench/inference.json"
