@@ -1,5 +1,6 @@
 """The `tfcomp` command line and the `.tfc` format under bad input."""
 
+import functools
 import json
 import os
 import struct
@@ -17,6 +18,7 @@ from PIL import Image
 from tfcomp import cli
 from tfcomp.codec import Codec, bitstream
 from tfcomp.codec.files import CodecFiles, fit_entropy_model
+from tfcomp.eval.compression import evaluate_image
 
 
 def make_codec(seed):
@@ -108,47 +110,233 @@ def test_specific_header_errors_are_named(files):
             files.decompress(mutated)
 
 
-def mutations(data, rng, count):
-    """Truncations, bit flips, random header fields, random payload bytes, appended bytes."""
-    for i in range(count):
-        kind = i % 5
-        buf = bytearray(data)
-        if kind == 0:
-            yield bytes(buf[: rng.integers(0, len(buf))])
-        elif kind == 1:
-            for _ in range(rng.integers(1, 4)):
-                pos = rng.integers(0, len(buf))
-                buf[pos] ^= 1 << int(rng.integers(0, 8))
-            yield bytes(buf)
-        elif kind == 2:
-            field = [(4, 1), (5, 1), (6, 2), (8, 4), (12, 4), (16, 8), (24, 4), (28, 4)][i % 8]
-            start, size = field
-            buf[start : start + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
-            yield bytes(buf)
-        elif kind == 3:
-            pos = rng.integers(bitstream.HEADER_SIZE, len(buf))
-            buf[pos] = (buf[pos] + rng.integers(1, 256)) % 256
-            yield bytes(buf)
+FUZZ_IMAGE = np.random.default_rng(5).integers(0, 255, (45, 61, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def fuzz_codec_path(tmp_path_factory):
+    """A codec whose symbols spread over all centers: a 45 x 61 image takes ~200 payload bytes.
+
+    (The untrained encoder of `make_codec` maps nearly everything to one center, which leaves
+    a payload of a few bytes: too little to fuzz the range decoder.)
+    """
+    keras.utils.set_random_seed(3)
+    codec = Codec(channels=16, num_centers=6)
+    codec(tf.constant(FUZZ_IMAGE[None]))
+    y = codec.analysis(tf.constant(FUZZ_IMAGE[None])).numpy()
+    codec.quantizer.centers.assign(np.quantile(y, np.linspace(0.05, 0.95, 6)).astype(np.float32))
+    fit_entropy_model(codec, [FUZZ_IMAGE[None]])
+    path = tmp_path_factory.mktemp("fuzz") / "codec.keras"
+    codec.save(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def fuzz_files(fuzz_codec_path):
+    return CodecFiles(keras.models.load_model(fuzz_codec_path))
+
+
+HEADER_FIELDS = {"version": (4, 1), "L": (5, 1), "C": (6, 2), "model_id": (16, 8)}
+# Raw mutations are caught by the magic, length or CRC checks; "forged" ones recompute the CRC
+# (as a deliberate forgery would) so that the checks behind it are fuzzed.
+CATEGORIES = (
+    "truncation",
+    "bit_flips",
+    "raw_header_field",
+    "appended_bytes",
+    "forged_size",
+    "forged_codec_fields",
+    "forged_payload_length",
+    "forged_payload_bytes",
+)
+
+
+def mutate(data, rng, category):
+    buf = bytearray(data)
+    payload_length = len(data) - bitstream.HEADER_SIZE
+    if category == "truncation":
+        return bytes(buf[: rng.integers(0, len(buf))])
+    if category == "bit_flips":
+        for _ in range(rng.integers(1, 4)):
+            buf[rng.integers(0, len(buf))] ^= 1 << int(rng.integers(0, 8))
+        return bytes(buf)
+    if category == "raw_header_field":
+        start, size = [(0, 4), (4, 1), (5, 1), (6, 2), (8, 4), (12, 4), (16, 8), (24, 4)][
+            rng.integers(0, 8)
+        ]
+        buf[start : start + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        return bytes(buf)
+    if category == "appended_bytes":
+        return bytes(buf) + rng.integers(0, 256, rng.integers(1, 9), dtype=np.uint8).tobytes()
+    if category == "forged_size":
+        height, width = struct.unpack(">II", data[8:16])
+        choice = rng.integers(0, 4)
+        if choice == 0:  # a few pixels more or less: often the same latent shape
+            height += int(rng.choice([-6, -4, -3, -2, -1, 1, 2, 3]))
+            width += int(rng.integers(-6, 7))
+        elif choice == 1:  # another moderate size
+            height, width = (int(v) for v in rng.integers(1, 3000, 2))
+        elif choice == 2:  # anything
+            height, width = (int(v) for v in rng.integers(0, 1 << 32, 2, dtype=np.uint64))
+        else:  # large but within MAX_SIDE
+            height, width = (int(v) for v in rng.integers(1, bitstream.MAX_SIDE + 1, 2))
+        buf[8:16] = struct.pack(">II", height % (1 << 32), width % (1 << 32))
+    elif category == "forged_codec_fields":
+        name = list(HEADER_FIELDS)[rng.integers(0, len(HEADER_FIELDS))]
+        start, size = HEADER_FIELDS[name]
+        if rng.integers(0, 2):  # one bit
+            buf[start + rng.integers(0, size)] ^= 1 << int(rng.integers(0, 8))
         else:
-            yield bytes(buf) + rng.integers(0, 256, rng.integers(1, 9), dtype=np.uint8).tobytes()
+            buf[start : start + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+    elif category == "forged_payload_length":
+        # The length field and the payload agree: words cut off or added, or any length.
+        if rng.integers(0, 2):
+            new_length = payload_length + 4 * int(rng.choice([-8, -4, -2, -1, 1, 2, 4, 8]))
+        else:
+            new_length = int(rng.integers(0, 2 * payload_length))
+        new_length = max(new_length, 0)
+        extra = rng.integers(0, 256, max(new_length - payload_length, 0), dtype=np.uint8)
+        if rng.integers(0, 2):
+            extra[:] = 0
+        buf = buf[: bitstream.HEADER_SIZE + new_length] + bytearray(extra.tobytes())
+        buf[24:28] = struct.pack(">I", new_length)
+    elif category == "forged_payload_bytes":
+        for _ in range(rng.integers(1, 4)):
+            position = rng.integers(bitstream.HEADER_SIZE, len(buf))
+            if rng.integers(0, 2):
+                buf[position] ^= 1 << int(rng.integers(0, 8))
+            else:
+                buf[position] = (buf[position] + rng.integers(1, 256)) % 256
+    return with_crc(bytes(buf))
 
 
-def test_a_thousand_mutated_files_are_decoded_exactly_or_refused_quickly(files):
-    image = np.random.default_rng(5).integers(0, 255, (21, 30, 3), dtype=np.uint8)
-    data = files.compress(image)
-    expected = files.decompress(data)
-    rng = np.random.default_rng(0)
-    refused = 0
-    for mutated in mutations(data, rng, 1000):
+def mutations(data, count, seed=0):
+    """(category, mutated bytes), cycling through CATEGORIES."""
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        category = CATEGORIES[i % len(CATEGORIES)]
+        yield category, mutate(data, rng, category)
+
+
+REFUSAL_STAGES = {  # message fragment -> the check that refused
+    "truncated at byte": "short header",
+    "magic": "magic",
+    "format version": "version",
+    "truncated or has trailing": "length",
+    "checksum mismatch": "crc",
+    "invalid image size": "size",
+    "exceeds the limit": "pixel cap",
+    "latent channels": "size",
+    "not a multiple of 4": "word length",
+    "made by codec model": "model id",
+    "file has L=": "L and C",
+    "too short for a": "payload bound",
+    "holds more data": "range decoder",
+    "does not decode": "range decoder",
+    "not the encoding tfcomp writes": "re-encoding",
+}
+PAST_THE_CRC = {"size", "pixel cap", "word length", "model id", "L and C", "payload bound"}
+PAST_THE_CRC |= {"range decoder", "re-encoding", "decoded"}
+
+
+def refusal_stage(message):
+    stages = [stage for fragment, stage in REFUSAL_STAGES.items() if fragment in message]
+    assert stages, f"unexpected refusal: {message}"
+    return stages[0]
+
+
+def check_valid(files, mutated, decoded, reference_symbols, full):
+    """A mutated file that decodes must be exactly a file tfcomp writes, and decode as one."""
+    header, symbols = files.decode_symbols(mutated)
+    height, width = header["height"], header["width"]
+    assert mutated == bitstream.pack(
+        symbols, height, width, files.codec.num_centers, files.probabilities, files.model_id
+    )
+    if (symbols == reference_symbols).all():  # the original symbols: the same image, cropped
+        np.testing.assert_array_equal(decoded, full[:height, :width])
+        return "decoded"
+    z = tf.constant(files.centers[symbols][None])
+    expected = files.codec.decode(z, height, width)[0].numpy()
+    np.testing.assert_array_equal(decoded, np.clip(np.round(expected), 0, 255).astype(np.uint8))
+    return "decoded other symbols"
+
+
+def test_a_thousand_mutated_files_are_decoded_exactly_or_refused_quickly(fuzz_files):
+    files = fuzz_files
+    data = files.compress(FUZZ_IMAGE)
+    assert len(data) - bitstream.HEADER_SIZE >= 150  # enough payload to fuzz the range decoder
+    _, symbols = files.decode_symbols(data)
+    full = files.codec.decode(tf.constant(files.centers[symbols][None]))[0].numpy()
+    full = np.clip(np.round(full), 0, 255).astype(np.uint8)  # 48 x 64, uncropped
+    np.testing.assert_array_equal(files.decompress(data), full[:45, :61])
+    outcomes = {category: {} for category in CATEGORIES}
+    slowest = 0.0
+    for category, mutated in mutations(data, 1200):
         start = time.perf_counter()
         try:
             decoded = files.decompress(mutated)
-        except bitstream.FormatError:
-            refused += 1
+        except bitstream.FormatError as error:
+            stage = refusal_stage(str(error))
         else:
-            np.testing.assert_array_equal(decoded, expected)
-        assert time.perf_counter() - start < 1.0
-    assert refused >= 990  # only a mutation that changes nothing may decode
+            stage = check_valid(files, mutated, decoded, symbols, full)
+        slowest = max(slowest, time.perf_counter() - start)
+        assert slowest < 1.0, (category, stage)
+        outcomes[category][stage] = outcomes[category].get(stage, 0) + 1
+    print(json.dumps(outcomes, indent=1), f"slowest {slowest:.3f} s")
+    past_crc = {
+        category: sum(n for stage, n in by_stage.items() if stage in PAST_THE_CRC)
+        for category, by_stage in outcomes.items()
+    }
+    assert sum(past_crc.values()) >= 500
+    for category in CATEGORIES:
+        assert sum(outcomes[category].values()) == 150
+        if category.startswith("forged"):
+            assert past_crc[category] >= 100, (category, outcomes[category])
+    stages = {stage for by_stage in outcomes.values() for stage in by_stage}
+    everything = set(REFUSAL_STAGES.values()) | {"decoded"}
+    assert everything <= stages, everything - stages
+    # Only a file that is exactly what tfcomp writes decodes; the original symbols cropped or
+    # padded by a few pixels are such files, and so, rarely, are payload bytes changed behind a
+    # recomputed CRC. Everything else is refused.
+    assert outcomes["forged_size"]["decoded"] >= 5
+    assert outcomes["forged_payload_bytes"].get("decoded other symbols", 0) <= 15
+
+
+def test_mutated_files_through_the_command_line_leave_no_output_when_refused(
+    fuzz_codec_path, fuzz_files, tmp_path, capsys, monkeypatch
+):
+    # The codec is loaded once (not per call) to keep the test short; the rest is the CLI's.
+    monkeypatch.setattr(cli, "_load_files", functools.lru_cache(cli._load_files))
+    data = fuzz_files.compress(FUZZ_IMAGE)
+    chosen, accepted = [], 0
+    for i, (category, mutated) in enumerate(mutations(data, 400, seed=1)):
+        try:
+            expected = fuzz_files.decompress(mutated)
+        except bitstream.FormatError:
+            if sum(c == category for c, *_ in chosen) < 2:
+                chosen.append((category, i, mutated, None))
+        else:
+            if accepted < 4:
+                chosen.append((category, i, mutated, expected))
+                accepted += 1
+    assert len(chosen) == 20 and accepted == 4
+    for category, i, mutated, expected in chosen:
+        source = tmp_path / f"{category}_{i}.tfc"
+        source.write_bytes(mutated)
+        out = tmp_path / f"out_{i}"
+        out.mkdir()
+        args = ["decompress", "--model", fuzz_codec_path, str(source), "-o", str(out)]
+        status = cli.main(args)
+        err = capsys.readouterr().err
+        if expected is None:
+            assert status == cli.EXIT_BAD_INPUT, category
+            assert err.count("\n") == 1 and source.name in err and "Traceback" not in err
+            assert not list(out.iterdir()), category  # not even a temporary file
+        else:
+            assert status == 0 and err == ""
+            assert [p.name for p in out.iterdir()] == [source.stem + ".png"]
+            with Image.open(out / (source.stem + ".png")) as decoded:
+                np.testing.assert_array_equal(np.asarray(decoded), expected)
 
 
 def test_console_script_reports_errors_without_traceback(tmp_path):
@@ -160,4 +348,100 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     )
     assert result.returncode == 1
     assert "bad.tfc" in result.stderr and "truncated" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+
+
+def quiet_env():
+    """The environment of a user who set nothing: TensorFlow's C++ log at its default level."""
+    return {
+        k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TFCOMP_DEBUG")
+    }
+
+
+def test_bad_input_gets_exactly_one_line_on_stderr_from_a_real_process(codec_path, tmp_path):
+    data = CodecFiles(keras.models.load_model(codec_path)).compress(np.zeros((9, 9, 3), np.uint8))
+    (tmp_path / "cut.tfc").write_bytes(data[:-5])
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG not really")
+    out = tmp_path / "out"
+    out.mkdir()
+    for command, name in (("decompress", "cut.tfc"), ("compress", "junk.png")):
+        result = subprocess.run(
+            [sys.executable, "-m", "tfcomp", command, "--model", codec_path]
+            + [str(tmp_path / name), "-o", str(out)],
+            capture_output=True,
+            text=True,
+            env=quiet_env(),
+        )
+        assert result.returncode == cli.EXIT_BAD_INPUT
+        assert result.stderr.startswith(f"tfcomp {command}: error: {tmp_path / name}: ")
+        assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n"), result.stderr
+        assert "Traceback" not in result.stderr and result.stdout == ""
+        assert not list(out.iterdir())
+
+
+@pytest.mark.parametrize("width,height", [(1, 1), (40, 2), (3, 40)])
+def test_tiny_images_compress_and_decompress(codec_path, files, tmp_path, capsys, width, height):
+    write_image(tmp_path / "tiny.png", "RGB", size=(width, height))
+    out = tmp_path / "out"
+    assert (
+        cli.main(["compress", "--model", codec_path, str(tmp_path / "tiny.png"), "-o", str(out)])
+        == 0
+    )
+    assert (
+        cli.main(["decompress", "--model", codec_path, str(out / "tiny.tfc"), "-o", str(out)]) == 0
+    )
+    assert capsys.readouterr().err == ""
+    with Image.open(out / "tiny.png") as decoded:
+        assert decoded.size == (width, height) and decoded.mode == "RGB"
+        expected = files.decompress((out / "tiny.tfc").read_bytes())
+        np.testing.assert_array_equal(np.asarray(decoded), expected)
+
+
+def test_an_unexpected_failure_is_one_line_naming_the_input_unless_debugging(
+    codec_path, tmp_path, capsys, monkeypatch
+):
+    write_image(tmp_path / "a.png", "RGB")
+    assert cli.main(["compress", "--model", codec_path, str(tmp_path / "a.png")]) == 0
+
+    def broken(self, data):
+        raise tf.errors.InternalError(None, None, "kernel failed\n\tat node decoder/conv\n")
+
+    monkeypatch.setattr(CodecFiles, "decompress", broken)
+    out = tmp_path / "out"
+    args = ["decompress", "--model", codec_path, str(tmp_path / "a.tfc"), "-o", str(out)]
+    monkeypatch.delenv("TFCOMP_DEBUG", raising=False)
+    assert cli.main(args) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"tfcomp decompress: error: {tmp_path / 'a.tfc'}: unexpected InternalError"
+    )
+    assert err.count("\n") == 1 and "kernel failed at node decoder/conv" in err
+    assert "TFCOMP_DEBUG=1" in err and "Traceback" not in err
+    assert not out.exists() or not list(out.iterdir())
+    monkeypatch.setenv("TFCOMP_DEBUG", "1")  # a genuine bug keeps its traceback
+    with pytest.raises(tf.errors.InternalError, match="kernel failed"):
+        cli.main(args)
+
+
+def test_real_bpp_is_the_file_size_and_the_estimates_are_reported_beside_it(
+    codec_path, files, tmp_path, capsys
+):
+    write_image(tmp_path / "a.png", "RGB", size=(56, 40))
+    assert cli.main(["compress", "--model", codec_path, str(tmp_path / "a.png")]) == 0
+    size = os.path.getsize(tmp_path / "a.tfc")
+    capsys.readouterr()
+    assert cli.main(["info", str(tmp_path / "a.tfc")]) == 0
+    header = json.loads(capsys.readouterr().out)
+    assert header["file_bytes"] == size == bitstream.HEADER_SIZE + header["payload_bytes"]
+    assert header["bpp"] == 8 * size / (40 * 56)  # the header counts: file bytes, not payload
+    # The evaluation reports the same real rate and, beside it, the two training estimates.
+    with Image.open(tmp_path / "a.png") as image:
+        pixels = np.asarray(image)
+    record = evaluate_image(files, pixels)
+    assert record["bytes"] == size and record["bpp_real"] == header["bpp"]
+    _, symbols = files.decode_symbols((tmp_path / "a.tfc").read_bytes())
+    histogram = np.bincount(symbols.ravel(), minlength=files.codec.num_centers) / symbols.size
+    histogram = histogram[histogram > 0]
+    hard = -np.sum(histogram * np.log2(histogram)) * symbols.size / (40 * 56)
+    assert record["bpp_hard_entropy"] == pytest.approx(hard, rel=1e-4)
+    assert np.isfinite(record["bpp_soft_estimate"]) and record["bpp_soft_estimate"] > 0

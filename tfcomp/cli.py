@@ -9,17 +9,90 @@
                       indices, the image's size) from z alone, with a cResNet-d segmenter
 
 Bad input (an unreadable image, a truncated or corrupted file, another codec's file, a newer
-format) gets one line on stderr and exit status 1, and no partial output file.
+format) gets one line on stderr, `tfcomp COMMAND: error: INPUT: why`, and exit status 1, and no
+partial output file. So does any other failure while one input is processed, named as
+unexpected; set TFCOMP_DEBUG=1 to get its traceback (and TensorFlow's start-up log) instead.
+TensorFlow's C++ log is off unless TF_CPP_MIN_LOG_LEVEL says otherwise.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Before TensorFlow is imported: its C++ log (INFO lines, "failed call to cuInit" on machines
+# without a GPU) would otherwise precede the one-line error. An explicit setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 EXIT_BAD_INPUT = 1
+MAX_MESSAGE = 400  # characters of an error message (TensorFlow's can run to pages)
+
+
+def _debug():
+    return os.environ.get("TFCOMP_DEBUG", "") not in ("", "0")
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with file descriptor 2 sent to /dev/null meanwhile; absl to ERROR.
+
+    TensorFlow's shared libraries log a few INFO lines while they load, before absl logging is
+    initialised, whatever TF_CPP_MIN_LOG_LEVEL says. Python errors of the import still show: the
+    exception propagates after stderr is restored. Nothing is silenced with TFCOMP_DEBUG=1; the
+    import is not silenced with TF_CPP_MIN_LOG_LEVEL=0 or when TensorFlow is already imported.
+    """
+    if _debug():
+        return
+    if "tensorflow" not in sys.modules and os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0":
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
+
+
+def _one_line(text):
+    """The message on one line, whitespace collapsed, at most MAX_MESSAGE characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+class InputError(Exception):
+    """A failure while processing one input, phrased as one line that names the input."""
+
+
+@contextlib.contextmanager
+def _for_input(path):
+    """Turns any exception raised for input `path` into an InputError naming it.
+
+    Bad input raises ValueError or OSError (FormatError, ImageReadError, FileNotFoundError); any
+    other exception is a failure of tfcomp or TensorFlow and says so. TFCOMP_DEBUG=1 re-raises
+    it unchanged, with its traceback.
+    """
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as error:
+        if _debug():
+            raise
+        message = str(error) or type(error).__name__
+        if not isinstance(error, (ValueError, OSError)):
+            message = (
+                f"unexpected {type(error).__name__}: {_one_line(message)} "
+                "(run with TFCOMP_DEBUG=1 for a traceback)"
+            )
+        if not message.startswith(str(path)):
+            message = f"{path}: {message}"
+        raise InputError(message) from None
 
 
 def _output_path(source, out_dir, suffix):
@@ -29,6 +102,8 @@ def _output_path(source, out_dir, suffix):
 
 class _Progress:
     """A one-line progress counter on stderr for more than one file."""
+
+    line_open = False  # a counter is on stderr without its newline yet
 
     def __init__(self, total, verb):
         self.total, self.verb, self.done = total, verb, 0
@@ -40,6 +115,14 @@ class _Progress:
             print(
                 f"\r{self.verb} {self.done}/{self.total} {name[-40:]:<40}", end=end, file=sys.stderr
             )
+            _Progress.line_open = not end
+
+    @staticmethod
+    def end_line():
+        """Ends an open counter line, so that an error message gets a line of its own."""
+        if _Progress.line_open:
+            print(file=sys.stderr)
+            _Progress.line_open = False
 
 
 def _load_files(model_path):
@@ -66,11 +149,12 @@ def cmd_compress(args):
     files = _load_files(args.model)
     progress = _Progress(len(args.images), "compressing")
     for path in args.images:
-        image, mode = io.read_image(path)
-        if mode != "RGB":
-            print(f"note: {path} is mode {mode}; converted to RGB", file=sys.stderr)
-        data = files.compress(image)
-        io.atomic_write(_output_path(path, args.output, ".tfc"), data)
+        with _for_input(path):
+            image, mode = io.read_image(path)
+            if mode != "RGB":
+                print(f"note: {path} is mode {mode}; converted to RGB", file=sys.stderr)
+            data = files.compress(image)
+            io.atomic_write(_output_path(path, args.output, ".tfc"), data)
         progress.step(path)
 
 
@@ -80,12 +164,9 @@ def cmd_decompress(args):
     files = _load_files(args.model)
     progress = _Progress(len(args.files), "decompressing")
     for path in args.files:
-        data = _read(path)
-        try:
-            image = files.decompress(data)
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
-        io.save_png(_output_path(path, args.output, ".png"), image)
+        with _for_input(path):
+            image = files.decompress(_read(path))
+            io.save_png(_output_path(path, args.output, ".png"), image)
         progress.step(path)
 
 
@@ -93,10 +174,8 @@ def cmd_info(args):
     from tfcomp.codec import bitstream
 
     for path in args.files:
-        try:
+        with _for_input(path):
             header = bitstream.read_header(_read(path))
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
         print(json.dumps({"file": path, **header}))
 
 
@@ -130,12 +209,10 @@ def cmd_classify(args):
     classes = info["classes"]
     k = min(args.top_k, len(classes))
     for path in args.files:
-        try:
+        with _for_input(path):
             header, z = files.decode_latent(_read(path))
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
-        # The classifier is fully convolutional up to its global pooling: it reads the whole z.
-        logits = model(z[None])["logits"][0].numpy().astype(np.float64)
+            # The classifier is fully convolutional up to its global pooling: it reads all of z.
+            logits = model(z[None])["logits"][0].numpy().astype(np.float64)
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
         top = np.argsort(-probs)[:k]
@@ -163,17 +240,15 @@ def cmd_segment(args):
     from tfcomp.train.segmentation import predict_labels
 
     model, info, files = _load_classifier(args.segmenter, args.model, kind="segmenter")
-    try:
+    with _for_input(args.file):
         header, z = files.decode_latent(_read(args.file))
-    except ValueError as error:
-        raise ValueError(f"{args.file}: {error}") from None
-    logits = model(z[None])["logits"]
-    labels = predict_labels(logits, header["height"], header["width"])[0].numpy()
-    image = Image.fromarray(labels.astype(np.uint8), mode="P")
-    image.putpalette(label_colours(len(info["classes"])).reshape(-1).tolist())
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    atomic_write(args.output, buffer.getvalue())
+        logits = model(z[None])["logits"]
+        labels = predict_labels(logits, header["height"], header["width"])[0].numpy()
+        image = Image.fromarray(labels.astype(np.uint8), mode="P")
+        image.putpalette(label_colours(len(info["classes"])).reshape(-1).tolist())
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        atomic_write(args.output, buffer.getvalue())
     counts = np.bincount(labels.ravel(), minlength=len(info["classes"]))
     share = {c: round(float(n) / labels.size, 4) for c, n in zip(info["classes"], counts) if n}
     print(json.dumps({"file": args.file, "mask": args.output, "class_fractions": share}))
@@ -213,9 +288,20 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        _import_tensorflow_quietly()
         args.run(args)
-    except (ValueError, FileNotFoundError, OSError) as error:
-        print(f"tfcomp {args.command}: error: {error}", file=sys.stderr)
+    except Exception as error:
+        if _debug():
+            raise
+        if isinstance(error, (InputError, ValueError, OSError)):
+            message = _one_line(error)
+        else:  # e.g. a model file Keras cannot load
+            message = (
+                f"unexpected {type(error).__name__}: {_one_line(error)} "
+                "(run with TFCOMP_DEBUG=1 for a traceback)"
+            )
+        _Progress.end_line()
+        print(f"tfcomp {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
 

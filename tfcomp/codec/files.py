@@ -28,6 +28,7 @@ class CodecFiles:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[-1] != 3:
             raise ValueError(f"expected an H x W x 3 image, got shape {image.shape}")
+        bitstream.check_image_size(image.shape[0], image.shape[1])  # before the encoder runs
         _, symbols = self.codec.encode(tf.constant(image[None]))
         return bitstream.pack(
             symbols[0].numpy(),
