@@ -445,3 +445,24 @@ def test_real_bpp_is_the_file_size_and_the_estimates_are_reported_beside_it(
     hard = -np.sum(histogram * np.log2(histogram)) * symbols.size / (40 * 56)
     assert record["bpp_hard_entropy"] == pytest.approx(hard, rel=1e-4)
     assert np.isfinite(record["bpp_soft_estimate"]) and record["bpp_soft_estimate"] > 0
+
+
+def test_cli_roundtrip_tool_checks_files_against_the_library(files):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "cli_roundtrip", os.path.join(os.path.dirname(__file__), "..", "tools", "cli_roundtrip.py")
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    image = np.random.default_rng(3).integers(0, 255, (19, 27, 3), dtype=np.uint8)
+    data = files.compress(image)
+    png = tool.image_metrics.to_uint8(files.decompress(data))
+    info = {"height": 19, "width": 27, "file_bytes": len(data)}
+    assert tool.check("a.png", image, data, info, png, files) == []
+    wrong = png.copy()
+    wrong[0, 0, 0] ^= 1
+    assert tool.check("a.png", image, data, info, wrong, files) == [
+        "a.png: decompressed PNG differs from the library's decompress"
+    ]
+    assert "info reports" in tool.check("a.png", image, data, {**info, "width": 28}, png, files)[0]
