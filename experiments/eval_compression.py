@@ -63,13 +63,14 @@ def main(argv):
             name, images, keras.utils.Progbar(len(images))
         )
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    io.write_json(result, os.path.join(FLAGS.output_dir, "rd.json"))
     plots.rate_distortion(
         result["baselines"],
         {label: r["mean"] for label, r in result["codecs"].items()},
         os.path.join(FLAGS.output_dir, "rd.png"),
         title=f"{dataset} ({len(images)} images)",
     )
+    # rd.json last: the Table 2 driver takes it as the sign that this step is complete.
+    io.write_json(result, os.path.join(FLAGS.output_dir, "rd.json"))
     print(json.dumps({k: v["mean"] for k, v in result["codecs"].items()}, indent=2))
     print(f"wrote {FLAGS.output_dir}/rd.json, rd.png")
 

@@ -32,6 +32,12 @@ flags.DEFINE_string("output", None, "Write the JSON here too.")
 FLAGS = flags.FLAGS
 
 
+def run_label(path):
+    """What tells runs apart in a figure: the folder holding a model folder ("bpp0.0983",
+    "rgb") or a codec file ("codec_bpp0.0983")."""
+    return os.path.basename(os.path.dirname(os.path.abspath(path)))
+
+
 def load(model_dir):
     with open(os.path.join(model_dir, "segmenter.json")) as f:
         info = json.load(f)
@@ -56,17 +62,29 @@ def main(argv):
         )
         results[model_dir] = {"arch": info["arch"], "input_mode": info["input_mode"], **result}
         print(f"{model_dir}: mIoU {result['miou']:.4f}")
+    if FLAGS.output:
+        io.write_json(results, FLAGS.output)
     if FLAGS.figure:
         model0, info0, codec0 = loaded[0]
         dataset = FLAGS.dataset or info0["dataset"]
-        examples, _, classes = segmentation.segmentation_dataset(dataset, FLAGS.split)
-        codec = next((c for _, _, c in loaded if c is not None), None)
-        titles = ["image"] + (["reconstruction"] if codec is not None else []) + ["ground truth"]
-        titles += [f"{i['arch']} ({i['input_mode']})" for _, i, _ in loaded]
+        examples, _, classes = segmentation.segmentation_dataset(
+            dataset, FLAGS.split, FLAGS.tfds_data_dir, FLAGS.manual_dir
+        )
+        # One reconstruction column per codec (operating point), in the order first used.
+        codecs = {}
+        for _, info, codec in loaded:
+            if codec is not None and info["codec_path"] not in codecs:
+                codecs[info["codec_path"]] = codec
+        titles = ["image"] + [f"reconstruction\n{run_label(p)}" for p in codecs]
+        titles += ["ground truth"]
+        titles += [
+            f"{i['arch']} ({i['input_mode']})\n{run_label(d)}"
+            for (_, i, _), d in zip(loaded, FLAGS.model_dirs)
+        ]
         rows = []
         for image, mask in examples.take(FLAGS.figure_images):
             row = [image.numpy()]
-            if codec is not None:
+            for codec in codecs.values():
                 x_hat = codec(image[None])["x_hat"][0]
                 row.append(np.clip(np.round(x_hat.numpy()), 0, 255).astype(np.uint8))
             row.append(mask.numpy()[..., 0])
@@ -78,8 +96,6 @@ def main(argv):
             rows.append(row)
         plots.segmentation_examples(rows, FLAGS.figure, len(classes), titles)
         print(f"wrote {FLAGS.figure}")
-    if FLAGS.output:
-        io.write_json(results, FLAGS.output)
     print(json.dumps({k: v["miou"] for k, v in results.items()}, indent=2))
 
 

@@ -27,7 +27,9 @@ def main(argv):
     flags = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
     target = argv[1] if argv[0] == "-m" else argv[0]
     with open(os.environ["FAKE_LOG"], "a") as f:
-        f.write(target + " " + flags.get("model_dir", flags.get("output_dir", "")) + "\n")
+        wiring = [f"{k}={flags[k]}" for k in ("mode", "codec", "classifier") if k in flags]
+        line = [target, flags.get("model_dir", flags.get("output_dir", "")), *wiring]
+        f.write(" ".join(line) + "\n")
     model_dir = flags.get("model_dir", "")
     if os.environ.get("FAKE_FAIL") and model_dir.endswith(os.environ["FAKE_FAIL"]):
         print("simulated failure", file=sys.stderr)

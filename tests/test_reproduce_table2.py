@@ -66,6 +66,27 @@ def test_tiny_grid_runs_every_step_once_and_resumes_after_a_failure(tmp_path, jo
     assert float(by_key[("original", "ResNet-50")]["paper_top1"]) == 71.06
     table = (run / "table2.md").read_text()
     assert "| bpp0.0983 | joint ft. |" in table
+    # Section 6.1's control: a cResNet-51 from scratch on the finetuned codec, then more epochs
+    # with that codec fixed, starting from the scratch classifier; joint from the trained pair.
+    joint_dir = run / "joint" / "bpp0.0983"
+    by_dir = {  # model folders like run/cls/../joint/... normalised
+        os.path.normpath(line.split()[1]): os.path.normpath(line)
+        for line in calls(tmp_path)
+        if len(line.split()) > 1
+    }
+    scratch = by_dir[str(joint_dir / "control_scratch")]
+    assert f"codec={joint_dir / 'codec_ft' / 'codec.keras'}" in scratch
+    control = by_dir[str(joint_dir / "control")]
+    assert "mode=classifier_only" in control
+    assert f"codec={joint_dir / 'codec_ft' / 'codec.keras'}" in control
+    assert f"classifier={joint_dir / 'control_scratch' / 'classifier.keras'}" in control
+    joint = by_dir[str(joint_dir / "joint")]
+    assert f"classifier={run / 'cls' / 'bpp0.0983' / 'cresnet51' / 'classifier.keras'}" in joint
+    assert f"codec={run / 'codec_bpp0.0983' / 'codec.keras'}" in joint
+    joint_rows = list(csv.DictReader(open(run / "table2_joint.csv")))
+    assert [r["training"] for r in joint_rows] == ["baseline", "codec ft.", "joint ft."]
+    # The codecs' rates from the joint rate-distortion step (baseline, codec ft., joint ft.).
+    assert [float(r["bpp_real"]) for r in joint_rows] == pytest.approx([0.1, 0.2, 0.3])
     for name in (
         "fig3_classification_curves.png",
         "fig4_segmentation_curves.png",

@@ -4,7 +4,8 @@
 #   tools/reproduce_table2.sh --scale=tiny  [--out=DIR] [--points=bpp0.0983,...]
 #   tools/reproduce_table2.sh --scale=small [--out=DIR] [--points=...]   (DATA=../shared/datasets)
 #   tools/reproduce_table2.sh --scale=paper [--out=DIR]   (MANUAL=dir with the ImageNet tars,
-#       VOC_MANUAL=dir with VOCtrainval_11-May-2012.tar and benchmark.tgz, TFDS_DIR=prepared data)
+#       VOC_MANUAL=dir with VOCtrainval_11-May-2012.tar and benchmark.tgz, TFDS_DIR=prepared data;
+#       nothing else: rate-distortion uses 1,000 ILSVRC2012 validation images, as the paper)
 #
 # Scales:
 #   tiny   the embedded data: codecs on scikit-image's photographs, classification and
@@ -80,14 +81,14 @@ case $SCALE in
     TFDS="--tfds_data_dir=${TFDS_DIR:-$HOME/tensorflow_datasets}"
     GPU="--strategy=mirrored --mixed_precision"
     CODEC_ARGS="--dataset=imagenet2012 --manual_dir=$MANUAL $TFDS $GPU --train_steps=600000 --batch_size=30 --crop_size=128"
-    RD_ARGS="--dataset=folder:$DATA/kodak"
+    RD_ARGS="--dataset=imagenet2012 --split=val --limit=1000 --manual_dir=$MANUAL $TFDS"  # Fig. 8 data
     CLS_DATA=imagenet2012
     CLS_ARGS="--manual_dir=$MANUAL $TFDS $GPU --epochs=28 --batch_size=64 --curve_every_epochs=1"
     SEG_DATA=voc2012_sbd
     SEG_ARGS="--manual_dir=$VOC_MANUAL $TFDS $GPU --train_steps=20000 --batch_size=10 --crop_size=320 --curve_every_steps=2000"
     JOINT_ARGS="--manual_dir=$MANUAL $TFDS $GPU --epochs=9 --batch_size=64"
     BENCH_ARGS="--width=1.0 --batches=1,64 --repeats=5"
-    FIG5_ARGS=
+    FIG5_ARGS="--manual_dir=$VOC_MANUAL $TFDS"
     JOBS=${JOBS:-1}
     ;;
   *) echo "unknown --scale=$SCALE (expected tiny, small or paper)" >&2; exit 2 ;;

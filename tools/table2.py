@@ -2,7 +2,8 @@
 
   .venv/bin/python tools/table2.py --run_dir=runs/table2_tiny --scale=tiny
 
-Writes RUN_DIR/table2.md and table2.csv (measured numbers beside the paper's Table 2) and
+Writes RUN_DIR/table2.md and table2.csv (measured numbers beside the paper's Table 2),
+table2_joint.csv (joint training and its control: accuracy, mIoU, the codec's rate and quality) and
 RUN_DIR/figures/: fig3 (classification validation curves), fig4 (segmentation validation
 curves), fig6 (accuracy / mIoU vs GFLOPs with and without the decoder), fig7 (joint training
 movement), fig8 (rate-distortion), fig9 (latent channels), fig11 (codec metrics before/after
@@ -104,19 +105,32 @@ def joint_rows(run_dir):
     result = {}
     for folder in sorted(glob.glob(os.path.join(run_dir, "joint", "*"))):
         point = os.path.basename(folder)
+        rd = (load(os.path.join(folder, "rd", "rd.json")) or {}).get("codecs", {})
         entry = {}
-        for name, cls_dir, seg_dir in (
-            ("baseline", f"{run_dir}/cls/{point}/cresnet51", f"{run_dir}/seg/{point}/cresnet51_d"),
-            ("codec ft.", f"{folder}/control", f"{folder}/seg_control"),
-            ("joint ft.", f"{folder}/joint", f"{folder}/seg_joint"),
+        for name, cls_dir, seg_dir, codec in (
+            (
+                "baseline",
+                f"{run_dir}/cls/{point}/cresnet51",
+                f"{run_dir}/seg/{point}/cresnet51_d",
+                f"codec_{point}",
+            ),
+            ("codec ft.", f"{folder}/control", f"{folder}/seg_control", "codec_ft"),
+            ("joint ft.", f"{folder}/joint", f"{folder}/seg_joint", "joint"),
         ):
             cls = load(os.path.join(cls_dir, "eval.json")) or {}
             seg = load(os.path.join(seg_dir, "eval.json")) or {}
+            codec_mean = rd.get(codec, {}).get("mean", {})
             entry[name] = dict(
-                top5=pct(cls.get("top5")), top1=pct(cls.get("top1")), miou=pct(seg.get("miou"))
+                top5=pct(cls.get("top5")),
+                top1=pct(cls.get("top1")),
+                miou=pct(seg.get("miou")),
+                **{k: codec_mean.get(k) for k in JOINT_CODEC_COLUMNS},
             )
         result[point] = entry
     return result
+
+
+JOINT_CODEC_COLUMNS = ("bpp_real", "psnr", "ssim", "ms_ssim")  # the codec's, Fig. 11
 
 
 COLUMNS = (
@@ -159,16 +173,33 @@ def write_tables(run_dir, scale, table, joint):
     if joint:
         lines += [
             "",
-            "## Joint training (Section 6, Fig. 7): cResNet-51 / cResNet-51-d",
+            "## Joint training (Section 6, Fig. 7, 11): cResNet-51 / cResNet-51-d and the codec",
             "",
-            "| operating point | training | top-5 % | top-1 % | mIoU % |",
-            "| --- | --- | --- | --- | --- |",
+            "Baseline: the operating point's codec and cResNet-51 as above; codec ft.: the "
+            "paper's control (codec finetuned alone, cResNet-51 from scratch on it, then more "
+            "epochs with the codec fixed); joint ft.: Eq. (2). Codec metrics are on the "
+            "rate-distortion images.",
+            "",
+            "| operating point | training | top-5 % | top-1 % | mIoU % | codec bpp (real files) "
+            "| PSNR dB | SSIM | MS-SSIM |",
+            "|" + " --- |" * 9,
         ]
+        joint_csv = []
         for point, entry in joint.items():
             for name, m in entry.items():
+                codec = [
+                    "-" if m[k] is None else f"{m[k]:.4f}" if k != "psnr" else f"{m[k]:.2f}"
+                    for k in JOINT_CODEC_COLUMNS
+                ]
                 lines.append(
-                    f"| {point} | {name} | {fmt(m['top5'])} | {fmt(m['top1'])} | {fmt(m['miou'])} |"
+                    f"| {point} | {name} | {fmt(m['top5'])} | {fmt(m['top1'])} | {fmt(m['miou'])} "
+                    f"| {' | '.join(codec)} |"
                 )
+                joint_csv.append({"point": point, "training": name, **m})
+        with open(os.path.join(run_dir, "table2_joint.csv"), "w", newline="") as f:
+            writer = csv.DictWriter(f, list(joint_csv[0]))
+            writer.writeheader()
+            writer.writerows(joint_csv)
     text = "\n".join(lines) + "\n"
     with open(os.path.join(run_dir, "table2.md"), "w") as f:
         f.write(text)

@@ -138,7 +138,6 @@ def train_compression(
         # The real entropy coder's tables: symbol counts over `entropy_fit_batches` batches.
         fit_data = crop_dataset(dataset, "train", crop_size, batch_size, tfds_data_dir, manual_dir)
         fit_entropy_model(codec, fit_data.take(entropy_fit_batches))
-        io.save_keras(codec, os.path.join(model_dir, "codec.keras"))
         config = dict(
             dataset=dataset,
             channels=channels,
@@ -155,4 +154,7 @@ def train_compression(
             final_metrics=metrics,
         )
         io.write_json(config, os.path.join(model_dir, "config.json"))
+        # The model last: its presence means the run finished (the Table 2 driver and the
+        # joint trainer read config.json beside it).
+        io.save_keras(codec, os.path.join(model_dir, "codec.keras"))
     return codec, history
