@@ -155,6 +155,9 @@ def test_each_mode_trains_what_it_says(trained, tmp_path):
         )
     info = json.loads((tmp_path / "joint" / "joint.json").read_text())
     assert info["mode"] == "joint" and info["gamma"] == 0.001
+    # A first run: the total training time is this run's (no checkpoint to resume from).
+    assert info["resumed_train_seconds"] == 0.0
+    assert info["train_seconds"] == pytest.approx(info["train_seconds_this_run"], abs=1e-6)
 
 
 def test_joint_training_learns_to_classify(trained, tmp_path):

@@ -12,13 +12,13 @@ from PIL import Image
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import classification
 from tfcomp.train.classification import (
-    TrainClock,
     channel_mean,
     input_mean,
     learning_rate_schedule,
     train_classifier,
 )
 from tfcomp.train.compression import train_compression
+from tfcomp.train.loop import TrainClock
 
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
 

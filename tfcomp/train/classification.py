@@ -76,25 +76,6 @@ def input_mean(pipeline, input_mode, batches=20):
     return channel_mean(inputs for inputs, _ in pipeline.take(batches))
 
 
-class TrainClock(tf.train.experimental.PythonState):
-    """Training wall time that survives resumes. Saved in every checkpoint, it holds the seconds
-    of earlier runs up to the checkpoint this run resumed from plus this run's seconds so far
-    (time a killed run spent after its last checkpoint is not counted: no model holds it)."""
-
-    def __init__(self, started=None):
-        self.started = time.time() if started is None else started
-        self.resumed = 0.0  # seconds recorded in the checkpoint this run resumed from
-
-    def seconds(self, now=None):
-        return self.resumed + ((time.time() if now is None else now) - self.started)
-
-    def serialize(self):
-        return repr(self.seconds())
-
-    def deserialize(self, string_value):
-        self.resumed = float(string_value)
-
-
 def load_codec(codec_path, input_mode):
     if input_mode == "rgb":
         return None
@@ -272,7 +253,7 @@ def train_classifier(
         loop.append_curve(curve_path, step, {"epoch": step / steps_per_epoch, **point})
 
     start = time.time()
-    clock = TrainClock(start)
+    clock = loop.TrainClock(start)
     state, history = loop.train(
         strategy=strat,
         build_state=build_state,

@@ -143,7 +143,8 @@ def train_joint(
             )
         schedule = joint_schedule(base_lr, batch_size, epochs, steps_per_epoch)
         optimizer = distribute.wrap_optimizer(keras.optimizers.SGD(schedule, momentum=0.9))
-        state = {"model": codec, "optimizer": optimizer}
+        # The clock rides in the checkpoint, so train_seconds totals every run (resumes).
+        state = {"model": codec, "optimizer": optimizer, "clock": clock}
         if classifier is not None:
             state["classifier"] = classifier
         return state
@@ -185,6 +186,7 @@ def train_joint(
         )
 
     start = time.time()
+    clock = loop.TrainClock(start)
     state, history = loop.train(
         strategy=strat,
         build_state=build_state,
@@ -197,7 +199,8 @@ def train_joint(
         summary_every=summary_every,
         progress=progress,
     )
-    train_seconds = time.time() - start
+    now = time.time()
+    train_seconds, train_seconds_this_run = clock.seconds(now), now - start
     codec, classifier = state["model"], state.get("classifier")
     if not distribute.is_chief(strat):
         return codec, classifier, history, None
@@ -242,7 +245,9 @@ def train_joint(
         crop_size=crop_size,
         precision=policy,
         strategy=strategy,
-        train_seconds_this_run=train_seconds,
+        train_seconds=train_seconds,
+        train_seconds_this_run=train_seconds_this_run,
+        resumed_train_seconds=clock.resumed,
         final_metrics=history[-1] if history else None,
     )
     if classifier is not None:

@@ -19,6 +19,7 @@ loss scaling, non-finite gradients are the loss scaler's business: it skips thos
 
 import os
 import shutil
+import time
 
 import keras
 import numpy as np
@@ -35,6 +36,25 @@ def _all_finite(tensors):
     """1.0 when every element of every (non-None) tensor is finite, else 0.0."""
     flags = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors if t is not None]
     return tf.cast(tf.reduce_all(tf.stack(flags)), tf.float32) if flags else tf.constant(1.0)
+
+
+class TrainClock(tf.train.experimental.PythonState):
+    """Training wall time that survives resumes. Saved in every checkpoint, it holds the seconds
+    of earlier runs up to the checkpoint this run resumed from plus this run's seconds so far
+    (time a killed run spent after its last checkpoint is not counted: no model holds it)."""
+
+    def __init__(self, started=None):
+        self.started = time.time() if started is None else started
+        self.resumed = 0.0  # seconds recorded in the checkpoint this run resumed from
+
+    def seconds(self, now=None):
+        return self.resumed + ((time.time() if now is None else now) - self.started)
+
+    def serialize(self):
+        return repr(self.seconds())
+
+    def deserialize(self, string_value):
+        self.resumed = float(string_value)
 
 
 def _default_variables(state):
