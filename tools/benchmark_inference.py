@@ -2,12 +2,21 @@
 
   .venv/bin/python tools/benchmark_inference.py [--width=1.0] [--channels=8] \
       [--classifier_dir=runs/imagenette_cls/cresnet51_z --dataset=folder:...] [--json=out.json]
+      [--precisions=float32,mixed_bfloat16,bfloat16,mixed_bfloat16_frozen]
 
 For cResNet-39/51/72 on z (28 x 28 x C) and for decoder + ResNet-50/71 on reconstructed RGB
 (224 x 224), at batch 1 and 64, in float32 and under mixed_bfloat16: median seconds per image,
 the ratios decoder+ResNet / cResNet, and each network's achieved GMAC/s beside a 4096^2 float32
 (and bfloat16) matrix product's on the same machine (n^3 multiply-accumulates). With
 --classifier_dir, also the top-1 accuracy of that trained classifier in float32 and bfloat16.
+
+--precisions adds inference variants: `bfloat16` (the Keras policy that stores the weights in
+bfloat16, so no per-call float32 -> bfloat16 cast of the kernels) and `<policy>_frozen` (the
+variables folded into graph constants). Frozen matters at batch 1 under bfloat16: oneDNN's bf16
+convolutions want their weights in a blocked, pair-interleaved (VNNI) layout, and a weight that is
+a variable is reordered into it on every call (about 17 ms for cResNet-51's 29.6M weights on a
+2-core CPU, nearly as long as all its convolutions at batch 1); a constant weight is reordered once
+and cached. float32 convolutions read the plain layout and need no reorder.
 """
 
 import argparse
@@ -23,10 +32,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+# TF-internal module (the TF 2 freezing utility): variables -> graph constants.
+from tensorflow.python.framework.convert_to_constants import (  # noqa: E402
+    convert_variables_to_constants_v2,
+)
+
 from tfcomp import flops  # noqa: E402
 from tfcomp.codec.model import Decoder  # noqa: E402
 from tfcomp.nets.resnet import build_resnet  # noqa: E402
 
+PRECISIONS = ("float32", "mixed_bfloat16", "bfloat16")
 PAIRS = (("resnet50", "cresnet51"), ("resnet71", "cresnet72"), (None, "cresnet39"))
 
 
@@ -55,8 +70,21 @@ def decoder_fn(decoder):
     return tf.function(lambda z: tf.reduce_sum(tf.cast(decoder(z), tf.float32)))
 
 
-def time_all(width, channels, batches, repeats):
-    """{(name, batch): seconds per image} and {name: MACs per image} under the global policy."""
+def frozen(fn, x):
+    """`fn` for inputs shaped like `x`, with the model's variables folded into graph constants."""
+    graph = convert_variables_to_constants_v2(fn.get_concrete_function(tf.TensorSpec(x.shape)))
+    return lambda inputs: graph(inputs)[0]
+
+
+def time_all(width, channels, batches, repeats, freeze=False, repeats_batch1=None):
+    """{(name, batch): seconds per image} and {name: MACs per image} under the global policy;
+    with `freeze`, of the networks with their variables frozen into constants."""
+
+    def seconds_per_image(fn, x, batch):
+        fn = frozen(fn, x) if freeze else fn
+        count = repeats_batch1 if batch == 1 and repeats_batch1 else repeats
+        return median_seconds(fn, x, count) / batch
+
     decoder = Decoder()
     decoder(tf.zeros([1, 28, 28, channels]))
     models = {"decoder": decoder}
@@ -71,10 +99,10 @@ def time_all(width, channels, batches, repeats):
     for batch in batches:
         z = tf.random.normal([batch, 28, 28, channels])
         rgb = tf.random.uniform([batch, 224, 224, 3], 0, 255)
-        seconds[("decoder", batch)] = median_seconds(decoder_fn(decoder), z, repeats) / batch
+        seconds[("decoder", batch)] = seconds_per_image(decoder_fn(decoder), z, batch)
         for name, (model, shape) in [(k, v) for k, v in models.items() if k != "decoder"]:
             x = rgb if shape[-1] == 3 else z
-            seconds[(name, batch)] = median_seconds(network_fn(model, "logits"), x, repeats) / batch
+            seconds[(name, batch)] = seconds_per_image(network_fn(model, "logits"), x, batch)
             print(f"  {name:<10} batch {batch:<3} {1e3 * seconds[(name, batch)]:8.2f} ms/image")
     return seconds, macs
 
@@ -158,32 +186,60 @@ def main():
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--batches", default="1,64")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--repeats_batch1", type=int, help="timed calls at batch 1 (default: --repeats)"
+    )
+    parser.add_argument(
+        "--precisions",
+        default="float32,mixed_bfloat16",
+        help="comma-separated: float32, mixed_bfloat16, bfloat16, each optionally +'_frozen'",
+    )
     parser.add_argument("--classifier_dir")
     parser.add_argument("--dataset")
     parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--json")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
+    precisions = args.precisions.split(",")
+    for precision in precisions:
+        if precision.removesuffix("_frozen") not in PRECISIONS:
+            parser.error(f"unknown precision {precision!r}; expected {PRECISIONS}[_frozen]")
     result = {"width": args.width, "channels": args.channels, "cpu_count": os.cpu_count()}
-    for policy, dtype in (("float32", tf.float32), ("mixed_bfloat16", tf.bfloat16)):
+    for precision in precisions:
+        policy = precision.removesuffix("_frozen")
         keras.mixed_precision.set_global_policy(policy)
-        matmul = matmul_gmacs(dtype)
-        print(f"{policy}: timing networks (width {args.width}, C = {args.channels})")
-        seconds, macs = time_all(args.width, args.channels, batches, args.repeats)
+        matmul = matmul_gmacs(tf.float32 if policy == "float32" else tf.bfloat16)
+        print(f"{precision}: timing networks (width {args.width}, C = {args.channels})")
+        seconds, macs = time_all(
+            args.width,
+            args.channels,
+            batches,
+            args.repeats,
+            freeze=precision.endswith("_frozen"),
+            repeats_batch1=args.repeats_batch1,
+        )
         rows = table(seconds, macs, batches, matmul)
-        print_table(policy, rows, matmul)
-        result[policy] = {"matmul_gmacs_per_s": matmul, "rows": rows, "macs": macs}
+        print_table(precision, rows, matmul)
+        result[precision] = {"matmul_gmacs_per_s": matmul, "rows": rows, "macs": macs}
     keras.mixed_precision.set_global_policy("float32")
-    speedups = {
-        f"{r32.get('rgb_net', '-')} vs {r32['compressed_net']} @ {r32['batch']}": {
-            "compressed_bf16_speedup": r32["compressed_ms"] / r16["compressed_ms"],
-            **({"rgb_bf16_speedup": r32["rgb_ms"] / r16["rgb_ms"]} if "rgb_ms" in r32 else {}),
-        }
-        for r32, r16 in zip(result["float32"]["rows"], result["mixed_bfloat16"]["rows"])
-    }
-    result["bf16_speedups"] = speedups
-    print("\nbfloat16 speed-up over float32:")
-    print(json.dumps(speedups, indent=2))
+    if "float32" in result:
+        for precision in [p for p in precisions if p != "float32"]:
+            speedups = {
+                f"{r32.get('rgb_net', '-')} vs {r32['compressed_net']} @ {r32['batch']}": {
+                    "compressed_bf16_speedup": r32["compressed_ms"] / r16["compressed_ms"],
+                    **(
+                        {"rgb_bf16_speedup": r32["rgb_ms"] / r16["rgb_ms"]}
+                        if "rgb_ms" in r32
+                        else {}
+                    ),
+                }
+                for r32, r16 in zip(result["float32"]["rows"], result[precision]["rows"])
+            }
+            # The default run's key is kept: mixed_bfloat16 over float32.
+            key = "bf16_speedups" if precision == "mixed_bfloat16" else f"{precision}_speedups"
+            result[key] = speedups
+            print(f"\n{precision} speed-up over float32:")
+            print(json.dumps(speedups, indent=2))
     if args.classifier_dir:
         accuracy = {
             p: classifier_accuracy(args.classifier_dir, args.dataset, args.limit, p)
