@@ -15,7 +15,7 @@ from experiments import common
 from flags import common as _common_flags  # noqa: F401  (defines the flags)
 from flags import compression as _compression_flags  # noqa: F401
 from flags import training as _training_flags  # noqa: F401
-from tfcomp.train.compression import train_compression
+from tfcomp.train.compression import train_compression_retrying
 
 FLAGS = flags.FLAGS
 
@@ -23,8 +23,9 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     hyper = common.codec_hyperparameters(FLAGS)
-    train_compression(
+    train_compression_retrying(
         model_dir=FLAGS.model_dir,
+        collapse_retries=FLAGS.collapse_retries,
         dataset=FLAGS.dataset,
         batch_size=FLAGS.batch_size,
         crop_size=FLAGS.crop_size,

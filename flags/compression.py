@@ -26,3 +26,10 @@ flags.DEFINE_integer(
     "Short CPU runs need it: the full rate term at initialisation can collapse the latent onto "
     "one quantization center.",
 )
+flags.DEFINE_integer(
+    "collapse_retries",
+    0,
+    "Train again with the next seed, up to this many times, when the latent collapsed (soft "
+    "entropy = hard entropy at the end: every y past the outer centers); the collapsed run is "
+    "kept as MODEL_DIR.collapsed_seedN. 0: the paper (no retries).",
+)

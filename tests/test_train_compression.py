@@ -16,6 +16,7 @@ import tensorflow as tf
 from tfcomp.codec import Codec, compression_loss
 from tfcomp.data import preprocess
 from tfcomp.data.sources import image_dataset
+from tfcomp.train import compression
 from tfcomp.train.compression import train_compression
 
 TINY = dict(crop_size=32, channels=4, summary_every=10, progress=False)
@@ -219,3 +220,35 @@ def test_a_killed_trainer_resumes_from_its_last_checkpoint(tmp_path):
     assert len(history) == 2  # steps killed_at + 1 and + 2 only, not from step 0
     assert (model_dir / "codec.keras").exists()
     assert all(np.all(np.isfinite(w)) for w in codec.get_weights())
+
+
+def test_latent_collapse_is_detected_from_the_entropies():
+    # Final training metrics measured in this project's tiny runs (README "Known limitations").
+    collapsed = {"entropy": 0.9544, "entropy_hard": 0.9544, "psnr": 12.2}
+    healthy = [(0.947, 0.884), (2.036, 1.588), (1.48, 1.28)]
+    assert compression.latent_collapsed(collapsed)
+    assert not any(
+        compression.latent_collapsed({"entropy": s, "entropy_hard": h}) for s, h in healthy
+    )
+    assert not compression.latent_collapsed(None)  # nothing trained in this call
+
+
+def test_a_collapsed_codec_is_kept_aside_and_trained_again_with_the_next_seed(
+    tmp_path, monkeypatch
+):
+    seeds = []
+
+    def fake_train(*, model_dir, seed, **kwargs):
+        seeds.append(seed)
+        os.makedirs(model_dir, exist_ok=True)
+        (tmp_path / "run" / "seed.txt").write_text(str(seed))
+        entropy_hard = 0.5 if seed == 7 else 0.3  # seed 7 collapses: soft H = hard H
+        return f"codec{seed}", [{"entropy": 0.5, "entropy_hard": entropy_hard, "psnr": 12.0}]
+
+    monkeypatch.setattr(compression, "train_compression", fake_train)
+    codec, _ = compression.train_compression_retrying(
+        model_dir=str(tmp_path / "run"), collapse_retries=2, seed=7
+    )
+    assert seeds == [7, 8] and codec == "codec8"
+    assert (tmp_path / "run.collapsed_seed7" / "seed.txt").read_text() == "7"
+    assert (tmp_path / "run" / "seed.txt").read_text() == "8"

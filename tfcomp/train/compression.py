@@ -6,6 +6,7 @@ Adam on random crops in the shared loop, and writes `codec.keras` and `config.js
 """
 
 import os
+import shutil
 
 import keras
 import tensorflow as tf
@@ -158,3 +159,35 @@ def train_compression(
         # joint trainer read config.json beside it).
         io.save_keras(codec, os.path.join(model_dir, "codec.keras"))
     return codec, history
+
+
+def latent_collapsed(metrics, tolerance=0.01):
+    """True when training ended with the soft entropy equal to the hard one.
+
+    With sigma = 1 and centers ~0.8 apart the soft assignment of any y between the centers is
+    spread over neighbours, so soft H > hard H; they meet only when every assignment is one-hot,
+    i.e. y lies far past the outer centers: the latent collapse of README "Known limitations",
+    from which the paper's quantizer gradient (zero there) never recovers.
+    """
+    if not metrics or "entropy" not in metrics:
+        return False
+    return metrics["entropy"] - metrics["entropy_hard"] < tolerance
+
+
+def train_compression_retrying(*, model_dir, collapse_retries=0, seed=0, **kwargs):
+    """`train_compression`, retried with the next seed (up to `collapse_retries` times) when the
+    latent collapsed; a collapsed run is kept beside, as MODEL_DIR.collapsed_seedN."""
+    for attempt in range(collapse_retries + 1):
+        codec, history = train_compression(model_dir=model_dir, seed=seed + attempt, **kwargs)
+        metrics = history[-1] if history else None
+        if attempt == collapse_retries or not latent_collapsed(metrics):
+            return codec, history
+        kept = f"{model_dir.rstrip(os.sep)}.collapsed_seed{seed + attempt}"
+        shutil.rmtree(kept, ignore_errors=True)
+        os.rename(model_dir, kept)
+        print(
+            f"latent collapsed with seed {seed + attempt} (soft H {metrics['entropy']:.3f} = hard "
+            f"H {metrics['entropy_hard']:.3f}, PSNR {metrics['psnr']:.1f} dB); kept in {kept}, "
+            f"training again with seed {seed + attempt + 1}",
+            flush=True,
+        )
