@@ -3,6 +3,10 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if "TFCOMP_CACHE_DIR" not in os.environ:  # generated data cached per test session, not in ~
+    import tempfile
+
+    os.environ["TFCOMP_CACHE_DIR"] = tempfile.mkdtemp(prefix="tfcomp-cache-")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -58,3 +58,19 @@ def test_sources_read_the_default_data_like_any_other():
     assert count == 5 and classes[0] == "background" and len(classes) == 11
     image, mask = next(iter(ds))
     assert mask.shape == (64, 64, 1) and int(mask.numpy().max()) == 1  # example 0 is a disc
+
+
+def test_a_generated_split_is_cached_on_disk_and_read_back_identically(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFCOMP_CACHE_DIR", str(tmp_path))
+    synthetic.split_arrays.cache_clear()
+    first = synthetic.split_arrays("val", count=5, seed=3)
+    files = list(tmp_path.glob("synthetic_*_val_3_5.npz"))
+    assert len(files) == 1
+    synthetic.split_arrays.cache_clear()  # the next call reads the file
+    second = synthetic.split_arrays("val", count=5, seed=3)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    direct = synthetic.example("val", 4, 3)
+    np.testing.assert_array_equal(second[0][4], direct[0])
+    assert second[1][4] == direct[1]
+    synthetic.split_arrays.cache_clear()

@@ -20,12 +20,16 @@ image: generation uses `numpy.random.default_rng((seed, split, index))`.
 """
 
 import functools
+import hashlib
+import io
 import math
+import os
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from tfcomp.data import embedded
+from tfcomp.io import atomic_write
 
 CLASSES = (
     "disc",
@@ -159,9 +163,42 @@ def example(split, index, seed=0):
     return image, label, mask
 
 
+def cache_dir():
+    """Where generated splits are kept: $TFCOMP_CACHE_DIR, else ~/.cache/tfcomp."""
+    return os.environ.get("TFCOMP_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "tfcomp"
+    )
+
+
+@functools.cache
+def _generator_digest():
+    """Hash of this generator's source and the photographs it reads: a cache key that changes
+    whenever the images could."""
+    digest = hashlib.sha256(open(__file__, "rb").read())
+    for path in embedded.photo_paths("train") + embedded.photo_paths("test"):
+        digest.update(os.path.basename(path).encode() + str(os.path.getsize(path)).encode())
+    return digest.hexdigest()[:16]
+
+
 @functools.lru_cache(maxsize=4)
 def split_arrays(split, count=None, seed=0):
-    """(images [N, 64, 64, 3] uint8, labels [N] int32, masks [N, 64, 64] uint8) of `split`."""
+    """(images [N, 64, 64, 3] uint8, labels [N] int32, masks [N, 64, 64] uint8) of `split`.
+
+    A whole split is generated once per machine (about 3 s) and then read from an .npz in
+    `cache_dir()`, keyed by the generator's source, so that the many short processes of the
+    Table 2 driver do not each regenerate it; the file is written atomically.
+    """
     count = SPLIT_SIZES[split] if count is None else count
+    path = os.path.join(cache_dir(), f"synthetic_{_generator_digest()}_{split}_{seed}_{count}.npz")
+    if os.path.exists(path):
+        with np.load(path) as arrays:
+            return arrays["images"], arrays["labels"], arrays["masks"]
     images, labels, masks = zip(*(example(split, i, seed) for i in range(count)))
-    return np.stack(images), np.array(labels, np.int32), np.stack(masks)
+    arrays = np.stack(images), np.array(labels, np.int32), np.stack(masks)
+    buffer = io.BytesIO()
+    np.savez(buffer, images=arrays[0], labels=arrays[1], masks=arrays[2])
+    try:
+        atomic_write(path, buffer.getvalue())
+    except OSError:  # a read-only home: generate every time
+        pass
+    return arrays

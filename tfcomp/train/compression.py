@@ -150,6 +150,7 @@ def train_compression(
             crop_size=crop_size,
             train_steps=train_steps,
             rate_warmup_steps=rate_warmup_steps,
+            seed=seed,
             strategy=strategy,
             precision=policy,
             final_metrics=metrics,
