@@ -50,7 +50,7 @@ case $SCALE in
   tiny)
     POINTS=${POINTS:-bpp0.0983,bpp0.330,bpp0.635}
     JOINT_POINTS=${JOINT_POINTS:-bpp0.0983}
-    CODEC_ARGS="--dataset=default --train_steps=500 --rate_warmup_steps=500 --learning_rate=1e-3 --batch_size=8 --crop_size=48 --checkpoint_every=250 --collapse_retries=2"
+    CODEC_ARGS="--dataset=default --train_steps=400 --rate_warmup_steps=400 --learning_rate=1e-3 --batch_size=8 --crop_size=48 --checkpoint_every=200 --collapse_retries=2"
     RD_ARGS="--dataset=default"
     CLS_DATA=default
     CLS_ARGS="--resize=64 --crop_size=56 --width=0.25 --epochs=3 --batch_size=32 --base_lr=0.1 --cache --curve_every_epochs=1"
