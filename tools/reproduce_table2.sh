@@ -25,7 +25,7 @@
 # the soft-entropy term drives y past the outer centers, where the quantizer's gradient vanishes,
 # and the latent collapses: PSNR 12 dB at 0.0983 bpp after 500 tiny steps), and every operating
 # point uses Adam 1e-3 (the paper's 1e-5 at 0.330 bpp is for 600k steps). A codec whose latent
-# still collapses (soft H = hard H at the end; 2 of 9 tiny codecs in three runs) is kept aside as
+# still collapses (soft H = hard H at the end; 3 of 18 tiny codecs in six runs) is kept aside as
 # codec_P.collapsed_seedN and trained again with the next seed, twice at most (the log says so).
 # Per step one progress line "==> [time] [k/N] what"; logs in $OUT/logs. At the end the table
 # (Markdown and CSV, beside the paper's numbers) and the figures are written by tools/table2.py.
