@@ -14,6 +14,17 @@ from tfcomp.codec import Codec, bitstream, entropy_model
 from tfcomp.codec.files import CodecFiles, fit_entropy_model
 
 
+def sample_symbols(rng, probabilities, shape):
+    """Symbols int32 [h', w', C], channel c drawn from its table probabilities[c] (float [C, L])."""
+    return np.stack(
+        [
+            rng.choice(probabilities.shape[1], shape[:2], p=probabilities[c])
+            for c in range(shape[2])
+        ],
+        -1,
+    ).astype(np.int32)
+
+
 def test_frequencies_sum_to_the_total_and_keep_unseen_symbols_encodable():
     counts = np.array([[1000, 0, 5, 0, 0, 1], [0, 0, 0, 0, 0, 0]])
     freq = entropy_model.counts_to_frequencies(counts)
@@ -186,9 +197,7 @@ def test_empty_zero_and_garbage_payloads_with_a_valid_crc_are_refused(fitted):
     counts[:, 2] = 50
     p = entropy_model.counts_to_frequencies(counts) / entropy_model.TOTAL
     shape = bitstream.latent_shape(24, 40, channels)
-    symbols = np.stack(
-        [rng.choice(num_centers, shape[:2], p=p[c]) for c in range(channels)], -1
-    ).astype(np.int32)
+    symbols = sample_symbols(rng, p, shape)
     data = bitstream.pack(symbols, 24, 40, num_centers, p, b"codec_id")
     for length in range(0, len(data), 4):
         with pytest.raises(bitstream.FormatError, match="payload"):
@@ -209,9 +218,7 @@ def test_payload_bit_flips_behind_a_recomputed_crc_are_refused_or_give_another_v
     counts = rng.exponential(1.0, (channels, num_centers)) ** 2
     p = entropy_model.counts_to_frequencies(counts) / entropy_model.TOTAL
     shape = bitstream.latent_shape(200, 200, channels)
-    symbols = np.stack(
-        [rng.choice(num_centers, shape[:2], p=p[c]) for c in range(channels)], -1
-    ).astype(np.int32)
+    symbols = sample_symbols(rng, p, shape)
     data = bitstream.pack(symbols, 200, 200, num_centers, p, b"codec_id")
     refusals, valid = {}, 0
     for position in range(32, len(data)):
