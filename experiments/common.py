@@ -1,29 +1,33 @@
-"""Helpers shared by the experiment entry points: flags -> plain values, clean failures."""
+"""Helpers shared by the experiment entry points: flags -> configs, clean failures."""
 
 import functools
+import json
 import sys
 
 import tensorflow as tf
+from absl import flags
 
-from tfcomp.codec.presets import get_operating_point
+from tfcomp import configs
 from tfcomp.data.sources import DataError, data_error_message
 from tfcomp.data.store import StoreError
+from tfcomp.eval.models import ModelError
+from tfcomp.train.compression import LatentCollapse
 from tfcomp.train.loop import NonFiniteLossError
 
-DEFAULT_OPERATING_POINT = "bpp0.0983"
+FLAGS = flags.FLAGS
 
 
-def codec_hyperparameters(flag_values):
-    """C, L, H_t, beta and lr: explicit flags win over the operating point's values."""
-    point = get_operating_point(flag_values.operating_point or DEFAULT_OPERATING_POINT)
-    explicit = {
-        "channels": flag_values.channels,
-        "num_centers": flag_values.num_centers,
-        "target_entropy": flag_values.target_entropy,
-        "beta": flag_values.beta,
-        "learning_rate": flag_values.learning_rate,
-    }
-    return {k: (getattr(point, k) if v is None else v) for k, v in explicit.items()}
+def config_from_flags(task):
+    """The config `--config` names, with every field flag that was given applied."""
+    cls = configs.TASKS[task]
+    overrides = {}
+    for name in configs.field_help(cls):
+        value = FLAGS[name].value
+        if value is None:
+            continue
+        kind, element = configs.field_type(cls, name)
+        overrides[name] = tuple(element(v) for v in value) if kind is tuple else value
+    return configs.resolve(task, FLAGS.config, FLAGS.data_dir, **overrides)
 
 
 def exit_cleanly(main):
@@ -33,7 +37,15 @@ def exit_cleanly(main):
     def wrapped(argv):
         try:
             return main(argv)
-        except (DataError, StoreError, NonFiniteLossError, FileNotFoundError, ValueError) as error:
+        except (
+            DataError,
+            StoreError,
+            ModelError,
+            NonFiniteLossError,
+            LatentCollapse,
+            FileNotFoundError,
+            ValueError,
+        ) as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(1)
         except tf.errors.OpError as error:  # a broken file found while tf.data read it
@@ -44,3 +56,15 @@ def exit_cleanly(main):
             sys.exit(1)
 
     return wrapped
+
+
+def train_main(task, train):
+    """The whole `main` of a training experiment: config from flags, train, print metrics."""
+
+    def main(argv):
+        del argv
+        outcome = train(config_from_flags(task), FLAGS.model_dir)
+        if outcome is not None and outcome.metrics is not None:
+            print(json.dumps(outcome.metrics, indent=2))
+
+    return exit_cleanly(main)

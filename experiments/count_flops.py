@@ -1,15 +1,14 @@
 """Prints each network's multiply-accumulates ("FLOPs" in the paper) at the paper's input sizes.
 
-python -m experiments.count_flops           # a table
-python -m experiments.count_flops --json    # machine-readable
+python -m experiments.count_flops                      # a table
+python -m experiments.count_flops --json=flops.json    # also machine-readable
 """
-
-import json
 
 from absl import app, flags
 
 from flags import flop_count as _flop_count_flags  # noqa: F401  (defines the flags)
-from tfcomp.nets.registry import flop_table
+from tfcomp import io
+from tfcomp.flops import flop_table
 
 FLAGS = flags.FLAGS
 
@@ -18,8 +17,7 @@ def main(argv):
     del argv
     rows = flop_table()
     if FLAGS.json:
-        print(json.dumps(rows, indent=2))
-        return
+        io.write_json(rows, FLAGS.json)
     print(f"{'network':<12} {'input':<14} {'MACs (ours)':>12} {'paper':>10} {'ours/paper':>10}")
     for row in rows:
         paper = row["paper_macs"]

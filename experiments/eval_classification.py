@@ -2,53 +2,52 @@
 
   python -m experiments.eval_classification --model_dir=runs/cls_cresnet51 \
       --dataset=folder:../shared/datasets/imagenette2
-The input mode, codec and crop sizes come from MODEL_DIR/classifier.json.
+The input mode, codec and crop sizes come from the folder's config.json and result.json.
 """
 
+import dataclasses
 import json
 import math
-import os
 
 import keras
 from absl import app, flags
 
 from experiments import common
+from flags import evaluation as _evaluation_flags  # noqa: F401  (defines the flags)
+from tfcomp import configs, io
 from tfcomp.data import classification
-from tfcomp.train.classification import evaluate_classifier, load_codec
+from tfcomp.eval.classification import evaluate_classifier
+from tfcomp.eval.models import load_trained
 
-flags.DEFINE_string("model_dir", None, "Folder with classifier.keras and .json.", required=True)
-flags.DEFINE_string("dataset", None, "Data source (default: the one it was trained on).")
-flags.DEFINE_string("split", "val", "Split to evaluate.")
-flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory.")
-flags.DEFINE_string("manual_dir", None, "TFDS manual directory.")
+flags.DEFINE_string("model_dir", None, "Folder of a trained classifier.", required=True)
 flags.DEFINE_integer("batch_size", 64, "Evaluation batch size.")
-flags.DEFINE_integer("limit", None, "Evaluate only this many examples.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    with open(os.path.join(FLAGS.model_dir, "classifier.json")) as f:
-        info = json.load(f)
-    model = keras.models.load_model(os.path.join(FLAGS.model_dir, "classifier.keras"))
-    codec = load_codec(info["codec_path"], info["input_mode"])
-    dataset = FLAGS.dataset or info["dataset"]
+    trained = load_trained(FLAGS.model_dir, "classifier")
+    config = configs.load(f"{FLAGS.model_dir}/config.json")
+    data = {"dataset": FLAGS.dataset, "tfds_data_dir": FLAGS.tfds_data_dir}
+    data["manual_dir"] = FLAGS.manual_dir
+    config = dataclasses.replace(config, **{k: v for k, v in data.items() if v is not None})
     examples, count, _ = classification.labelled_dataset(
-        dataset, FLAGS.split, FLAGS.tfds_data_dir, FLAGS.manual_dir, limit=FLAGS.limit
+        config.dataset, FLAGS.split, config.tfds_data_dir, config.manual_dir, limit=FLAGS.limit
     )
     pipeline = classification.classification_pipeline(
         examples,
-        input_mode=info["input_mode"],
-        codec=codec,
+        input_mode=trained.input_mode,
+        codec=trained.codec,
         training=False,
         batch_size=FLAGS.batch_size,
-        resize=info["resize"],
-        crop_size=info["crop_size"],
+        resize=config.resize,
+        crop_size=config.crop_size,
     )
-    result = evaluate_classifier(
-        model, pipeline, keras.utils.Progbar(math.ceil(count / FLAGS.batch_size))
-    )
-    result.update(arch=info["arch"], input_mode=info["input_mode"], dataset=dataset)
+    bar = keras.utils.Progbar(math.ceil(count / FLAGS.batch_size))
+    result = evaluate_classifier(trained.model, pipeline, bar)
+    result.update(arch=trained.card["arch"], input_mode=trained.input_mode, dataset=config.dataset)
+    if FLAGS.output:
+        io.write_json(result, FLAGS.output)
     print(json.dumps(result, indent=2))
 
 

@@ -1,13 +1,15 @@
-"""Rate-distortion of trained codecs (real file sizes) against JPEG and JPEG 2000 (Fig. 8, 9).
+"""Rate-distortion of trained codecs (real file sizes) against JPEG, JPEG 2000 and WebP (Fig. 8, 9).
 
-  python -m experiments.eval_compression --codecs=runs/reproduce/codec/codec.keras
+  python -m experiments.eval_compression --config=tiny --codecs=runs/codec/codec.keras
   python -m experiments.eval_compression --images=../shared/datasets/kodak \
-      --codecs=runs/imagenette_c8/codec.keras --baselines=jpeg,jpeg2000 --output_dir=runs/rd_kodak
+      --codecs=runs/imagenette_c8/codec.keras --output_dir=runs/rd_kodak
 
-Images come from --images=DIR or any --dataset source (default, folder:PATH, a TFDS name with
---split and --limit). Writes OUTPUT_DIR/rd.json (per image and mean for each codec, one row per
-baseline setting), rd.png (PSNR / SSIM / MS-SSIM against bpp) and latents_<codec>.png (first
-image: the reconstruction beside its 4 highest-entropy latent channels).
+Images come from --images=DIR or the evaluation config's source (`--config`: the paper's 1,000
+ILSVRC2012 validation images, small: Kodak, tiny: the embedded held-out photos; or
+--rd_dataset, --rd_split, --rd_limit). Writes OUTPUT_DIR/rd.json (per image and mean for each
+codec, one row per baseline setting), rd.png (PSNR / SSIM / MS-SSIM against bpp) and
+latents_<codec>.png (first image: the reconstruction beside its 4 highest-entropy latent
+channels).
 """
 
 import json
@@ -17,12 +19,12 @@ import keras
 from absl import app, flags
 
 from experiments import common
-from flags import common as _common_flags  # noqa: F401  (defines the flags)
-from flags import rate_distortion as _rate_distortion_flags  # noqa: F401
+from flags import rate_distortion as _rate_distortion_flags  # noqa: F401  (defines the flags)
 from tfcomp import io, plots
 from tfcomp.codec.files import CodecFiles
 from tfcomp.data import sources
 from tfcomp.eval import compression
+from tfcomp.eval.models import load_codec
 
 FLAGS = flags.FLAGS
 
@@ -33,15 +35,15 @@ def codec_label(path):
 
 def main(argv):
     del argv
-    dataset = f"folder:{FLAGS.images}" if FLAGS.images else FLAGS.dataset
-    images = sources.load_images(
-        dataset, FLAGS.split, FLAGS.limit, FLAGS.tfds_data_dir, FLAGS.manual_dir
-    )
-    result = {"dataset": dataset, "split": FLAGS.split, "codecs": {}, "baselines": {}}
+    config = common.config_from_flags("eval")
+    if FLAGS.images:
+        dataset, split, limit = f"folder:{FLAGS.images}", "test", None
+    else:
+        dataset, split, limit = config.rd_dataset, config.rd_split, config.rd_limit
+    images = sources.load_images(dataset, split, limit, config.tfds_data_dir, config.manual_dir)
+    result = {"dataset": dataset, "split": split, "codecs": {}, "baselines": {}}
     for path in FLAGS.codecs:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"codec model {path!r} does not exist")
-        codec = keras.models.load_model(path)
+        codec = load_codec(path)
         print(f"codec {path}")
         evaluation = compression.evaluate_codec(codec, images, keras.utils.Progbar(len(images)))
         result["codecs"][codec_label(path)] = {"path": path, **evaluation}
@@ -57,7 +59,7 @@ def main(argv):
             os.path.join(FLAGS.output_dir, f"latents_{codec_label(path)}.png"),
             title=f"{name}, {evaluation['images'][name]['bpp_real']:.3f} bpp",
         )
-    for name in FLAGS.baselines:
+    for name in config.baselines:
         print(f"baseline {name}")
         result["baselines"][name] = compression.evaluate_baseline(
             name, images, keras.utils.Progbar(len(images))

@@ -2,4 +2,4 @@
 
 from absl import flags
 
-flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
+flags.DEFINE_string("json", None, "Also write the table as JSON to this file.")

@@ -1,16 +1,16 @@
-"""Flags of the rate-distortion evaluation (`experiments.eval_compression`); the data source
-comes from `flags.common` (--dataset, --tfds_data_dir, --manual_dir)."""
+"""Flags of `experiments.eval_compression` beside the evaluation config's (`--config`,
+`--rd_dataset`, `--rd_split`, `--rd_limit`, `--baselines`, from `flags.config`)."""
 
 from absl import flags
 
+from flags import config as config_flags
+
+config_flags.define("eval", model_dir=False)
 flags.DEFINE_list("codecs", [], "Trained codec .keras files (one operating point each).")
 flags.DEFINE_string(
     "images",
     None,
-    "A folder of images to evaluate on (e.g. Kodak); the same as --dataset=folder:DIR and wins "
-    "over --dataset.",
+    "A folder of images to evaluate on (e.g. Kodak); the same as --rd_dataset=folder:DIR, "
+    "split and limit ignored.",
 )
-flags.DEFINE_string("split", "test", "Split of the source (a sub-folder name for folder:PATH).")
-flags.DEFINE_integer("limit", None, "Evaluate the first N images only (all when unset).")
-flags.DEFINE_list("baselines", ["jpeg", "jpeg2000"], "Baselines to sweep: jpeg, jpeg2000.")
 flags.DEFINE_string("output_dir", "runs/rd", "Folder for rd.json and the figures.")

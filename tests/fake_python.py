@@ -1,7 +1,8 @@
-"""Stands in for the project's Python in tests of tools/reproduce_table2.sh: each experiment
-writes the result files the real one writes, with numbers derived from its arguments, so the
-driver's sequencing, skipping, resuming and tabulation run in seconds. tools/table2.py runs for
-real. Invocations are appended to $FAKE_LOG; $FAKE_FAIL names a model_dir whose run fails."""
+"""Stands in for the project's Python in tests of the Table 2 driver: each experiment writes the
+result files the real one writes, with numbers derived from its arguments, so the driver's
+sequencing, skipping, resuming and tabulation run in seconds. tools/table2.py runs for real.
+Invocations are appended to $FAKE_LOG (with --config); $FAKE_FAIL names a model_dir whose run
+fails."""
 
 import json
 import os
@@ -22,12 +23,13 @@ def score(text):
 
 
 def main(argv):
-    if argv[0].endswith("tools/table2.py"):
+    if argv[0].endswith(("tools/table2.py", "tools/reproduce_table2.py")):
         sys.exit(subprocess.call([sys.executable, *argv]))
     flags = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
     target = argv[1] if argv[0] == "-m" else argv[0]
     with open(os.environ["FAKE_LOG"], "a") as f:
-        wiring = [f"{k}={flags[k]}" for k in ("mode", "codec", "classifier") if k in flags]
+        keys = ("config", "mode", "codec", "classifier", "init_classifier")
+        wiring = [f"{k}={flags[k]}" for k in keys if k in flags]
         line = [target, flags.get("model_dir", flags.get("output_dir", "")), *wiring]
         f.write(" ".join(line) + "\n")
     model_dir = flags.get("model_dir", "")
@@ -37,9 +39,10 @@ def main(argv):
     if target == "experiments.count_flops":
         names = ["encoder", "decoder", "decoder_320", "resnet50", "resnet71", "cresnet39"]
         names += ["cresnet51", "cresnet72", "resnet50_d", "cresnet39_d", "cresnet51_d"]
-        print(json.dumps([{"name": n, "macs": (i + 1) * 1e9} for i, n in enumerate(names)]))
+        write(flags["json"], [{"name": n, "macs": (i + 1) * 1e9} for i, n in enumerate(names)])
     elif target == "experiments.train_compression":
         write(f"{model_dir}/codec.keras", "codec")
+        write(f"{model_dir}/result.json", {"metrics": {}})
     elif target in ("experiments.train_classifier", "experiments.train_joint"):
         s = score(model_dir)
         if flags.get("mode") != "codec_only":
@@ -47,10 +50,10 @@ def main(argv):
         write(f"{model_dir}/codec.keras", "codec")
         write(f"{model_dir}/curve.json", [{"epoch": 1, "step": 5, "top5": s, "top1": s / 2}])
         result = {} if flags.get("mode") == "codec_only" else {"top1": s / 2, "top5": s}
-        write(f"{model_dir}/eval.json", result)
+        write(f"{model_dir}/result.json", {"metrics": result})
     elif target == "experiments.train_segmentation":
         write(f"{model_dir}/curve.json", [{"step": 5, "miou": score(model_dir) / 3}])
-        write(f"{model_dir}/eval.json", {"miou": score(model_dir) / 2})
+        write(f"{model_dir}/result.json", {"metrics": {"miou": score(model_dir) / 2}})
     elif target == "experiments.eval_compression":
         codecs = {}
         for i, path in enumerate(flags["codecs"].split(",")):

@@ -66,7 +66,7 @@ def test_symbols_round_trip_exactly_and_real_bits_match_the_ideal(fitted, height
     assert payload_bits >= ideal - 1e-6
     assert payload_bits <= 1.01 * ideal + 64
     assert header["file_bytes"] == bitstream.HEADER_SIZE + header["payload_bytes"]
-    assert header["bpp"] == pytest.approx(8 * len(data) / (height * width))
+    assert header["bpp_real"] == pytest.approx(8 * len(data) / (height * width))
     assert (header["height"], header["width"]) == (height, width)
 
 

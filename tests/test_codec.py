@@ -54,7 +54,7 @@ def test_outputs_are_consistent(codec):
     np.testing.assert_allclose(
         codec.decode(z, 24, 24).numpy(), out["x_hat"].numpy(), rtol=1e-5, atol=1e-3
     )
-    assert float(out["bpp"]) == pytest.approx(float(out["entropy"]) * 4 / 64)
+    assert float(out["bpp_estimate"]) == pytest.approx(float(out["entropy"]) * 4 / 64)
 
 
 def test_every_trainable_weight_gets_a_gradient(codec):

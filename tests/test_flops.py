@@ -30,15 +30,17 @@ def test_layer_call_is_restored_after_counting():
     assert keras.layers.Layer.__call__ is original
 
 
-def test_count_flops_command_reproduces_the_encoder_count():
+def test_count_flops_command_reproduces_the_encoder_count(tmp_path):
     # Paper Section 3.1: encoder 3.56e9 FLOPs at 224x224 (C = 32).
+    path = tmp_path / "flops.json"
     out = subprocess.run(
-        [sys.executable, "-m", "experiments.count_flops", "--json"],
+        [sys.executable, "-m", "experiments.count_flops", f"--json={path}"],
         capture_output=True,
         text=True,
         check=True,
     )
-    rows = {row["name"]: row for row in json.loads(out.stdout)}
+    rows = {row["name"]: row for row in json.loads(path.read_text())}
+    assert "resnet50" in out.stdout  # the printed table
     assert rows["encoder"]["macs"] == pytest.approx(3.56e9, rel=0.005)
     assert rows["decoder"]["paper_macs"] == 2.85e9
     # The mirrored decoder repeats the encoder's layers in reverse: the same count.

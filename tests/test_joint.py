@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import codec_file, train
 from tests.test_train_classification import make_folder
+from tfcomp import configs
 from tfcomp.codec import Codec
 from tfcomp.codec.files import CodecFiles
-from tfcomp.nets.resnet import build_resnet
-from tfcomp.train.classification import train_classifier
-from tfcomp.train.compression import train_compression
-from tfcomp.train.joint import joint_schedule, joint_step, train_joint
+from tfcomp.nets import registry
+from tfcomp.train.classification import lr_schedule
+from tfcomp.train.joint import joint_step
 
 SIZES = dict(resize=48, crop_size=40)
 
@@ -24,36 +25,24 @@ def trained(tmp_path_factory):
     """A folder dataset, a briefly trained codec, and an untrained cResNet on it (0 epochs)."""
     root = tmp_path_factory.mktemp("joint")
     data = make_folder(root / "data")
-    train_compression(
-        model_dir=str(root / "codec"),
-        dataset=data,
-        channels=8,
-        beta=0.0,
-        target_entropy=0.8,
-        train_steps=60,
-        batch_size=8,
-        crop_size=32,
-        progress=False,
-        entropy_fit_batches=2,
-    )
-    codec = str(root / "codec" / "codec.keras")
-    train_classifier(
-        model_dir=str(root / "cls"),
+    codec = codec_file(root / "codec", data)
+    train(
+        "classifier",
+        root / "cls",
         arch="cresnet_tiny",
         input_mode="compressed",
-        codec_path=codec,
+        codec=codec,
         dataset=data,
         epochs=0,
         width=0.25,
-        progress=False,
         **SIZES,
     )
     return data, codec, str(root / "cls" / "classifier.keras")
 
 
 def test_schedule_divides_by_ten_every_third_of_the_epochs():
-    schedule = joint_schedule(0.0025, 128, epochs=9, steps_per_epoch=10)
-    assert float(schedule(0)) == pytest.approx(0.005)  # 0.0025 * 128 / 64
+    schedule = lr_schedule(configs.get("joint", learning_rate=0.005), steps_per_epoch=10)
+    assert float(schedule(0)) == pytest.approx(0.005)
     assert float(schedule(31)) == pytest.approx(0.0005)
     assert float(schedule(61)) == pytest.approx(0.00005)
 
@@ -61,7 +50,7 @@ def test_schedule_divides_by_ten_every_third_of_the_epochs():
 def test_joint_step_is_equation_2():
     keras.utils.set_random_seed(1)
     codec = Codec(channels=4)
-    classifier = build_resnet("cresnet_tiny", num_classes=3, input_channels=4, width=0.25)
+    classifier = registry.build("cresnet_tiny", 3, input_channels=4, width=0.25)
     images = tf.constant(np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)), tf.uint8)
     labels = tf.constant([0, 2])
     gamma, beta, target, wd = 0.01, 50.0, 0.3, 1e-3
@@ -100,7 +89,7 @@ def test_cross_entropy_reaches_the_encoder_only_in_joint_mode():
     # flowing back through z and the quantizer's soft gradient (Section 6's point).
     keras.utils.set_random_seed(2)
     codec = Codec(channels=4)
-    classifier = build_resnet("cresnet_tiny", num_classes=3, input_channels=4, width=0.25)
+    classifier = registry.build("cresnet_tiny", 3, input_channels=4, width=0.25)
     images = tf.constant(np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3)), tf.uint8)
     labels = tf.constant([1, 2])
     norms = {}
@@ -128,15 +117,18 @@ def test_each_mode_trains_what_it_says(trained, tmp_path):
     data, codec_path, classifier_path = trained
     codec0 = _weights(keras.models.load_model(codec_path).encoder)
     cls0 = _weights(keras.models.load_model(classifier_path))
-    common = dict(dataset=data, codec_path=codec_path, epochs=1, batch_size=12, progress=False)
+    common = dict(dataset=data, codec=codec_path, epochs=1, batch_size=12)
     for mode in ("joint", "codec_only", "classifier_only"):
-        codec, classifier, history, evaluation = train_joint(
-            model_dir=str(tmp_path / mode),
-            classifier_path=None if mode == "codec_only" else classifier_path,
+        outcome = train(
+            "joint",
+            tmp_path / mode,
+            classifier=None if mode == "codec_only" else classifier_path,
             mode=mode,
             **common,
             **SIZES,
         )
+        history, evaluation = outcome.history, outcome.metrics
+        codec, classifier = outcome.state["model"], outcome.state.get("classifier")
         assert len(history) == 6 and all(np.isfinite(h["loss"]) for h in history)
         assert _changed(codec0, _weights(codec.encoder)) == (mode != "classifier_only"), mode
         if mode == "codec_only":
@@ -153,27 +145,37 @@ def test_each_mode_trains_what_it_says(trained, tmp_path):
             files.decode_symbols(files.compress(image))[1],
             saved.encode(image[None])[1][0].numpy(),
         )
-    info = json.loads((tmp_path / "joint" / "joint.json").read_text())
-    assert info["mode"] == "joint" and info["gamma"] == 0.001
-    # A first run: the total training time is this run's (no checkpoint to resume from).
-    assert info["resumed_train_seconds"] == 0.0
-    assert info["train_seconds"] == pytest.approx(info["train_seconds_this_run"], abs=1e-6)
+        # The codec's real file rate and quality on the validation images, and its new id.
+        assert evaluation["codec"]["bpp_real"] > 0 and evaluation["codec"]["psnr"] > 10
+        result = json.loads((tmp_path / mode / "result.json").read_text())
+        assert evaluation["codec"]["model_id"] == result["models"]["codec"]["model_id"]
+    config = configs.load(str(tmp_path / "joint" / "config.json"))
+    assert config.mode == "joint" and config.gamma == 0.001
+    # beta and H_t were not given: the codec's own, from its config.json.
+    assert (config.beta, config.target_entropy) == (0.0, 0.8)
+    result = json.loads((tmp_path / "joint" / "result.json").read_text())
+    card = result["models"]["classifier"]
+    assert card["input_mode"] == "compressed" and card["arch"] == "cresnet_tiny"
+    assert card["codec"] == str(tmp_path / "joint" / "codec.keras")
+    # A first run: no checkpoint to resume from.
+    assert result["train"]["resumed_seconds"] == 0.0
 
 
 def test_joint_training_learns_to_classify(trained, tmp_path):
     # From an untrained classifier, joint finetuning alone must learn the 3 classes.
     data, codec_path, classifier_path = trained
-    _, _, history, evaluation = train_joint(
-        model_dir=str(tmp_path),
+    outcome = train(
+        "joint",
+        tmp_path,
         dataset=data,
-        codec_path=codec_path,
-        classifier_path=classifier_path,
+        codec=codec_path,
+        classifier=classifier_path,
         epochs=12,
         batch_size=12,
-        base_lr=0.1,
-        progress=False,
+        learning_rate=0.1 * 12 / 64,
         **SIZES,
     )
+    history, evaluation = outcome.history, outcome.metrics
     assert evaluation["top1"] > 1 / 3 + 0.25, evaluation
     first = np.mean([h["cross_entropy"] for h in history[:3]])
     last = np.mean([h["cross_entropy"] for h in history[-3:]])
@@ -183,4 +185,4 @@ def test_joint_training_learns_to_classify(trained, tmp_path):
 def test_missing_classifier_is_named(trained, tmp_path):
     data, codec_path, _ = trained
     with pytest.raises(FileNotFoundError, match="classifier"):
-        train_joint(model_dir=str(tmp_path), dataset=data, codec_path=codec_path, mode="joint")
+        train("joint", tmp_path, dataset=data, codec=codec_path, mode="joint")

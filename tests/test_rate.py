@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcomp.codec import presets, rate
+from tfcomp import configs
+from tfcomp.codec import rate
 from tfcomp.codec.losses import compression_loss, psnr_from_mse
 
 
@@ -32,7 +33,7 @@ def test_hard_entropy_counts_symbols_and_ignores_empty_bins():
     [("bpp0.0983", 0.0983, 0.02), ("bpp0.330", 0.330, 1e-9), ("bpp0.635", 0.635, 0.005)],
 )
 def test_operating_points_give_the_paper_rates(name, paper_bpp, tolerance):
-    point = presets.get_operating_point(name)
+    point = configs.get("codec", operating_point=name)
     bpp = rate.bits_per_pixel(point.target_entropy, point.channels)
     assert bpp == pytest.approx(paper_bpp, abs=tolerance)
 
@@ -44,7 +45,7 @@ def test_bits_per_pixel_is_h_times_c_over_64_and_inverts():
 
 def test_unknown_operating_point_lists_the_known_ones():
     with pytest.raises(ValueError, match="bpp0.635"):
-        presets.get_operating_point("bpp9")
+        configs.get("codec", operating_point="bpp9")
 
 
 def _loss_and_entropy_gradient(entropy_value, target):

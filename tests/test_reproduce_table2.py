@@ -1,5 +1,5 @@
-"""tools/reproduce_table2.sh (sequencing, skip-and-resume, failures) and tools/table2.py, with the
-experiments replaced by tests/fake_python.py so the whole grid runs in seconds."""
+"""The Table 2 driver (sequencing, skip-and-resume, failures, presets) and tools/table2.py, with
+the experiments replaced by tests/fake_python.py so the whole grid runs in seconds."""
 
 import csv
 import os
@@ -17,6 +17,7 @@ def drive(tmp_path, *args, fail=None, jobs=2):
     fake.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE} "$@"\n')
     fake.chmod(0o755)
     env = dict(os.environ, PY=str(fake), FAKE_LOG=str(tmp_path / "calls.log"), JOBS=str(jobs))
+    env["DRIVER_PY"] = sys.executable
     if fail:
         env["FAKE_FAIL"] = fail
     return subprocess.run(
@@ -60,7 +61,7 @@ def test_tiny_grid_runs_every_step_once_and_resumes_after_a_failure(tmp_path, jo
     assert len(rows) == 1 + 3 * 3 + 2
     by_key = {(r["point"], r["network"]): r for r in rows}
     c51 = by_key[("bpp0.0983", "cResNet-51")]
-    # Measured values are the eval.json numbers in percent; the paper's are Table 2's.
+    # Measured values are the result.json numbers in percent; the paper's are Table 2's.
     assert float(c51["top5"]) == pytest.approx(100 * score(str(run / "cls/bpp0.0983/cresnet51")))
     assert float(c51["paper_top5"]) == 78.20 and float(c51["paper_miou"]) == 54.62
     assert float(by_key[("original", "ResNet-50")]["paper_top1"]) == 71.06
@@ -114,3 +115,31 @@ def test_unknown_scale_is_refused(tmp_path):
 def test_paper_scale_names_the_missing_manual_folders(tmp_path):
     result = drive(tmp_path, "--scale=paper")
     assert result.returncode != 0 and "MANUAL" in result.stderr
+
+
+@pytest.mark.parametrize("scale", ["tiny", "small", "paper"])
+def test_steps_name_a_preset_and_data_paths_only(tmp_path, scale):
+    # The driver carries no settings: every experiment gets --config=SCALE, the data paths and
+    # its wiring (model folders, the codec and classifier it starts from), nothing else.
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from reproduce_table2 import ALL_POINTS, table2_plan
+
+    env = {"DATA": "/data/small", "MANUAL": "/data/imagenet", "VOC_MANUAL": "/data/voc"}
+    env["TFDS_DIR"] = "/data/tfds"
+    plan = table2_plan(scale, str(tmp_path), ALL_POINTS, ["bpp0.0983"], env)
+    wiring = {"model_dir", "operating_point", "arch", "input_mode", "codec", "classifier"}
+    wiring |= {"init_classifier", "mode", "codecs", "output_dir", "model_dirs", "figure"}
+    wiring |= {"output", "json", "baselines"}
+    data = {"small": {"data_dir"}, "paper": {"manual_dir", "tfds_data_dir"}}.get(scale, set())
+    for step in plan.steps:
+        flags = dict(a[2:].split("=", 1) for a in step.argv if a.startswith("--"))
+        if step.name != "flops":
+            assert flags.pop("config") == scale, step.name
+        assert set(flags) <= wiring | data, (step.name, set(flags) - wiring - data)
+        if step.name == "rate_distortion" or "baselines" in flags:
+            assert flags.get("baselines", "") == ""  # only the joint RD turns baselines off
+    segmenters = [s for s in plan.steps if "train_segmentation" in s.argv]
+    if scale == "paper":  # segmentation reads VOC's archives, everything else ImageNet's
+        assert all("--manual_dir=/data/voc" in s.argv for s in segmenters)
+        codec = next(s for s in plan.steps if s.name == "codec_bpp0.0983")
+        assert "--manual_dir=/data/imagenet" in codec.argv

@@ -4,8 +4,27 @@ import pytest
 import tensorflow as tf
 
 from tfcomp import flops
-from tfcomp.nets.registry import flop_table
-from tfcomp.nets.resnet import RESNET_SPECS, build_resnet
+from tfcomp.flops import flop_table
+from tfcomp.nets import registry
+from tfcomp.nets.resnet import ResNet
+
+
+def build_resnet(name, num_classes=1000, input_channels=None, width=1.0, output_stride=None):
+    """A registered classification network, or its backbone with `output_stride`."""
+    if output_stride is None:
+        return registry.build(name, num_classes, input_channels, width)
+    spec = registry.get(name)
+    channels = input_channels or (3 if spec.root else 32)
+    return ResNet(
+        spec.blocks,
+        spec.root,
+        spec.first_stage,
+        num_classes,
+        channels,
+        width,
+        output_stride=output_stride,
+    )
+
 
 # Paper Table 1 (FLOPs = multiply-accumulates, 224x224 RGB / 28x28 latent).
 TABLE_1 = {
@@ -28,9 +47,9 @@ def test_layer_counts_match_the_names():
     # ResNet-k counts root conv + 3 convs per unit + fc; the paper's cResNet-k counts the
     # 3 convs per unit only (39 = 3 x 13, 51 = 3 x 17, 72 = 3 x 24).
     for name, k in [("resnet50", 50), ("resnet71", 71)]:
-        assert 1 + 3 * sum(RESNET_SPECS[name]["blocks"]) + 1 == k
+        assert 1 + 3 * sum(registry.get(name).blocks) + 1 == k
     for name, k in [("cresnet39", 39), ("cresnet51", 51), ("cresnet72", 72)]:
-        assert 3 * sum(RESNET_SPECS[name]["blocks"]) == k
+        assert 3 * sum(registry.get(name).blocks) == k
 
 
 TINY = [("resnet_tiny", (64, 64, 3), 2), ("cresnet_tiny", (16, 16, 8), 4)]
@@ -154,7 +173,6 @@ def test_input_mean_is_subtracted_per_channel(name, shape, feature_side):
 def test_unknown_name_and_bad_blocks_are_refused():
     with pytest.raises(ValueError, match="cresnet51"):
         build_resnet("resnet18")
-    from tfcomp.nets.resnet import ResNet
 
     with pytest.raises(ValueError, match="Received: blocks"):
         ResNet(blocks=(1, 2), root=True, first_stage=0)

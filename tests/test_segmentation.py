@@ -11,15 +11,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.helpers import codec_file, train
 from tfcomp.data import segmentation
-from tfcomp.nets.deeplab import build_deeplab, load_backbone
-from tfcomp.nets.resnet import build_resnet
-from tfcomp.train.segmentation import (
-    confusion,
-    iou_from_confusion,
-    predict_labels,
-    train_segmenter,
-)
+from tfcomp.eval.segmentation import confusion, iou_from_confusion, predict_labels
+from tfcomp.nets import registry
+from tfcomp.nets.deeplab import load_backbone
 
 
 def test_miou_matches_an_independent_numpy_computation():
@@ -55,10 +51,10 @@ def test_absent_classes_do_not_count():
 
 
 def test_backbone_starts_from_a_classifier_of_the_same_architecture():
-    classifier = build_resnet("cresnet_tiny", num_classes=10, input_channels=4, width=0.25)
+    classifier = registry.build("cresnet_tiny", 10, input_channels=4, width=0.25)
     classifier(tf.zeros([1, 16, 16, 4]))
     classifier.set_input_mean([1.0, 2.0, 3.0, 4.0])
-    deeplab = build_deeplab("cresnet_tiny_d", 5, input_channels=4, width=0.25)
+    deeplab = registry.build("cresnet_tiny_d", 5, input_channels=4, width=0.25)
     deeplab(tf.zeros([1, 16, 16, 4]))
     load_backbone(deeplab, classifier)
     for a, b in zip(deeplab.backbone.units, classifier.units):
@@ -66,7 +62,7 @@ def test_backbone_starts_from_a_classifier_of_the_same_architecture():
             np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(deeplab.backbone.input_mean.numpy(), [1, 2, 3, 4])
     assert deeplab(tf.zeros([1, 16, 16, 4]))["logits"].shape == (1, 16, 16, 5)
-    wider = build_resnet("cresnet_tiny", num_classes=10, input_channels=4, width=0.5)
+    wider = registry.build("cresnet_tiny", 10, input_channels=4, width=0.5)
     wider(tf.zeros([1, 16, 16, 4]))
     with pytest.raises(ValueError, match="does not match"):
         load_backbone(deeplab, wider)
@@ -196,41 +192,30 @@ def test_segmenter_learns_beyond_a_constant_prediction(tmp_path, arch, mode):
     codec_path = None
     if mode == "reconstructed":
         # A briefly trained codec (MSE only): an untrained decoder returns a near-constant image.
-        from tfcomp.train.compression import train_compression
-
-        train_compression(
-            model_dir=str(tmp_path / "codec"),
-            dataset=f"folder:{tmp_path / 'camvid' / 'train'}",
-            channels=8,
-            beta=0.0,
-            train_steps=60,
-            batch_size=8,
-            crop_size=32,
-            progress=False,
-            entropy_fit_batches=2,
-        )
-        codec_path = str(tmp_path / "codec" / "codec.keras")
+        codec_path = codec_file(tmp_path / "codec", f"folder:{tmp_path / 'camvid' / 'train'}")
     elif mode == "compressed":
         keras.utils.set_random_seed(0)  # Keras initializers ignore tf.random.set_seed
         codec = Codec(channels=8)
         fit_entropy_model(codec, [np.zeros([1, 16, 16, 3], np.uint8)])
         codec_path = str(tmp_path / "codec.keras")
         codec.save(codec_path)
-    _, history, evaluation = train_segmenter(
-        model_dir=str(tmp_path / "run"),
+    outcome = train(
+        "segmenter",
+        tmp_path / "run",
         arch=arch,
         input_mode=mode,
-        codec_path=codec_path,
+        codec=codec_path,
         dataset=data,
         train_steps=120,
         batch_size=4,
-        base_lr=0.05,
+        learning_rate=0.05,
         width=0.25,
         crop_size=32,
+        val_limit=None,
         cache=True,
         curve_every_steps=60,
-        progress=False,
     )
+    history, evaluation = outcome.history, outcome.metrics
     baseline = constant_prediction_miou(data)
     assert evaluation["images"] == 4
     # The validation curve (Fig. 4): at steps 60 and 120; its last point is the final model.
@@ -240,8 +225,8 @@ def test_segmenter_learns_beyond_a_constant_prediction(tmp_path, arch, mode):
     print("mIoU", evaluation["miou"], "constant", baseline)
     assert evaluation["miou"] > baseline + 0.06, (evaluation, baseline)
     assert history[-1]["cross_entropy"] < history[0]["cross_entropy"]
-    info = json.loads((tmp_path / "run" / "segmenter.json").read_text())
-    assert info["classes"][0] == "Sky" and info["input_mode"] == mode
+    info = json.loads((tmp_path / "run" / "result.json").read_text())["models"]["segmenter"]
+    assert info["classes"][0] == "Sky" and info["input_mode"] == mode and info["arch"] == arch
     if mode == "compressed":
         check_segment_cli(tmp_path, codec_path, data)
 

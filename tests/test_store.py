@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import pytest
 
+from tests.helpers import train
+from tfcomp import configs
 from tfcomp.codec import Codec
 from tfcomp.codec.files import CodecFiles, fit_entropy_model
 from tfcomp.data import classification, store
@@ -56,7 +58,7 @@ def test_store_round_trips_z_exactly(setup, tmp_path):
         stored = sorted(by_label[label], key=lambda a: a.tobytes())
         for a, b in zip(sorted(zs, key=lambda a: a.tobytes()), stored):
             np.testing.assert_array_equal(a, b)
-    assert manifest["splits"]["train"]["bpp"] > 0
+    assert manifest["splits"]["train"]["bpp_real"] > 0
 
 
 def test_interrupted_encoding_resumes_to_identical_shards(setup, tmp_path):
@@ -113,21 +115,15 @@ def test_a_store_from_another_codec_is_refused(setup, tmp_path):
 def test_classifier_inputs_read_a_store_like_any_source(setup, tmp_path):
     data, _, files = setup
     encode(files, data, tmp_path)
+    config = configs.get("classifier", dataset=f"store:{tmp_path}", crop_size=24)
     pipeline, count, classes = classifier_inputs(
-        f"store:{tmp_path}",
-        "val",
-        input_mode="compressed",
-        codec=files.codec,
-        training=True,
-        batch_size=4,
-        crop_size=24,
+        config, "val", codec=files.codec, training=True, batch_size=4, limit=None
     )
     inputs, labels = next(iter(pipeline))
     assert inputs.shape == (4, 3, 3, 4) and count == 9 and len(classes) == 3
     with pytest.raises(ValueError, match="must be 'compressed'"):
-        classifier_inputs(
-            f"store:{tmp_path}", "val", input_mode="rgb", codec=None, training=False, batch_size=4
-        )
+        rgb = configs.get("classifier", dataset=f"store:{tmp_path}", input_mode="rgb")
+        classifier_inputs(rgb, "val", codec=None, training=False, batch_size=4, limit=None)
 
 
 def test_shards_are_shuffled_once_with_a_fixed_seed(setup, tmp_path):
@@ -148,7 +144,6 @@ def test_shards_are_shuffled_once_with_a_fixed_seed(setup, tmp_path):
 
 def test_masks_are_stored_beside_the_bitstream_and_train_a_segmenter(setup, tmp_path):
     from tfcomp.data import synthetic
-    from tfcomp.train.segmentation import train_segmenter
 
     _, codec_path, files = setup
     out = tmp_path / "store"
@@ -175,18 +170,19 @@ def test_masks_are_stored_beside_the_bitstream_and_train_a_segmenter(setup, tmp_
     with pytest.raises(store.StoreError, match="masks"):
         encode(files, setup[0], tmp_path / "labels_only")
         store.store_latents(str(tmp_path / "labels_only"), "val", files, masks=True)
-    _, history, evaluation = train_segmenter(
-        model_dir=str(tmp_path / "seg"),
+    outcome = train(
+        "segmenter",
+        tmp_path / "seg",
         arch="cresnet_tiny_d",
         input_mode="compressed",
-        codec_path=codec_path,
+        codec=codec_path,
         dataset=f"store:{out}",
         train_steps=3,
         batch_size=2,
         crop_size=32,
-        width=0.25,
-        progress=False,
+        val_limit=None,
     )
+    history, evaluation = outcome.history, outcome.metrics
     assert len(history) == 3 and np.isfinite(history[-1]["loss"])
     assert evaluation["images"] == 6 and 0 <= evaluation["miou"] <= 1
 

@@ -9,16 +9,15 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.helpers import codec_file, train
+from tfcomp import configs
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import classification
-from tfcomp.train.classification import (
-    channel_mean,
-    input_mean,
-    learning_rate_schedule,
-    train_classifier,
-)
-from tfcomp.train.compression import train_compression
+from tfcomp.train.classification import channel_mean, input_mean, lr_schedule
 from tfcomp.train.loop import TrainClock
+
+# Tiny-preset classifier fields of these tests: 72 training images of 40 x 48 pixels.
+SMALL = dict(width=0.25, resize=48, crop_size=40, batch_size=12, cache=True)
 
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
 
@@ -46,23 +45,12 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def codec_path(data, tmp_path_factory):
     # A briefly trained codec (MSE only): an untrained decoder returns a near-constant image.
-    model_dir = tmp_path_factory.mktemp("codec")
-    train_compression(
-        model_dir=str(model_dir),
-        dataset=data,
-        channels=8,
-        beta=0.0,
-        train_steps=60,
-        batch_size=8,
-        crop_size=32,
-        progress=False,
-        entropy_fit_batches=2,
-    )
-    return str(model_dir / "codec.keras")
+    return codec_file(tmp_path_factory.mktemp("codec"), data)
 
 
-def test_schedule_scales_with_batch_and_epochs():
-    schedule = learning_rate_schedule(0.025, 128, epochs=14, steps_per_epoch=10)
+def test_schedule_divides_by_ten_at_8_16_24_of_28_epochs_scaled_to_the_run():
+    config = configs.get("classifier", epochs=14, learning_rate=0.05)
+    schedule = lr_schedule(config, steps_per_epoch=10)
     # Boundaries at 8/28, 16/28, 24/28 of 14 epochs x 10 steps = 40, 80, 120 steps.
     assert float(schedule(0)) == pytest.approx(0.05)
     assert float(schedule(41)) == pytest.approx(0.005)
@@ -134,22 +122,19 @@ def test_pipeline_shapes_per_mode(data, codec_path):
     [("resnet_tiny", "rgb"), ("resnet_tiny", "reconstructed"), ("cresnet_tiny", "compressed")],
 )
 def test_each_input_mode_trains_and_beats_chance(data, codec_path, tmp_path, arch, mode):
-    model, history, evaluation = train_classifier(
-        model_dir=str(tmp_path),
+    outcome = train(
+        "classifier",
+        tmp_path,
         arch=arch,
         input_mode=mode,
-        codec_path=codec_path,
+        codec=codec_path,
         dataset=data,
         epochs=12,
-        batch_size=12,
-        base_lr=0.1,
-        width=0.25,
-        resize=48,
-        crop_size=40,
-        cache=True,
+        learning_rate=0.1 * 12 / 64,
         curve_every_epochs=6,
-        progress=False,
+        **SMALL,
     )
+    history, evaluation = outcome.history, outcome.metrics
     chance = 1 / 3
     # The validation curve (Fig. 3): after 6 and 12 epochs; its last point is the final model.
     curve = json.loads((tmp_path / "curve.json").read_text())
@@ -160,9 +145,10 @@ def test_each_input_mode_trains_and_beats_chance(data, codec_path, tmp_path, arc
     first = np.mean([h["cross_entropy"] for h in history[:3]])
     last = np.mean([h["cross_entropy"] for h in history[-3:]])
     assert last < first
-    info = json.loads((tmp_path / "classifier.json").read_text())
+    info = json.loads((tmp_path / "result.json").read_text())["models"]["classifier"]
     assert info["input_mode"] == mode and info["classes"] == ["class0", "class1", "class2"]
     assert (info["codec_model_id"] is None) == (mode == "rgb")
+    assert info["arch"] == arch and info["file"] == "classifier.keras"
     loaded = keras.models.load_model(str(tmp_path / "classifier.keras"))
     assert loaded.num_classes == 3
 
@@ -171,39 +157,37 @@ def test_resume_continues_the_steps_curve_and_train_time(data, tmp_path):
     # 72 training images in batches of 12: 6 steps an epoch. One epoch, then the same model_dir
     # with two: the second run starts from step 6's checkpoint and runs steps 7..12 only.
     kwargs = dict(
-        model_dir=str(tmp_path),
         arch="resnet_tiny",
         input_mode="rgb",
         dataset=data,
-        batch_size=12,
-        width=0.25,
-        resize=40,
-        crop_size=32,
-        cache=True,
         checkpoint_every=4,
         curve_every_epochs=1,
-        progress=False,
+        **{**SMALL, "resize": 40, "crop_size": 32},
     )
     wall = time.time()
-    _, first, _ = train_classifier(epochs=1, **kwargs)
+    first = train("classifier", tmp_path, epochs=1, **kwargs).history
     wall_first = time.time() - wall
-    info_first = json.loads((tmp_path / "classifier.json").read_text())
+    info_first = json.loads((tmp_path / "result.json").read_text())["train"]
     checkpoints = tmp_path / "checkpoints"
     assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-6")
     seconds_at_6 = float(
         tf.train.load_variable(str(checkpoints / "ckpt-6"), "clock/.ATTRIBUTES/py_state")
     )
-    assert len(first) == 6 and info_first["train_steps"] == 6
-    assert info_first["resumed_train_seconds"] == 0
-    assert info_first["train_seconds"] == pytest.approx(info_first["train_seconds_this_run"])
-    assert 0 < seconds_at_6 <= info_first["train_seconds"] <= wall_first
+    assert len(first) == 6 and info_first["steps"] == 6
+    assert info_first["resumed_seconds"] == 0
+    assert 0 < seconds_at_6 <= info_first["seconds"] <= wall_first
 
+    # A finished folder is not trained again (its result stands): extending the run takes a
+    # folder whose result.json is gone, i.e. an unfinished run, as after a kill.
+    (tmp_path / "result.json").unlink()
     wall = time.time()
-    _, second, evaluation = train_classifier(epochs=2, **kwargs)
+    outcome = train("classifier", tmp_path, epochs=2, **kwargs)
+    second, evaluation = outcome.history, outcome.metrics
     wall_second = time.time() - wall
-    info = json.loads((tmp_path / "classifier.json").read_text())
+    info = json.loads((tmp_path / "result.json").read_text())["train"]
     assert len(second) == 6 and all(np.isfinite(h["loss"]) for h in second)  # not 12
-    assert info["train_steps"] == 12 and info["epochs"] == 2
+    assert info["steps"] == 12
+    assert configs.load(str(tmp_path / "config.json")).epochs == 2
     latest = tf.train.latest_checkpoint(str(checkpoints))
     assert latest.endswith("ckpt-12")
     assert tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE") == 12
@@ -211,19 +195,16 @@ def test_resume_continues_the_steps_curve_and_train_time(data, tmp_path):
     assert [(c["step"], c["epoch"]) for c in curve] == [(6, 1), (12, 2)]
     assert curve[-1]["top1"] == evaluation["top1"] and evaluation["examples"] == 27
     # Train time totals both runs: what step 6's checkpoint held, plus the second run's.
-    assert info["resumed_train_seconds"] == pytest.approx(seconds_at_6)
-    assert info["train_seconds"] == pytest.approx(
-        seconds_at_6 + info["train_seconds_this_run"], rel=1e-9
-    )
-    assert info["train_seconds_this_run"] <= wall_second
-    assert info_first["train_seconds"] < info["train_seconds"] <= wall_first + wall_second
+    assert info["resumed_seconds"] == pytest.approx(seconds_at_6)
+    assert seconds_at_6 < info["seconds"] <= seconds_at_6 + wall_second
+    assert info_first["seconds"] < info["seconds"] <= wall_first + wall_second
 
 
 def test_mismatched_architecture_and_mode_is_refused(data, tmp_path):
-    with pytest.raises(ValueError, match="expects"):
-        train_classifier(
-            model_dir=str(tmp_path), arch="resnet50", input_mode="compressed", dataset=data
-        )
+    with pytest.raises(ValueError, match="reads RGB images"):
+        train("classifier", tmp_path, arch="resnet50", input_mode="compressed", dataset=data)
+    with pytest.raises(ValueError, match="not a classification network"):
+        train("classifier", tmp_path, arch="resnet50_d", input_mode="rgb", dataset=data)
 
 
 def test_corrupt_image_in_a_class_folder_is_named(tmp_path):
@@ -240,20 +221,16 @@ def test_tfcomp_classify_reads_compressed_files_without_decoding(
     from tfcomp import cli
     from tfcomp.codec.files import CodecFiles
 
-    train_classifier(
-        model_dir=str(tmp_path / "cls"),
+    train(
+        "classifier",
+        tmp_path / "cls",
         arch="cresnet_tiny",
         input_mode="compressed",
-        codec_path=codec_path,
+        codec=codec_path,
         dataset=data,
         epochs=12,
-        batch_size=12,
-        base_lr=0.1,
-        width=0.25,
-        resize=48,
-        crop_size=40,
-        cache=True,
-        progress=False,
+        learning_rate=0.1 * 12 / 64,
+        **SMALL,
     )
     files = CodecFiles(keras.models.load_model(codec_path))
     root = data[len("folder:") :]
@@ -292,20 +269,18 @@ def test_classifier_trains_under_mirrored_and_bfloat16_and_evaluates(data, tmp_p
     import sys
 
     for strategy, mixed in (("mirrored", False), ("default", True)):
-        _, history, evaluation = train_classifier(
-            model_dir=str(tmp_path / strategy),
+        outcome = train(
+            "classifier",
+            tmp_path / strategy,
             arch="resnet_tiny",
             input_mode="rgb",
             dataset=data,
             epochs=1,
-            batch_size=12,
-            width=0.25,
-            resize=48,
-            crop_size=40,
             strategy=strategy,
             mixed_precision=mixed,
-            progress=False,
+            **{**SMALL, "cache": False},
         )
+        history, evaluation = outcome.history, outcome.metrics
         assert len(history) == 6 and all(np.isfinite(h["loss"]) for h in history)
         assert 0 <= evaluation["top1"] <= 1
     result = subprocess.run(
@@ -315,6 +290,7 @@ def test_classifier_trains_under_mirrored_and_bfloat16_and_evaluates(data, tmp_p
             "experiments.eval_classification",
             f"--model_dir={tmp_path / 'default'}",
             "--batch_size=10",
+            f"--output={tmp_path / 'eval.json'}",
         ],
         capture_output=True,
         text=True,
@@ -322,6 +298,7 @@ def test_classifier_trains_under_mirrored_and_bfloat16_and_evaluates(data, tmp_p
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
     printed = json.loads(result.stdout[result.stdout.index("{") :])
-    saved = json.loads((tmp_path / "default" / "eval.json").read_text())
-    assert printed["examples"] == saved["examples"] == 27
-    assert printed["top1"] == pytest.approx(saved["top1"])
+    saved = json.loads((tmp_path / "default" / "result.json").read_text())["metrics"]
+    written = json.loads((tmp_path / "eval.json").read_text())
+    assert printed["examples"] == saved["examples"] == written["examples"] == 27
+    assert printed["top1"] == pytest.approx(saved["top1"]) == written["top1"]

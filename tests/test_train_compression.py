@@ -13,13 +13,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfcomp import configs
 from tfcomp.codec import Codec, compression_loss
 from tfcomp.data import preprocess
 from tfcomp.data.sources import image_dataset
 from tfcomp.train import compression
-from tfcomp.train.compression import train_compression
+from tfcomp.train.compression import train_codec
 
-TINY = dict(crop_size=32, channels=4, summary_every=10, progress=False)
+TINY = dict(crop_size=32, channels=4, summary_every=10)
+
+
+def train_compression(model_dir, **fields):
+    """The trainer under the tiny preset with fields overridden; (codec, history)."""
+    fields = {"entropy_fit_batches": 5, "collapse_retries": 0, **TINY, **fields}
+    outcome = train_codec(configs.get("codec", "tiny", **fields), model_dir, progress=False)
+    return outcome.models.get("codec"), outcome.history
 
 
 def heldout_loss(codec, beta, target):
@@ -33,11 +41,11 @@ def heldout_loss(codec, beta, target):
 def test_codec_learns_and_saves_what_it_learned(tmp_path):
     # An untrained codec and one trained for 80 real steps (MSE only) from the same seed.
     target = 0.8
-    common = dict(target_entropy=target, batch_size=8, **TINY)
-    untrained, none = train_compression(model_dir=str(tmp_path / "init"), train_steps=0, **common)
+    common = dict(target_entropy=target, batch_size=8)
+    untrained, none = train_compression(str(tmp_path / "init"), train_steps=0, **common)
     assert none == []
     trained, history = train_compression(
-        model_dir=str(tmp_path / "run"), train_steps=80, beta=0.0, **common
+        str(tmp_path / "run"), train_steps=80, beta=0.0, rate_warmup_steps=0, **common
     )
     loss_init, _ = heldout_loss(untrained, 0.0, target)
     loss_trained, _ = heldout_loss(trained, 0.0, target)
@@ -46,13 +54,20 @@ def test_codec_learns_and_saves_what_it_learned(tmp_path):
     # The final artefacts exist and load.
     loaded = keras.models.load_model(str(tmp_path / "run" / "codec.keras"))
     assert loaded.channels == 4
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["beta"] == 0.0 and config["final_metrics"]["loss"] == history[-1]["loss"]
+    config = configs.load(str(tmp_path / "run" / "config.json"))
+    assert config.beta == 0.0 and config.train_steps == 80
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["train"]["final_metrics"]["loss"] == history[-1]["loss"]
+    card = result["models"]["codec"]
+    assert card["file"] == "codec.keras" and card["channels"] == 4
+    from tfcomp.codec.bitstream import model_id
+
+    assert card["model_id"] == model_id(loaded).hex()
     tags = set()  # TensorBoard: the scalars of training and sample reconstructions
     for name in os.listdir(tmp_path / "run" / "train"):
         for event in tf.compat.v1.train.summary_iterator(str(tmp_path / "run" / "train" / name)):
             tags.update(value.tag for value in event.summary.value)
-    assert {"loss", "mse", "psnr", "entropy", "bpp"} <= tags
+    assert {"loss", "mse", "psnr", "entropy", "bpp_estimate"} <= tags
     assert any("reconstruction" in tag for tag in tags)
 
 
@@ -61,11 +76,9 @@ def test_trainer_with_the_rate_term_lowers_the_loss_and_moves_h_toward_the_targe
     # the untrained codec (H ~ 2 bits/symbol, above H_t = 0.5). Measured on the held-out
     # photos: the loss fell and H moved toward H_t (seeds 0 and 2: -0.22 bits; seed 1 -1.2).
     target, beta = 0.5, 2e4
-    common = dict(target_entropy=target, batch_size=8, **TINY)
-    untrained, _ = train_compression(model_dir=str(tmp_path / "init"), train_steps=0, **common)
-    trained, history = train_compression(
-        model_dir=str(tmp_path / "run"), train_steps=80, beta=beta, **common
-    )
+    common = dict(target_entropy=target, batch_size=8, rate_warmup_steps=0)
+    untrained, _ = train_compression(str(tmp_path / "init"), train_steps=0, **common)
+    trained, history = train_compression(str(tmp_path / "run"), train_steps=80, beta=beta, **common)
     loss_init, h_init = heldout_loss(untrained, beta, target)
     loss_trained, h_trained = heldout_loss(trained, beta, target)
     assert h_init > target + 1.0
@@ -101,15 +114,13 @@ def test_rate_term_pulls_entropy_down_only_above_the_target():
 
 
 def test_codec_trains_under_mirrored_strategy_on_two_cpus(tmp_path):
-    _, history = train_compression(
-        model_dir=str(tmp_path), train_steps=3, strategy="mirrored", batch_size=4, **TINY
-    )
+    _, history = train_compression(str(tmp_path), train_steps=3, strategy="mirrored", batch_size=4)
     assert len(history) == 3 and all(np.isfinite(h["loss"]) for h in history)
 
 
 def test_codec_trains_under_mixed_bfloat16(tmp_path):
     codec, history = train_compression(
-        model_dir=str(tmp_path), train_steps=3, mixed_precision=True, batch_size=4, **TINY
+        str(tmp_path), train_steps=3, mixed_precision=True, batch_size=4
     )
     assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
     assert codec.encoder.compute_dtype == "bfloat16"
@@ -119,7 +130,7 @@ def test_codec_trains_under_mixed_bfloat16(tmp_path):
 
 def test_batch_not_divisible_by_replicas_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not divisible"):
-        train_compression(model_dir=str(tmp_path), strategy="mirrored", **{**TINY, "batch_size": 3})
+        train_compression(str(tmp_path), strategy="mirrored", batch_size=3)
 
 
 def _free_ports(count):
@@ -133,14 +144,13 @@ def _free_ports(count):
 
 
 WORKER = """
-import os, sys, numpy as np
-from tfcomp.codec import Codec, compression_loss
-from tfcomp.data import preprocess
-from tfcomp.data.sources import image_dataset
-from tfcomp.train.compression import train_compression
-codec, history = train_compression(model_dir=sys.argv[1], train_steps=3,
-    strategy="multi_worker", batch_size=4, crop_size=32, channels=4, progress=False)
-np.savez(sys.argv[2], *[w.numpy() for w in codec.trainable_weights])
+import sys, numpy as np
+from tfcomp import configs
+from tfcomp.train.compression import train_codec
+config = configs.get("codec", "tiny", train_steps=3, strategy="multi_worker", batch_size=4,
+    crop_size=32, channels=4, entropy_fit_batches=2)
+outcome = train_codec(config, sys.argv[1], progress=False)
+np.savez(sys.argv[2], *[w.numpy() for w in outcome.state["model"].trainable_weights])
 """
 
 
@@ -175,9 +185,10 @@ def test_multi_worker_training_keeps_weights_identical_on_both_workers(tmp_path)
 
 KILLED_WORKER = """
 import sys
-from tfcomp.train.compression import train_compression
-train_compression(model_dir=sys.argv[1], train_steps=100000, checkpoint_every=3,
-    batch_size=2, crop_size=32, channels=4, progress=False, entropy_fit_batches=1)
+from tfcomp import configs
+from tfcomp.train.compression import train_codec
+train_codec(configs.get("codec", "tiny", train_steps=100000, checkpoint_every=3, batch_size=2,
+    crop_size=32, channels=4, entropy_fit_batches=1), sys.argv[1], progress=False)
 """
 
 
@@ -209,28 +220,47 @@ def test_a_killed_trainer_resumes_from_its_last_checkpoint(tmp_path):
     assert killed_at >= 9 and killed_at % 3 == 0
     assert not (model_dir / "codec.keras").exists()  # it never finished
     codec, history = train_compression(
-        model_dir=str(model_dir),
-        train_steps=killed_at + 2,
-        batch_size=2,
-        crop_size=32,
-        channels=4,
-        progress=False,
-        entropy_fit_batches=1,
+        str(model_dir), train_steps=killed_at + 2, batch_size=2, entropy_fit_batches=1
     )
     assert len(history) == 2  # steps killed_at + 1 and + 2 only, not from step 0
     assert (model_dir / "codec.keras").exists()
     assert all(np.all(np.isfinite(w)) for w in codec.get_weights())
 
 
-def test_latent_collapse_is_detected_from_the_entropies():
-    # Final training metrics measured in this project's tiny runs (README "Known limitations").
-    collapsed = {"entropy": 0.9544, "entropy_hard": 0.9544, "psnr": 12.2}
-    healthy = [(0.947, 0.884), (2.036, 1.588), (1.48, 1.28)]
-    assert compression.latent_collapsed(collapsed)
-    assert not any(
-        compression.latent_collapsed({"entropy": s, "entropy_hard": h}) for s, h in healthy
-    )
-    assert not compression.latent_collapsed(None)  # nothing trained in this call
+def _history(gaps, mse):
+    return [{"entropy": 1.0 + g, "entropy_hard": 1.0, "mse": m} for g, m in zip(gaps, mse)]
+
+
+def test_latent_collapse_is_seen_in_a_window_of_flat_equal_entropies():
+    w = compression.COLLAPSE_WINDOW
+    flat = _history([0.0] * 2 * w, [4000.0] * 2 * w)
+    assert compression.collapse_in(flat)
+    assert not compression.collapse_in(flat[:-1])  # two windows are needed
+    # Healthy runs measured here: soft H above hard H by 0.06-0.45 bits/symbol.
+    assert not compression.collapse_in(_history([0.06] * 2 * w, [4000.0] * 2 * w))
+    # Equal entropies while MSE still falls (e.g. early, one center in use) is not a collapse.
+    falling = [4000.0 * (1 - i / (4 * w)) for i in range(2 * w)]
+    assert not compression.collapse_in(_history([0.0] * 2 * w, falling))
+    # One step of the window with spread assignments is enough to call it healthy.
+    assert not compression.collapse_in(_history([0.0] * (2 * w - 1) + [0.02], [4000.0] * 2 * w))
+
+
+def test_a_provoked_collapse_stops_early_and_training_restarts_with_the_next_seed(tmp_path):
+    # A rate term with H_t = 0 at full strength from step 0 and a 10x learning rate push every y
+    # past the outer centers within a hundred steps (measured: soft H = hard H = 1.000 bit from
+    # step 50 on, MSE at the images' variance). The watch stops the run long before its 1,000
+    # steps and trains again with the next seed (which collapses too), keeping the first aside.
+    fields = dict(beta=1e5, target_entropy=0.0, rate_warmup_steps=0, learning_rate=1e-2)
+    fields.update(train_steps=1000, checkpoint_every=1000)
+    with pytest.raises(compression.LatentCollapse) as caught:
+        train_compression(str(tmp_path / "run"), collapse_retries=1, **fields)
+    assert "collapsed by step" in str(caught.value)
+    step = int(str(caught.value).split("by step ")[1].split()[0])
+    assert step <= 300  # found within the first few hundred steps, not at the end
+    kept = tmp_path / "run.collapsed_seed0"
+    assert kept.is_dir() and not (kept / "result.json").exists()
+    # The retry (seed 1) collapsed too under these settings: nothing finished.
+    assert not (tmp_path / "run" / "result.json").exists()
 
 
 def test_a_collapsed_codec_is_kept_aside_and_trained_again_with_the_next_seed(
@@ -238,17 +268,17 @@ def test_a_collapsed_codec_is_kept_aside_and_trained_again_with_the_next_seed(
 ):
     seeds = []
 
-    def fake_train(*, model_dir, seed, **kwargs):
-        seeds.append(seed)
+    def fake_run(config, model_dir, make_job, progress=True):
+        seeds.append(config.seed)
         os.makedirs(model_dir, exist_ok=True)
-        (tmp_path / "run" / "seed.txt").write_text(str(seed))
-        entropy_hard = 0.5 if seed == 7 else 0.3  # seed 7 collapses: soft H = hard H
-        return f"codec{seed}", [{"entropy": 0.5, "entropy_hard": entropy_hard, "psnr": 12.0}]
+        (tmp_path / "run" / "seed.txt").write_text(str(config.seed))
+        if config.seed == 7:
+            raise compression.LatentCollapse("latent collapsed by step 100")
+        return f"outcome{config.seed}"
 
-    monkeypatch.setattr(compression, "train_compression", fake_train)
-    codec, _ = compression.train_compression_retrying(
-        model_dir=str(tmp_path / "run"), collapse_retries=2, seed=7
-    )
-    assert seeds == [7, 8] and codec == "codec8"
+    monkeypatch.setattr(compression.outline, "run", fake_run)
+    config = configs.get("codec", "tiny", seed=7, collapse_retries=2)
+    outcome = compression.train_codec(config, str(tmp_path / "run"))
+    assert seeds == [7, 8] and outcome == "outcome8"
     assert (tmp_path / "run.collapsed_seed7" / "seed.txt").read_text() == "7"
     assert (tmp_path / "run" / "seed.txt").read_text() == "8"

@@ -126,13 +126,10 @@ class _Progress:
 
 
 def _load_files(model_path):
-    import keras
-
     from tfcomp.codec.files import CodecFiles
+    from tfcomp.eval.models import load_codec
 
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError(f"{model_path}: codec model not found")
-    return CodecFiles(keras.models.load_model(model_path))
+    return CodecFiles(load_codec(model_path))
 
 
 def _read(path):
@@ -179,54 +176,29 @@ def cmd_info(args):
         print(json.dumps({"file": path, **header}))
 
 
-def _load_classifier(path, codec_override, kind="classifier"):
-    import keras
+def _load_trained(path, codec_override, kind):
+    """A compressed-mode classifier or segmenter folder, with the codec that reads its files."""
+    from tfcomp.codec.files import CodecFiles
+    from tfcomp.eval.models import load_trained
 
-    folder = path if os.path.isdir(path) else os.path.dirname(path)
-    info_path = os.path.join(folder, f"{kind}.json")
-    model_path = os.path.join(folder, f"{kind}.keras")
-    if not os.path.isfile(info_path) or not os.path.isfile(model_path):
-        raise FileNotFoundError(f"{folder}: expected {kind}.keras and {kind}.json there")
-    with open(info_path) as f:
-        info = json.load(f)
-    if info["input_mode"] != "compressed":
+    trained = load_trained(path, kind, codec_override)
+    if trained.input_mode != "compressed":
         raise ValueError(
-            f"{folder}: this {kind} reads {info['input_mode']} images, not compressed files"
+            f"{path}: this {kind} reads {trained.input_mode} images, not compressed files"
         )
-    files = _load_files(codec_override or info["codec_path"])
-    if files.model_id.hex() != info["codec_model_id"]:
-        raise ValueError(
-            f"{kind} was trained on codec {info['codec_model_id']}'s latents, "
-            f"but the codec given is {files.model_id.hex()}"
-        )
-    return keras.models.load_model(model_path), info, files
+    return trained, CodecFiles(trained.codec)
 
 
 def cmd_classify(args):
-    import numpy as np
+    from tfcomp.eval.classification import top_k
 
-    model, info, files = _load_classifier(args.classifier, args.model)
-    classes = info["classes"]
-    k = min(args.top_k, len(classes))
+    trained, files = _load_trained(args.classifier, args.model, "classifier")
     for path in args.files:
         with _for_input(path):
             header, z = files.decode_latent(_read(path))
             # The classifier is fully convolutional up to its global pooling: it reads all of z.
-            logits = model(z[None])["logits"][0].numpy().astype(np.float64)
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
-        top = np.argsort(-probs)[:k]
-        print(
-            json.dumps(
-                {
-                    "file": path,
-                    "top": [
-                        {"class": classes[i], "index": int(i), "probability": float(probs[i])}
-                        for i in top
-                    ],
-                }
-            )
-        )
+            logits = trained.model(z[None])["logits"][0].numpy()
+        print(json.dumps({"file": path, "top": top_k(logits, trained.classes, args.top_k)}))
 
 
 def cmd_segment(args):
@@ -235,22 +207,22 @@ def cmd_segment(args):
     import numpy as np
     from PIL import Image
 
+    from tfcomp.eval.segmentation import class_fractions, predict_labels
     from tfcomp.io import atomic_write
     from tfcomp.plots import label_colours
-    from tfcomp.train.segmentation import predict_labels
 
-    model, info, files = _load_classifier(args.segmenter, args.model, kind="segmenter")
+    trained, files = _load_trained(args.segmenter, args.model, "segmenter")
+    classes = trained.classes
     with _for_input(args.file):
         header, z = files.decode_latent(_read(args.file))
-        logits = model(z[None])["logits"]
+        logits = trained.model(z[None])["logits"]
         labels = predict_labels(logits, header["height"], header["width"])[0].numpy()
         image = Image.fromarray(labels.astype(np.uint8), mode="P")
-        image.putpalette(label_colours(len(info["classes"])).reshape(-1).tolist())
+        image.putpalette(label_colours(len(classes)).reshape(-1).tolist())
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         atomic_write(args.output, buffer.getvalue())
-    counts = np.bincount(labels.ravel(), minlength=len(info["classes"]))
-    share = {c: round(float(n) / labels.size, 4) for c, n in zip(info["classes"], counts) if n}
+    share = class_fractions(labels, classes)
     print(json.dumps({"file": args.file, "mask": args.output, "class_fractions": share}))
 
 

@@ -80,3 +80,50 @@ def layer_macs(model, input_shape, **call_kwargs):
 def count_macs(model, input_shape, **call_kwargs):
     """Total multiply-accumulates of `model` on one input of `input_shape` (no batch axis)."""
     return sum(macs for _, macs in layer_macs(model, input_shape, **call_kwargs))
+
+
+# The codec's counts of Section 3.1 (C = 32 at 224 x 224); its decoder's layout is not given.
+CODEC_PAPER_MACS = {"encoder": 3.56e9, "decoder": 2.85e9}
+
+
+def _codec_part(part):
+    from tfcomp.codec import Codec
+    from tfcomp.nets.registry import PAPER_LATENT_CHANNELS
+
+    codec = Codec(channels=PAPER_LATENT_CHANNELS)
+    codec(np.zeros((1, 224, 224, 3), "float32"))
+    return getattr(codec, part)
+
+
+def flop_table(names=None):
+    """[{name, input_shape, macs, paper_macs}]: the codec's parts and every registered network
+    at the paper's input sizes (`NetworkSpec.paper_input_shape`; 21 VOC classes when dilated),
+    and the decoder at the segmentation input size (`decoder_320`)."""
+    from tfcomp.nets import registry
+
+    c = registry.PAPER_LATENT_CHANNELS
+    entries = {
+        "encoder": (lambda: _codec_part("encoder"), (224, 224, 3), CODEC_PAPER_MACS["encoder"]),
+        "decoder": (lambda: _codec_part("decoder"), (28, 28, c), CODEC_PAPER_MACS["decoder"]),
+        "decoder_320": (lambda: _codec_part("decoder"), (40, 40, c), None),
+    }
+    for name in registry.names():
+        spec = registry.get(name)
+        classes = 21 if spec.dilated else 1000
+        entries[name] = (
+            lambda name=name, classes=classes: registry.build(name, classes),
+            spec.paper_input_shape(),
+            spec.paper_macs,
+        )
+    rows = []
+    for name in names or entries:
+        build, shape, paper = entries[name]
+        rows.append(
+            {
+                "name": name,
+                "input_shape": list(shape),
+                "macs": count_macs(build(), shape),
+                "paper_macs": paper,
+            }
+        )
+    return rows

@@ -1,9 +1,13 @@
-"""Reading images and writing outputs safely: mode conversion and atomic writes.
+"""Reading images and writing outputs safely: one image reader, atomic writes.
 
-Greyscale (1, L, LA, I;16), palette (P, PA) and RGBA images are converted to RGB; other modes
-(CMYK, YCbCr, LAB, HSV, float F, 32-bit I) are refused rather than guessed at. Outputs are
-written to a temporary file in the target folder and renamed into place, so an interrupted or
-failed write never leaves a partial file under the final name.
+`read_image` is the one way an image file becomes pixels, for the command line, the datasets
+and the store alike. The EXIF orientation is applied, so an image comes out the way viewers
+show it (a phone photo stored landscape with "rotate 90" is read portrait). Greyscale (1, L, LA,
+I;16), palette (P, PA) and RGBA images are converted to RGB; other modes (CMYK, YCbCr, LAB, HSV,
+float F, 32-bit I) are refused rather than guessed at, unless `any_mode` asks for Pillow's
+conversion (datasets: ImageNet holds CMYK JPEGs). Outputs are written to a temporary file in
+the target folder and renamed into place, so an interrupted or failed write never leaves a
+partial file under the final name.
 """
 
 import json
@@ -11,7 +15,7 @@ import os
 import tempfile
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 CONVERTIBLE_MODES = {"RGB", "1", "L", "LA", "I;16", "P", "PA", "RGBA"}
 
@@ -20,16 +24,19 @@ class ImageReadError(ValueError):
     """An image that cannot be read or has an unsupported mode; the message names the file."""
 
 
-def read_image(path):
-    """(uint8 H x W x 3 array, original mode). Raises ImageReadError naming `path`."""
+def read_image(path, any_mode=False):
+    """(uint8 H x W x 3 array, original mode), EXIF orientation applied. Raises ImageReadError
+    naming `path` for a missing, broken or (unless `any_mode`) unsupported image."""
+    path = path.decode() if isinstance(path, bytes) else str(path)
     try:
         with Image.open(path) as image:
             mode = image.mode
-            if mode not in CONVERTIBLE_MODES:
+            if mode not in CONVERTIBLE_MODES and not any_mode:
                 raise ImageReadError(
                     f"{path}: image mode {mode} is not supported "
                     f"(expected RGB, greyscale, palette or RGBA)"
                 )
+            image = ImageOps.exif_transpose(image)
             if mode == "I;16":
                 array = (np.asarray(image, np.uint16) >> 8).astype(np.uint8)
                 return np.stack([array] * 3, axis=-1), mode

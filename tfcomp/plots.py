@@ -92,3 +92,86 @@ def segmentation_examples(rows, path, num_classes, titles):
             if r == 0:
                 axes[r, c].set_title(titles[c], fontsize=9)
     _save(fig, path)
+
+
+def validation_curves(panels, path, x_label, y_label):
+    """Fig. 3 / Fig. 4: {panel title: {label: [(x, y)]}}, one panel per operating point."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (title, series) in zip(axes[0], panels.items()):
+        for label, points in series.items():
+            ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=label)
+        ax.set_title(title)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(y_label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save(fig, path)
+
+
+def accuracy_vs_flops(panels, path):
+    """Fig. 6: {panel title: (y label, {series: [(GMACs, value, network name)]})}."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for ax, (title, (y_label, series)) in zip(axes[0], panels.items()):
+        for name, points in series.items():
+            if not points:
+                continue
+            points = sorted(points)
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+            for x, y, n in points:
+                ax.annotate(n, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("GMACs of the architecture (paper input size, width 1)")
+        ax.set_ylabel(y_label)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def joint_movement(joint, path):
+    """Fig. 7: {point: {training: {metric: value}}}, top-5 and mIoU per kind of training."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, metric, label in ((axes[0], "top5", "top-5 %"), (axes[1], "miou", "mIoU %")):
+        for point, entry in joint.items():
+            names = list(entry)
+            ax.plot(range(len(names)), [entry[n][metric] for n in names], marker="o", label=point)
+            ax.set_xticks(range(len(names)), names)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_title("classification (cResNet-51)")
+    axes[1].set_title("segmentation (cResNet-51-d)")
+    _save(fig, path)
+
+
+def joint_rate_distortion(results, path):
+    """Fig. 11: {point: {codec label: mean metrics}}; the codec's real bpp against each quality,
+    before (baseline) and after finetuning (codec ft., joint ft.)."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for ax, metric in zip(axes, ("ms_ssim", "ssim", "psnr")):
+        for point, codecs in results.items():
+            labels = list(codecs)
+            xs = [codecs[k]["bpp_real"] for k in labels]
+            ys = [codecs[k][metric] for k in labels]
+            ax.plot(xs, ys, color="grey", lw=0.8)
+            for x, y, k, marker in zip(xs, ys, labels, "osD"):
+                ax.plot([x], [y], marker=marker, ls="", label=f"{point} {k}")
+        ax.set_xlabel("bpp (real files)")
+        ax.set_ylabel(METRIC_LABELS[metric])
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    _save(fig, path)
+
+
+def runtime(rows, path, title):
+    """Fig. 12: ms per image, decoder + ResNet vs cResNet, per pair and batch size."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    rows = [r for r in rows if r.get("rgb_net")]
+    labels = [f"{r['rgb_net']}\nvs {r['compressed_net']}\nbatch {r['batch']}" for r in rows]
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["rgb_ms"] for r in rows], 0.4, label="decoder + ResNet (reconstructed)")
+    ax.bar(x + 0.2, [r["compressed_ms"] for r in rows], 0.4, label="cResNet (z)")
+    ax.set_xticks(list(x), labels, fontsize=7)
+    ax.set_ylabel("ms per image (float32, this CPU)")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    _save(fig, path)

@@ -19,13 +19,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tfcomp import io  # noqa: E402
 from tfcomp.codec import bitstream  # noqa: E402
 from tfcomp.codec.files import CodecFiles  # noqa: E402
 from tfcomp.data import sources  # noqa: E402
 from tfcomp.eval import baselines  # noqa: E402
+from tfcomp.eval.models import load_codec  # noqa: E402
 
 
 def timed(repeats, fn, *args):
@@ -47,7 +48,7 @@ def main():
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
-    files = CodecFiles(keras.models.load_model(args.codec))
+    files = CodecFiles(load_codec(args.codec))
     images = sources.load_images(f"folder:{args.images}", "test")
     if args.limit:
         images = images[: args.limit]
@@ -99,8 +100,7 @@ def main():
     }
     print(json.dumps(summary, indent=2))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"rows": rows, "summary": summary}, f, indent=2)
+        io.write_json({"rows": rows, "summary": summary}, args.json)
 
 
 if __name__ == "__main__":

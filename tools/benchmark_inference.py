@@ -1,14 +1,16 @@
 """The paper's Fig. 12 on this machine: inference time per image, measured side by side.
 
-  .venv/bin/python tools/benchmark_inference.py [--width=1.0] [--channels=8] \
+  .venv/bin/python tools/benchmark_inference.py [--config=paper|small|tiny] [--width=1.0] \
+      [--channels=8] [--batches=1,64] [--repeats=5] \
       [--classifier_dir=runs/imagenette_cls/cresnet51_z --dataset=folder:...] [--json=out.json]
       [--precisions=float32,mixed_bfloat16,bfloat16,mixed_bfloat16_frozen]
 
 For cResNet-39/51/72 on z (28 x 28 x C) and for decoder + ResNet-50/71 on reconstructed RGB
-(224 x 224), at batch 1 and 64, in float32 and under mixed_bfloat16: median seconds per image,
-the ratios decoder+ResNet / cResNet, and each network's achieved GMAC/s beside a 4096^2 float32
-(and bfloat16) matrix product's on the same machine (n^3 multiply-accumulates). With
---classifier_dir, also the top-1 accuracy of that trained classifier in float32 and bfloat16.
+(224 x 224), at the config's batch sizes and width (the paper preset: batch 1 and 64, full width),
+in float32 and under mixed_bfloat16: median seconds per image, the ratios decoder+ResNet /
+cResNet, and each network's achieved GMAC/s beside a 4096^2 float32 (and bfloat16) matrix
+product's on the same machine (n^3 multiply-accumulates). With --classifier_dir, also the top-1
+accuracy of that trained classifier in float32 and bfloat16.
 
 --precisions adds inference variants: `bfloat16` (the Keras policy that stores the weights in
 bfloat16, so no per-call float32 -> bfloat16 cast of the kernels) and `<policy>_frozen` (the
@@ -37,9 +39,9 @@ from tensorflow.python.framework.convert_to_constants import (  # noqa: E402
     convert_variables_to_constants_v2,
 )
 
-from tfcomp import flops  # noqa: E402
+from tfcomp import configs, flops  # noqa: E402
 from tfcomp.codec.model import Decoder  # noqa: E402
-from tfcomp.nets.resnet import build_resnet  # noqa: E402
+from tfcomp.nets import registry  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16", "bfloat16")
 PAIRS = (("resnet50", "cresnet51"), ("resnet71", "cresnet72"), (None, "cresnet39"))
@@ -91,8 +93,8 @@ def time_all(width, channels, batches, repeats, freeze=False, repeats_batch1=Non
     macs = {"decoder": flops.count_macs(decoder, (28, 28, channels))}
     for rgb, compressed in PAIRS:
         for name in filter(None, (rgb, compressed)):
-            shape = (224, 224, 3) if name.startswith("resnet") else (28, 28, channels)
-            model = build_resnet(name, num_classes=1000, input_channels=shape[-1], width=width)
+            shape = (224, 224, 3) if registry.get(name).root else (28, 28, channels)
+            model = registry.build(name, 1000, shape[-1], width)
             macs[name] = flops.count_macs(model, shape)
             models[name] = (model, shape)
     seconds = {}
@@ -150,30 +152,29 @@ def print_table(title, rows, matmul):
 def classifier_accuracy(classifier_dir, dataset, limit, policy):
     """Top-1 of a trained classifier on `limit` validation examples under `policy`."""
     from tfcomp.data import classification
-    from tfcomp.train.classification import evaluate_classifier, load_codec
+    from tfcomp.eval.classification import evaluate_classifier
+    from tfcomp.eval.models import load_trained
 
     keras.mixed_precision.set_global_policy("float32")
-    with open(os.path.join(classifier_dir, "classifier.json")) as f:
-        info = json.load(f)
-    codec = load_codec(info["codec_path"], info["input_mode"])
-    trained = keras.models.load_model(os.path.join(classifier_dir, "classifier.keras"))
+    trained = load_trained(classifier_dir, "classifier")
+    config = configs.load(os.path.join(classifier_dir, "config.json"))
     keras.mixed_precision.set_global_policy(policy)
-    config = trained.get_config()
-    config.pop("dtype", None)  # take the global policy, not the saved float32 one
-    model = trained.__class__.from_config(config)
+    model_config = trained.model.get_config()
+    model_config.pop("dtype", None)  # take the global policy, not the saved float32 one
+    model = trained.model.__class__.from_config(model_config)
     assert model.compute_dtype == ("bfloat16" if policy == "mixed_bfloat16" else "float32")
-    size = classification.model_crop_size(info["input_mode"], info["crop_size"])
-    model(tf.zeros([1, size, size, trained.input_channels]))
-    model.set_weights(trained.get_weights())
-    examples, _, _ = classification.labelled_dataset(dataset or info["dataset"], "val", limit=limit)
+    size = classification.model_crop_size(trained.input_mode, config.crop_size)
+    model(tf.zeros([1, size, size, trained.model.input_channels]))
+    model.set_weights(trained.model.get_weights())
+    examples, _, _ = classification.labelled_dataset(dataset or config.dataset, "val", limit=limit)
     pipeline = classification.classification_pipeline(
         examples,
-        input_mode=info["input_mode"],
-        codec=codec,
+        input_mode=trained.input_mode,
+        codec=trained.codec,
         training=False,
         batch_size=50,
-        resize=info["resize"],
-        crop_size=info["crop_size"],
+        resize=config.resize,
+        crop_size=config.crop_size,
     )
     result = evaluate_classifier(model, pipeline)
     keras.mixed_precision.set_global_policy("float32")
@@ -182,10 +183,11 @@ def classifier_accuracy(classifier_dir, dataset, limit, policy):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--config", default="paper", help="preset: paper, small or tiny")
+    parser.add_argument("--width", type=float, help="default: the config's bench_width")
     parser.add_argument("--channels", type=int, default=8)
-    parser.add_argument("--batches", default="1,64")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batches", help="comma-separated; default: the config's bench_batches")
+    parser.add_argument("--repeats", type=int, help="default: the config's bench_repeats")
     parser.add_argument(
         "--repeats_batch1", type=int, help="timed calls at batch 1 (default: --repeats)"
     )
@@ -199,7 +201,10 @@ def main():
     parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--json")
     args = parser.parse_args()
-    batches = [int(b) for b in args.batches.split(",")]
+    config = configs.get("eval", args.config)
+    args.width = config.bench_width if args.width is None else args.width
+    args.repeats = config.bench_repeats if args.repeats is None else args.repeats
+    batches = [int(b) for b in args.batches.split(",")] if args.batches else config.bench_batches
     precisions = args.precisions.split(",")
     for precision in precisions:
         if precision.removesuffix("_frozen") not in PRECISIONS:

@@ -20,7 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfcomp.nets.resnet import build_resnet  # noqa: E402
+from tfcomp import configs, io  # noqa: E402
+from tfcomp.eval.models import load_codec  # noqa: E402
+from tfcomp.nets import registry  # noqa: E402
 from tfcomp.train.classification import classification_step, classifier_inputs  # noqa: E402
 
 
@@ -43,27 +45,24 @@ def main():
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--json")
     args = parser.parse_args()
-    codec = keras.models.load_model(args.codec)
-    common = dict(training=True, batch_size=args.batch_size)
+    codec = load_codec(args.codec)
+
+    def pipeline(dataset, input_mode):
+        config = configs.get("classifier", dataset=dataset, input_mode=input_mode, codec=args.codec)
+        common = dict(training=True, batch_size=args.batch_size, limit=None)
+        return classifier_inputs(config, "train", codec=codec, **common)[0]
+
     pipelines = {
-        "store (entropy decode -> z)": classifier_inputs(
-            f"store:{args.store}", "train", input_mode="compressed", codec=codec, **common
-        )[0],
-        "compressed mode (JPEG -> encoder -> z)": classifier_inputs(
-            args.dataset, "train", input_mode="compressed", codec=codec, **common
-        )[0],
-        "rgb (JPEG decode only)": classifier_inputs(
-            args.dataset, "train", input_mode="rgb", codec=None, **common
-        )[0],
+        "store (entropy decode -> z)": pipeline(f"store:{args.store}", "compressed"),
+        "compressed mode (JPEG -> encoder -> z)": pipeline(args.dataset, "compressed"),
+        "rgb (JPEG decode only)": pipeline(args.dataset, "rgb"),
     }
     result = {}
     for name, pipeline in pipelines.items():
         batches = args.batches if "encoder" not in name else max(2, args.batches // 5)
         result[name] = throughput(pipeline, batches, args.batch_size)
         print(f"{name:<42} {result[name]:9.1f} examples/s")
-    model = build_resnet(
-        "cresnet51", num_classes=10, input_channels=codec.channels, width=args.width
-    )
+    model = registry.build("cresnet51", 10, codec.channels, args.width)
     optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
     inputs, labels = next(iter(pipelines["store (entropy decode -> z)"]))
 
@@ -88,8 +87,7 @@ def main():
     result["store_over_training_step"] = store_rate / result["cresnet51 training step"]
     print(json.dumps({k: v for k, v in result.items() if "_over_" in k}, indent=2))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        io.write_json(result, args.json)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from tfcomp import io  # noqa: E402
 from tfcomp.data import sources  # noqa: E402
 from tfcomp.eval import image_metrics  # noqa: E402
+from tfcomp.eval.models import load_codec  # noqa: E402
 
 
 def tfcomp(*args):
@@ -58,8 +59,6 @@ def main():
     parser.add_argument("--out", default="runs/cli_roundtrip", help="output folder")
     args = parser.parse_args()
 
-    import keras
-
     from tfcomp.codec.files import CodecFiles
 
     paths = sources.image_paths(f"folder:{args.images}", "test")
@@ -73,7 +72,7 @@ def main():
     infos = [json.loads(line) for line in tfcomp("info", *tfc_paths).splitlines()]
     tfcomp("decompress", "--model", args.model, *tfc_paths, "-o", png_dir)
 
-    files = CodecFiles(keras.models.load_model(args.model))
+    files = CodecFiles(load_codec(args.model))
     records, failures = {}, []
     for path, stem, tfc, info in zip(paths, stems, tfc_paths, infos):
         original = sources.read_rgb(path)

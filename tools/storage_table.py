@@ -46,7 +46,7 @@ def storage_row(store_dir, split, source):
         "split": split,
         "images": info["count"],
         "store_bytes": info["bytes"],
-        "store_bpp": info["bpp"],
+        "store_bpp": info["bpp_real"],
         "resize": manifest["resize"],
         "source_bytes": source_bytes,
         "source_bpp": 8 * source_bytes / source_pixels,

@@ -13,15 +13,14 @@ joint training), fig12 (runtime). Rows or figures whose runs are missing are lef
 import argparse
 import csv
 import glob
-import json
 import os
 import shutil
 import sys
 
-import matplotlib
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from tfcomp import io, plots  # noqa: E402
+from tfcomp.nets import registry  # noqa: E402
 
 # Paper, Table 2: (bpp, network) -> (top-5 %, top-1 %, mIoU %). "original" = uncompressed RGB.
 PAPER = {
@@ -50,10 +49,12 @@ NAMES = {
 
 
 def load(path):
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return io.read_json(path) if os.path.isfile(path) else None
+
+
+def metrics(model_dir):
+    """The evaluation of a finished training folder (its result.json), {} if unfinished."""
+    return (load(os.path.join(model_dir, "result.json")) or {}).get("metrics", {})
 
 
 def pct(value):
@@ -71,8 +72,7 @@ def rows(run_dir):
     table = []
 
     def row(point, net, cls_dir, seg_dir):
-        cls = load(os.path.join(cls_dir, "eval.json")) or {}
-        seg = load(os.path.join(seg_dir, "eval.json")) or {}
+        cls, seg = metrics(cls_dir), metrics(seg_dir)
         codec = rd["codecs"].get(f"codec_{point}", {}).get("mean", {})
         paper = PAPER.get((point, net), (None, None, None))
         table.append(
@@ -117,8 +117,7 @@ def joint_rows(run_dir):
             ("codec ft.", f"{folder}/control", f"{folder}/seg_control", "codec_ft"),
             ("joint ft.", f"{folder}/joint", f"{folder}/seg_joint", "joint"),
         ):
-            cls = load(os.path.join(cls_dir, "eval.json")) or {}
-            seg = load(os.path.join(seg_dir, "eval.json")) or {}
+            cls, seg = metrics(cls_dir), metrics(seg_dir)
             codec_mean = rd.get(codec, {}).get("mean", {})
             entry[name] = dict(
                 top5=pct(cls.get("top5")),
@@ -206,143 +205,83 @@ def write_tables(run_dir, scale, table, joint):
     return text
 
 
-def _save(fig, path):
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"wrote {path}")
-
-
 def fig_curves(run_dir, figures, kind):
     """Fig. 3 (classification top-5 per epoch) or Fig. 4 (segmentation mIoU per step)."""
     root = os.path.join(run_dir, "cls" if kind == "cls" else "seg")
-    points = [p for p in POINT_ORDER if os.path.isdir(os.path.join(root, p))]
-    if not points:
-        return
-    fig, axes = plt.subplots(1, len(points), figsize=(4.2 * len(points), 3.4), squeeze=False)
-    for ax, point in zip(axes[0], points):
+    panels = {}
+    for point in [p for p in POINT_ORDER if os.path.isdir(os.path.join(root, p))]:
+        series = {}
         for net in ("resnet50", "cresnet51", "cresnet39"):
             name = net if kind == "cls" else f"{net}_d"
             curve = load(os.path.join(root, point, name, "curve.json"))
-            if not curve:
-                continue
-            x = [c["epoch"] if kind == "cls" else c["step"] for c in curve]
-            y = [100 * (c["top5"] if kind == "cls" else c["miou"]) for c in curve]
-            ax.plot(x, y, marker="o", label=NAMES[net] + ("" if kind == "cls" else "-d"))
-        ax.set_title(point.replace("bpp", "") + " bpp")
-        ax.set_xlabel("epoch" if kind == "cls" else "step")
-        ax.set_ylabel("top-5 accuracy %" if kind == "cls" else "mIoU %")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    name = "fig3_classification_curves.png" if kind == "cls" else "fig4_segmentation_curves.png"
-    _save(fig, os.path.join(figures, name))
+            if curve:
+                x = [c["epoch"] if kind == "cls" else c["step"] for c in curve]
+                y = [100 * (c["top5"] if kind == "cls" else c["miou"]) for c in curve]
+                series[NAMES[net] + ("" if kind == "cls" else "-d")] = list(zip(x, y))
+        panels[point.replace("bpp", "") + " bpp"] = series
+    if not panels:
+        return
+    if kind == "cls":
+        path = os.path.join(figures, "fig3_classification_curves.png")
+        plots.validation_curves(panels, path, "epoch", "top-5 accuracy %")
+    else:
+        path = os.path.join(figures, "fig4_segmentation_curves.png")
+        plots.validation_curves(panels, path, "step", "mIoU %")
+    print(f"wrote {path}")
 
 
 def fig_flops(run_dir, figures, table):
-    """Fig. 6: top-5 and mIoU at 0.0983 bpp vs GFLOPs, with and without the decoder's cost."""
-    flops = {r["name"]: r["macs"] for r in load(os.path.join(run_dir, "flops.json")) or []}
+    """Fig. 6: top-5 and mIoU at 0.0983 bpp vs GMACs, with and without the decoder's cost."""
+    macs = {r["name"]: r["macs"] for r in load(os.path.join(run_dir, "flops.json")) or []}
     rows_ = [r for r in table if r["point"] == "bpp0.0983"]
-    if not rows_ or not flops:
+    if not rows_ or not macs:
         return
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, metric, suffix, label in (
-        (axes[0], "top5", "", "top-5 accuracy %"),
-        (axes[1], "miou", "_d", "mIoU %"),
+    panels = {}
+    for title, metric, suffix, label in (
+        ("classification, 0.0983 bpp", "top5", "", "top-5 accuracy %"),
+        ("segmentation, 0.0983 bpp", "miou", "_d", "mIoU %"),
     ):
         series = {"z (cResNet)": [], "reconstructed (ResNet)": [], "reconstructed + decoder": []}
         for r in rows_:
             net = next(k for k, v in NAMES.items() if v == r["network"])
-            cost = flops.get(net + suffix)
+            cost = macs.get(net + suffix)
             if r[metric] is None or cost is None:
                 continue
-            if net.startswith("c"):
+            if registry.get(net).input_kind == "latent":
                 series["z (cResNet)"].append((cost / 1e9, r[metric], r["network"]))
             else:
                 series["reconstructed (ResNet)"].append((cost / 1e9, r[metric], r["network"]))
-                decoder = flops["decoder_320"] if suffix else flops["decoder"]
+                decoder = macs["decoder_320"] if suffix else macs["decoder"]
                 total = (cost + decoder) / 1e9
                 series["reconstructed + decoder"].append((total, r[metric], r["network"]))
-        for name, points in series.items():
-            if points:
-                points.sort()
-                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
-                for x, y, n in points:
-                    ax.annotate(n, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_xlabel("GMACs of the architecture (paper input size, width 1)")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_title("classification, 0.0983 bpp")
-    axes[1].set_title("segmentation, 0.0983 bpp")
-    _save(fig, os.path.join(figures, "fig6_accuracy_vs_flops.png"))
-
-
-def fig_joint(joint, figures):
-    """Fig. 7: classification and segmentation move up from the baseline by finetuning."""
-    if not joint:
-        return
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, metric, label in ((axes[0], "top5", "top-5 %"), (axes[1], "miou", "mIoU %")):
-        for point, entry in joint.items():
-            names = list(entry)
-            values = [entry[n][metric] for n in names]
-            ax.plot(range(len(names)), values, marker="o", label=point)
-            ax.set_xticks(range(len(names)), names)
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_title("classification (cResNet-51)")
-    axes[1].set_title("segmentation (cResNet-51-d)")
-    _save(fig, os.path.join(figures, "fig7_joint_training.png"))
+        panels[title] = (label, series)
+    path = os.path.join(figures, "fig6_accuracy_vs_flops.png")
+    plots.accuracy_vs_flops(panels, path)
+    print(f"wrote {path}")
 
 
 def fig_joint_rd(run_dir, figures):
     """Fig. 11: the codec's bpp and PSNR / SSIM / MS-SSIM before and after finetuning."""
-    results = {
-        os.path.basename(os.path.dirname(os.path.dirname(p))): load(p)
-        for p in sorted(glob.glob(os.path.join(run_dir, "joint", "*", "rd", "rd.json")))
-    }
-    if not results:
-        return
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-    for ax, metric in zip(axes, ("ms_ssim", "ssim", "psnr")):
-        for point, rd in results.items():
-            labels = list(rd["codecs"])  # baseline codec, codec_ft, joint
-            xs = [rd["codecs"][k]["mean"]["bpp_real"] for k in labels]
-            ys = [rd["codecs"][k]["mean"][metric] for k in labels]
-            ax.plot(xs, ys, color="grey", lw=0.8)
-            for x, y, k, marker in zip(xs, ys, labels, "osD"):
-                name = {"codec_ft": "codec ft.", "joint": "joint ft."}.get(k, "baseline")
-                ax.plot([x], [y], marker=marker, ls="", label=f"{point} {name}")
-        ax.set_xlabel("bpp (real files)")
-        ax.set_ylabel(metric.upper().replace("_", "-"))
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    _save(fig, os.path.join(figures, "fig11_joint_rate_distortion.png"))
+    names = {"codec_ft": "codec ft.", "joint": "joint ft."}
+    results = {}
+    for path in sorted(glob.glob(os.path.join(run_dir, "joint", "*", "rd", "rd.json"))):
+        point = os.path.basename(os.path.dirname(os.path.dirname(path)))
+        codecs = load(path)["codecs"]  # baseline codec, codec_ft, joint
+        results[point] = {names.get(k, "baseline"): v["mean"] for k, v in codecs.items()}
+    if results:
+        path = os.path.join(figures, "fig11_joint_rate_distortion.png")
+        plots.joint_rate_distortion(results, path)
+        print(f"wrote {path}")
 
 
 def fig_runtime(run_dir, figures):
     """Fig. 12: ms per image, decoder + ResNet vs cResNet, per batch size."""
     bench = load(os.path.join(run_dir, "bench", "inference.json"))
-    if not bench:
-        return
-    rows_ = bench["float32"]["rows"]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    labels, rgb, comp = [], [], []
-    for r in rows_:
-        if not r.get("rgb_net"):
-            continue
-        labels.append(f"{r['rgb_net']}\nvs {r['compressed_net']}\nbatch {r['batch']}")
-        rgb.append(r["rgb_ms"])
-        comp.append(r["compressed_ms"])
-    x = range(len(labels))
-    ax.bar([i - 0.2 for i in x], rgb, 0.4, label="decoder + ResNet (reconstructed)")
-    ax.bar([i + 0.2 for i in x], comp, 0.4, label="cResNet (z)")
-    ax.set_xticks(list(x), labels, fontsize=7)
-    ax.set_ylabel("ms per image (float32, this CPU)")
-    ax.legend(fontsize=8)
-    ax.set_title(f"width {bench['width']}, {bench['cpu_count']} CPU cores")
-    _save(fig, os.path.join(figures, "fig12_runtime.png"))
+    if bench:
+        path = os.path.join(figures, "fig12_runtime.png")
+        title = f"width {bench['width']}, {bench['cpu_count']} CPU cores"
+        plots.runtime(bench["float32"]["rows"], path, title)
+        print(f"wrote {path}")
 
 
 def copy_figures(run_dir, figures):
@@ -370,7 +309,8 @@ def main(argv=None):
     fig_curves(args.run_dir, figures, "cls")
     fig_curves(args.run_dir, figures, "seg")
     fig_flops(args.run_dir, figures, table)
-    fig_joint(joint, figures)
+    if joint:
+        plots.joint_movement(joint, os.path.join(figures, "fig7_joint_training.png"))
     fig_joint_rd(args.run_dir, figures)
     fig_runtime(args.run_dir, figures)
     copy_figures(args.run_dir, figures)

@@ -190,7 +190,7 @@ def read_header(data):
         "model_id": codec_id.hex(),
         "payload_bytes": length,
         "file_bytes": len(data),
-        "bpp": 8.0 * len(data) / (height * width),
+        "bpp_real": 8.0 * len(data) / (height * width),
     }
 
 

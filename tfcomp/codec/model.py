@@ -129,7 +129,8 @@ class Codec(keras.Model):
     assignment   float32 [..., L] soft assignment w_j(y)
     entropy      scalar, differentiable soft-histogram entropy, bits/symbol
     entropy_hard scalar, entropy of the chosen symbols' histogram, bits/symbol
-    bpp          scalar, estimated bits per pixel = entropy * C / 64
+    bpp_estimate scalar, estimated bits per pixel = entropy * C / 64 (not a file size: the
+                 real rate, `bpp_real`, comes from the entropy coder's bytes)
     """
 
     def __init__(self, channels=32, num_centers=6, sigma=1.0, **kwargs):
@@ -192,7 +193,7 @@ class Codec(keras.Model):
             "assignment": quantized["assignment"],
             "entropy": entropy,
             "entropy_hard": rate.hard_entropy(quantized["symbols"], self.num_centers),
-            "bpp": rate.bits_per_pixel(entropy, self.channels),
+            "bpp_estimate": rate.bits_per_pixel(entropy, self.channels),
         }
 
     def get_config(self):

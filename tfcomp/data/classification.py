@@ -83,6 +83,13 @@ def labelled_dataset(
     return _tfds_labelled(dataset, split, tfds_data_dir, manual_dir, shuffle, limit)
 
 
+def labelled(config, split, shuffle=False, limit=None):
+    """`labelled_dataset` of a config's source (its dataset, tfds_data_dir and manual_dir)."""
+    return labelled_dataset(
+        config.dataset, split, config.tfds_data_dir, config.manual_dir, shuffle, limit
+    )
+
+
 def _tfds_labelled(name, split, data_dir, manual_dir, shuffle, limit):
     builder = sources.tfds_builder(name, data_dir, manual_dir)
     if "label" not in builder.info.features:

@@ -1,14 +1,12 @@
 """The embedded default data: real photographs that scikit-image ships inside its wheel.
 
 They exist offline on every fresh machine, so `make reproduce` and the trainers' defaults need no
-download. Greyscale photographs are converted to RGB. The split is fixed: three colour photos
-(a cat, a coffee cup, a rocket launch) are held out for evaluation, the rest train.
+download (read with `tfcomp.io.read_image`, greyscale converted to RGB). The split is fixed:
+three colour photos (a cat, a coffee cup, a rocket launch) are held out for evaluation, the rest
+train.
 """
 
 import os
-
-import numpy as np
-from PIL import Image
 
 TRAIN_PHOTOS = (
     "astronaut.png",
@@ -39,9 +37,3 @@ def photo_paths(split):
     if names is None:
         raise ValueError(f"Unknown split {split!r} of the embedded photos; expected train or test.")
     return [os.path.join(photo_dir(), name) for name in names]
-
-
-def load_rgb(path):
-    """uint8 H x W x 3 array of any image file Pillow reads; L, P, LA and RGBA become RGB."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))

@@ -13,10 +13,10 @@ RGB. Missing paths and unreadable images stop with an error that names them.
 import os
 import re
 
-import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from tfcomp import io
 from tfcomp.data import embedded
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -77,17 +77,16 @@ def image_paths(dataset, split):
 
 
 def read_rgb(path):
-    """uint8 [H, W, 3] of an image file (Pillow; any mode converted to RGB); DataError naming it.
+    """uint8 [H, W, 3] of an image file (`tfcomp.io.read_image`: EXIF orientation applied, any
+    mode converted to RGB); DataError naming it.
 
     `check_readable` only parses headers (fast, at listing time); a file broken further in
     (a truncated JPEG, say) is found here, when it is read, and named.
     """
-    path = path.decode() if isinstance(path, bytes) else str(path)
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except Exception as error:  # Pillow raises many types for broken files.
-        raise DataError(f"cannot read image {path!r}: {error}") from None
+        return io.read_image(path, any_mode=True)[0]
+    except io.ImageReadError as error:
+        raise DataError(str(error)) from None
 
 
 def decode_file(path):
@@ -173,10 +172,3 @@ def load_images(dataset, split="test", limit=None, tfds_data_dir=None, manual_di
     if limit is not None:
         images = images.take(limit)
     return [(f"{split}_{i:05d}", image.numpy()) for i, image in enumerate(images)]
-
-
-def as_numpy_rgb(image):
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.stack([image] * 3, axis=-1)
-    return image.astype(np.uint8)

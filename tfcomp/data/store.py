@@ -29,7 +29,6 @@ integer tables of the codec, which must be the codec that wrote the store (model
 """
 
 import hashlib
-import json
 import os
 import tempfile
 
@@ -175,8 +174,7 @@ def _shard_is_done(store_dir, name, model_id_hex):
     path = os.path.join(store_dir, name + ".tfrecord")
     if not (os.path.exists(receipt) and os.path.exists(path)):
         return False
-    with open(receipt) as f:
-        info = json.load(f)
+    info = io.read_json(receipt)
     if info.get("model_id") != model_id_hex:
         raise StoreError(
             f"{store_dir}: shard {name} was made by codec {info.get('model_id')}, not "
@@ -283,8 +281,7 @@ def write_manifest(store_dir, dataset, splits, num_shards):
             path = os.path.join(store_dir, shard_name(split, index, num_shards) + ".json")
             if not os.path.exists(path):
                 return None
-            with open(path) as f:
-                receipts.append(json.load(f))
+            receipts.append(io.read_json(path))
         model_ids.update(r["model_id"] for r in receipts)
         classes = receipts[0]["classes"] or classes
         masks_named = receipts[0].get("mask_classes", [])
@@ -294,7 +291,7 @@ def write_manifest(store_dir, dataset, splits, num_shards):
             "count": count,
             "bytes": sum(r["bytes"] for r in receipts),
             "bitstream_bytes": bits // 8,
-            "bpp": bits / max(1, sum(r["pixels"] for r in receipts)),
+            "bpp_real": bits / max(1, sum(r["pixels"] for r in receipts)),
             "masks": sum(r.get("masks", 0) for r in receipts),
             "shards": num_shards,
         }
@@ -317,8 +314,7 @@ def read_manifest(store_dir):
     path = os.path.join(store_dir, "manifest.json")
     if not os.path.exists(path):
         raise StoreError(f"{store_dir}: no manifest.json (not a store, or encoding unfinished)")
-    with open(path) as f:
-        return json.load(f)
+    return io.read_json(path)
 
 
 def shard_paths(store_dir, split, manifest):
@@ -335,8 +331,7 @@ def verify(store_dir, files=None):
     for split in manifest["splits"]:
         for path in shard_paths(store_dir, split, manifest):
             name = os.path.basename(path)[: -len(".tfrecord")]
-            with open(os.path.join(store_dir, name + ".json")) as f:
-                receipt = json.load(f)
+            receipt = io.read_json(os.path.join(store_dir, name + ".json"))
             index = 0
             try:
                 for raw in tf.data.TFRecordDataset(path):
@@ -403,3 +398,20 @@ def store_latents(store_dir, split, files, shuffle=False, masks=False):
 
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     return ds, info["count"], manifest["mask_classes" if masks else "classes"]
+
+
+STORE_PREFIX = "store:"
+
+
+def is_store(dataset):
+    return dataset.startswith(STORE_PREFIX)
+
+
+def read_split(dataset, split, files, *, limit=None, shuffle=False, masks=False):
+    """`store_latents` of a `store:DIR` dataset string, the first `limit` examples only."""
+    ds, count, names = store_latents(
+        dataset[len(STORE_PREFIX) :], split, files, shuffle=shuffle, masks=masks
+    )
+    if limit:
+        ds, count = ds.take(limit), min(limit, count)
+    return ds, count, names

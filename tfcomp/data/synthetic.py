@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from tfcomp.data import embedded
-from tfcomp.io import atomic_write
+from tfcomp.io import atomic_write, read_image
 
 CLASSES = (
     "disc",
@@ -123,9 +123,9 @@ def shape_mask(label, size, center, radius, angle):
 def _photos(split):
     """Background photographs of the split and the texture photographs (all of them)."""
     photo_split = "train" if split == "train" else "test"
-    backgrounds = [embedded.load_rgb(p) for p in embedded.photo_paths(photo_split)]
-    textures = [embedded.load_rgb(p) for p in embedded.photo_paths("train")]
-    textures += [embedded.load_rgb(p) for p in embedded.photo_paths("test")]
+    backgrounds = [read_image(p, any_mode=True)[0] for p in embedded.photo_paths(photo_split)]
+    textures = [read_image(p, any_mode=True)[0] for p in embedded.photo_paths("train")]
+    textures += [read_image(p, any_mode=True)[0] for p in embedded.photo_paths("test")]
     return backgrounds, textures
 
 

@@ -2,9 +2,9 @@
 
 Learned codecs are measured on real files: each image is compressed to `.tfc` bytes and
 decompressed from them, so `bpp_real` = 8 * file bytes / (h * w), header included. Beside it
-stand the *estimates* of training, which are not file sizes: `bpp_soft_estimate` (soft
-histogram of the batch) and `bpp_hard_entropy` (empirical entropy of this image's symbols),
-both per original pixel with the padded symbols counted. PSNR, SSIM and MS-SSIM compare
+stand the training *estimate*, which is not a file size: `bpp_estimate` (the soft histogram's
+entropy, per original pixel with the padded symbols counted), and `entropy_hard`, the empirical
+entropy of this image's symbols in bits/symbol. PSNR, SSIM and MS-SSIM compare
 8-bit images.
 """
 
@@ -32,8 +32,8 @@ def evaluate_image(files, image):
         "width": width,
         "bytes": len(data),
         "bpp_real": 8.0 * len(data) / pixels,
-        "bpp_soft_estimate": float(outputs["entropy"]) * num_symbols / pixels,
-        "bpp_hard_entropy": float(outputs["entropy_hard"]) * num_symbols / pixels,
+        "bpp_estimate": float(outputs["entropy"]) * num_symbols / pixels,
+        "entropy_hard": float(outputs["entropy_hard"]),
     }
     record.update(image_metrics.image_quality(image, decoded))
     return record

@@ -15,10 +15,9 @@ architecture initialise the backbone (`load_backbone`); the 1000-way layer is dr
 import keras
 import tensorflow as tf
 
-from tfcomp.nets.resnet import RESNET_SPECS, ResNet
+from tfcomp.nets.resnet import ResNet
 
 ASPP_RATES = (6, 12, 18, 24)
-IGNORE_LABEL = 255
 
 
 @keras.saving.register_keras_serializable(package="tfcomp")
@@ -49,21 +48,35 @@ class ASPP(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tfcomp")
 class DeepLab(keras.Model):
-    """Backbone + ASPP; `call` returns {'logits': [N, h', w', K] float32, 'features': ...}."""
+    """Backbone + ASPP; `call` returns {'logits': [N, h', w', K] float32, 'features': ...}.
 
-    def __init__(self, backbone, num_classes, input_channels=3, width=1.0, **kwargs):
+    The backbone is the `ResNet` of the same block counts with output stride 8 for RGB (it has
+    the root block) and 1 relative to z for latent networks (`tfcomp.nets.registry` builds it).
+    """
+
+    def __init__(
+        self,
+        blocks=(3, 4, 6, 3),
+        root=True,
+        first_stage=0,
+        num_classes=21,
+        input_channels=3,
+        width=1.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        spec = RESNET_SPECS[backbone]
-        self.backbone_name, self.num_classes = backbone, int(num_classes)
+        self.blocks, self.root = tuple(int(b) for b in blocks), bool(root)
+        self.first_stage, self.num_classes = int(first_stage), int(num_classes)
         self.input_channels, self.width = int(input_channels), float(width)
-        # Output stride 8 for RGB; 1 relative to z for the latent networks.
         self.backbone = ResNet(
+            blocks=self.blocks,
+            root=self.root,
+            first_stage=self.first_stage,
             num_classes=0,
             input_channels=self.input_channels,
             width=self.width,
-            output_stride=8 if spec["root"] else 1,
+            output_stride=8 if self.root else 1,
             name="backbone",
-            **spec,
         )
         self.aspp = ASPP(self.num_classes, name="aspp", dtype="float32")
 
@@ -74,26 +87,13 @@ class DeepLab(keras.Model):
     def get_config(self):
         return {
             **super().get_config(),
-            "backbone": self.backbone_name,
+            "blocks": list(self.blocks),
+            "root": self.root,
+            "first_stage": self.first_stage,
             "num_classes": self.num_classes,
             "input_channels": self.input_channels,
             "width": self.width,
         }
-
-
-def segmenter_name(backbone):
-    return f"{backbone}_d"
-
-
-def build_deeplab(name, num_classes, input_channels=None, width=1.0):
-    """'resnet50_d', 'cresnet51_d', ...: the backbone's name with '_d'."""
-    backbone = name[:-2] if name.endswith("_d") else name
-    if backbone not in RESNET_SPECS:
-        expected = sorted(segmenter_name(n) for n in RESNET_SPECS)
-        raise ValueError(f"unknown segmentation network {name!r}; expected one of {expected}")
-    if input_channels is None:
-        input_channels = 3 if RESNET_SPECS[backbone]["root"] else 32
-    return DeepLab(backbone, num_classes, input_channels, width, name=segmenter_name(backbone))
 
 
 def load_backbone(deeplab, classifier):

@@ -10,6 +10,8 @@ ReLU after the sum. The stride of a downsampling stage sits in its *first* unit,
 1x1 conv and on the projection shortcut; this is the layout whose multiply-accumulates match
 Table 1 within 0.5% (TF-Slim's stride in the last unit gives 3.48e9 for ResNet-50).
 
+Block counts per network are the registry's table (`tfcomp.nets.registry`).
+
 `output_stride` turns strides into dilation in one place (`_strides_and_dilations`): once the
 network's total stride would exceed it, later stages keep stride 1 and dilate their 3x3 convs
 instead. That single code path gives the atrous (-d) backbones for segmentation.
@@ -188,36 +190,3 @@ class ResNet(keras.Model):
             "width": self.width,
             "output_stride": self.output_stride,
         }
-
-
-# Table 1: block counts of the kept stages. cResNets start at conv3_x (first_stage=1).
-RESNET_SPECS = {
-    "resnet50": dict(blocks=(3, 4, 6, 3), root=True, first_stage=0),
-    "resnet71": dict(blocks=(3, 4, 13, 3), root=True, first_stage=0),
-    "cresnet39": dict(blocks=(4, 6, 3), root=False, first_stage=1),
-    "cresnet51": dict(blocks=(4, 10, 3), root=False, first_stage=1),
-    "cresnet72": dict(blocks=(4, 17, 3), root=False, first_stage=1),
-    # Test-only: one unit per stage keeps unit tests fast.
-    "resnet_tiny": dict(blocks=(1, 1, 1, 1), root=True, first_stage=0),
-    "cresnet_tiny": dict(blocks=(1, 1, 1), root=False, first_stage=1),
-}
-
-
-def build_resnet(name, num_classes=1000, input_channels=None, width=1.0, output_stride=None):
-    """A registered network by name; cResNets take input_channels = C of the latent."""
-    try:
-        spec = RESNET_SPECS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown network {name!r}; expected one of {sorted(RESNET_SPECS)}"
-        ) from None
-    if input_channels is None:
-        input_channels = 3 if spec["root"] else 32
-    return ResNet(
-        num_classes=num_classes,
-        input_channels=input_channels,
-        width=width,
-        output_stride=output_stride,
-        name=name,
-        **spec,
-    )

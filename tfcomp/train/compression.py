@@ -1,34 +1,53 @@
 """Training the compressive autoencoder with Eq. (1) (paper Section 3.1, Appendix A.1).
 
-`train_compression` takes plain values (the experiment translates flags into them), trains with
-Adam on random crops in the shared loop, and writes `codec.keras` and `config.json` into
-`model_dir` atomically (a temporary file renamed into place, never a half-written model).
+`train_codec(config, model_dir)` trains with Adam on random crops (`CodecConfig`), fits the
+entropy coder's integer tables on `entropy_fit_batches` batches, and writes `codec.keras`,
+`config.json` and `result.json` into `model_dir` (`tfcomp.train.job`).
+
+A latent collapse (README, Known limitations: y pushed past the outer centers, where the soft
+assignment is one-hot and the quantizer's gradient vanishes) is watched for while training: once
+soft and hard entropy have been equal and MSE flat for a window of steps, training stops and,
+with `collapse_retries`, starts again with the next seed (the collapsed folder is kept beside as
+MODEL_DIR.collapsed_seedN), instead of discovering it when training ends.
 """
 
+import dataclasses
 import os
 import shutil
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from tfcomp import io
 from tfcomp.codec import Codec, compression_loss
+from tfcomp.codec.bitstream import model_id
 from tfcomp.codec.files import fit_entropy_model
 from tfcomp.codec.losses import psnr_from_mse
 from tfcomp.data import preprocess, sources
-from tfcomp.train import distribute, loop
+from tfcomp.train import distribute
+from tfcomp.train import job as outline
+
+COLLAPSE_WINDOW = 50  # steps over which a collapse must hold before it is called one
+COLLAPSE_GAP = 0.01  # bits/symbol: soft - hard entropy below this means one-hot assignments
+COLLAPSE_MSE_GAIN = 0.02  # MSE that improves by less than 2% over a window is flat
 
 
-def crop_dataset(dataset, split, crop_size, batch_size, tfds_data_dir=None, manual_dir=None):
-    """Infinite, shuffled dataset of random crop_size^2 mirrored crops, uint8, batched."""
-    images = sources.image_dataset(dataset, split, tfds_data_dir, manual_dir, shuffle=True)
+class LatentCollapse(RuntimeError):
+    """Training stopped because the latent collapsed (see the module docstring)."""
+
+
+def crop_dataset(config, batch_size, shuffle_buffer=256):
+    """Infinite dataset of random crop_size^2 mirrored crops, uint8, batched."""
+    images = sources.image_dataset(
+        config.dataset, "train", config.tfds_data_dir, config.manual_dir, shuffle=True
+    )
 
     def augment(image):
-        return preprocess.random_mirror(preprocess.random_crop(image, crop_size))
+        return preprocess.random_mirror(preprocess.random_crop(image, config.crop_size))
 
     return (
         images.repeat()
-        .shuffle(256)
+        .shuffle(shuffle_buffer)
         .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
@@ -58,137 +77,91 @@ def compression_step(codec, images, beta, target_entropy):
         "psnr": psnr_from_mse(terms["mse"]),
         "entropy": outputs["entropy"],
         "entropy_hard": outputs["entropy_hard"],
-        "bpp": outputs["bpp"],
+        "bpp_estimate": outputs["bpp_estimate"],
     }
     return terms["loss"], metrics
 
 
-def train_compression(
-    *,
-    model_dir,
-    dataset="default",
-    channels=8,
-    num_centers=6,
-    target_entropy=0.8,
-    beta=600.0,
-    learning_rate=1e-3,
-    batch_size=30,
-    crop_size=128,
-    train_steps=1000,
-    rate_warmup_steps=0,
-    entropy_fit_batches=50,
-    strategy="default",
-    mixed_precision=False,
-    tfds_data_dir=None,
-    manual_dir=None,
-    checkpoint_every=500,
-    summary_every=50,
-    progress=True,
-    seed=0,
-):
-    """Trains a codec with Eq. (1); returns (codec, history of per-step metric dicts).
+def collapse_in(history, window=COLLAPSE_WINDOW):
+    """True when the last `window` steps show a collapsed latent: soft H = hard H on every step
+    (every soft assignment one-hot) and the mean MSE no better than the window before."""
+    if len(history) < 2 * window:
+        return False
+    recent, before = history[-window:], history[-2 * window : -window]
+    if any(h["entropy"] - h["entropy_hard"] >= COLLAPSE_GAP for h in recent):
+        return False
+    mse_recent = np.mean([h["mse"] for h in recent])
+    return mse_recent > (1.0 - COLLAPSE_MSE_GAIN) * np.mean([h["mse"] for h in before])
 
-    `batch_size` is the global batch, split evenly across replicas.
-    """
-    keras.utils.set_random_seed(seed)
-    strat = distribute.make_strategy(strategy)
-    policy = distribute.set_precision(mixed_precision)
-    if batch_size % strat.num_replicas_in_sync:
-        raise ValueError(
-            f"batch_size {batch_size} is not divisible by the {strat.num_replicas_in_sync} replicas"
-        )
-    # Validates paths before any graph is built, so bad input fails fast and by name.
-    if dataset == "default" or dataset.startswith("folder:"):
-        sources.image_paths(dataset, "train")
 
-    def build_state():
-        codec = Codec(channels=channels, num_centers=num_centers)
-        codec(tf.zeros([1, crop_size, crop_size, 3]))
-        optimizer = distribute.wrap_optimizer(keras.optimizers.Adam(learning_rate))
-        return {"model": codec, "optimizer": optimizer}
+class CodecTask(outline.Task):
+    """Eq. (1) on random crops with Adam; entropy tables fitted after training."""
 
-    def dataset_fn(context):
-        per_replica = context.get_per_replica_batch_size(batch_size)
-        ds = crop_dataset(dataset, "train", crop_size, per_replica, tfds_data_dir, manual_dir)
-        return ds.shard(context.num_input_pipelines, context.input_pipeline_id)
+    def __init__(self, config, strategy, model_dir):
+        super().__init__(config, strategy, model_dir)
+        if config.dataset == "default" or config.dataset.startswith("folder:"):
+            sources.image_paths(config.dataset, "train")  # bad paths fail now, by name
+        self.train_steps = config.train_steps
+        self.history = []  # the last two collapse windows of metrics
 
-    def loss_fn(state, images):
-        weight = rate_weight(beta, state["step"], rate_warmup_steps)
-        return compression_step(state["model"], images, weight, target_entropy)
+    def build_state(self):
+        c = self.config
+        codec = Codec(channels=c.channels, num_centers=c.num_centers, sigma=c.sigma)
+        codec(tf.zeros([1, c.crop_size, c.crop_size, 3]))
+        lr = outline.lr_drop_schedule(c.learning_rate, c.lr_drops, c.train_steps)
+        return {"model": codec, "optimizer": distribute.wrap_optimizer(keras.optimizers.Adam(lr))}
 
-    def image_summaries(state, images):
+    def dataset(self, batch_size):
+        return crop_dataset(self.config, batch_size)
+
+    def loss(self, state, images):
+        weight = rate_weight(self.config.beta, state["step"], self.config.rate_warmup_steps)
+        return compression_step(state["model"], images, weight, self.config.target_entropy)
+
+    def image_summaries(self, state, images):
         x_hat = state["model"](images)["x_hat"]
         pair = tf.concat([tf.cast(images, tf.float32), x_hat], axis=2)
         return {"original|reconstruction": tf.cast(tf.clip_by_value(pair, 0, 255), tf.uint8)}
 
-    state, history = loop.train(
-        strategy=strat,
-        build_state=build_state,
-        dataset_fn=dataset_fn,
-        loss_fn=loss_fn,
-        model_dir=model_dir,
-        train_steps=train_steps,
-        checkpoint_every=checkpoint_every,
-        summary_every=summary_every,
-        image_summaries_fn=image_summaries,
-        progress=progress,
-    )
-    codec = state["model"]
-    metrics = history[-1] if history else {}
-    if distribute.is_chief(strat):
+    def after_step(self, step, state, metrics):
+        self.history.append(metrics)
+        del self.history[: -2 * COLLAPSE_WINDOW]
+        if step % COLLAPSE_WINDOW == 0 and collapse_in(self.history):
+            raise LatentCollapse(
+                f"latent collapsed by step {step} (soft H {metrics['entropy']:.3f} = hard H "
+                f"{metrics['entropy_hard']:.3f} bits/symbol, MSE flat at {metrics['mse']:.0f})"
+            )
+
+    def finish(self, state, progress):
+        codec = state["model"]
         # The real entropy coder's tables: symbol counts over `entropy_fit_batches` batches.
-        fit_data = crop_dataset(dataset, "train", crop_size, batch_size, tfds_data_dir, manual_dir)
-        fit_entropy_model(codec, fit_data.take(entropy_fit_batches))
-        config = dict(
-            dataset=dataset,
-            channels=channels,
-            num_centers=num_centers,
-            target_entropy=target_entropy,
-            beta=beta,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            crop_size=crop_size,
-            train_steps=train_steps,
-            rate_warmup_steps=rate_warmup_steps,
-            seed=seed,
-            strategy=strategy,
-            precision=policy,
-            final_metrics=metrics,
-        )
-        io.write_json(config, os.path.join(model_dir, "config.json"))
-        # The model last: its presence means the run finished (the Table 2 driver and the
-        # joint trainer read config.json beside it).
-        io.save_keras(codec, os.path.join(model_dir, "codec.keras"))
-    return codec, history
+        fit_data = crop_dataset(self.config, self.config.batch_size)
+        fit_entropy_model(codec, fit_data.take(self.config.entropy_fit_batches))
+        card = {
+            "model_id": model_id(codec).hex(),
+            "channels": codec.channels,
+            "num_centers": codec.num_centers,
+            "operating_point": self.config.operating_point,
+        }
+        return outline.Finished(models={"codec": (codec, card)}, metrics={})
 
 
-def latent_collapsed(metrics, tolerance=0.01):
-    """True when training ended with the soft entropy equal to the hard one.
+def train_codec(config, model_dir, progress=True):
+    """Trains a codec under `config` (a `CodecConfig`); returns the `job.Outcome`.
 
-    With sigma = 1 and centers ~0.8 apart the soft assignment of any y between the centers is
-    spread over neighbours, so soft H > hard H; they meet only when every assignment is one-hot,
-    i.e. y lies far past the outer centers: the latent collapse of README "Known limitations",
-    from which the paper's quantizer gradient (zero there) never recovers.
+    With `config.collapse_retries`, a collapsed run is kept aside as MODEL_DIR.collapsed_seedN
+    and training starts again with the next seed.
     """
-    if not metrics or "entropy" not in metrics:
-        return False
-    return metrics["entropy"] - metrics["entropy_hard"] < tolerance
-
-
-def train_compression_retrying(*, model_dir, collapse_retries=0, seed=0, **kwargs):
-    """`train_compression`, retried with the next seed (up to `collapse_retries` times) when the
-    latent collapsed; a collapsed run is kept beside, as MODEL_DIR.collapsed_seedN."""
-    for attempt in range(collapse_retries + 1):
-        codec, history = train_compression(model_dir=model_dir, seed=seed + attempt, **kwargs)
-        metrics = history[-1] if history else None
-        if attempt == collapse_retries or not latent_collapsed(metrics):
-            return codec, history
-        kept = f"{model_dir.rstrip(os.sep)}.collapsed_seed{seed + attempt}"
-        shutil.rmtree(kept, ignore_errors=True)
-        os.rename(model_dir, kept)
-        print(
-            f"latent collapsed with seed {seed + attempt} (soft H {metrics['entropy']:.3f} = hard "
-            f"H {metrics['entropy_hard']:.3f}, PSNR {metrics['psnr']:.1f} dB); kept in {kept}, "
-            f"training again with seed {seed + attempt + 1}",
-            flush=True,
-        )
+    for attempt in range(config.collapse_retries + 1):
+        seed = config.seed + attempt
+        try:
+            return outline.run(
+                dataclasses.replace(config, seed=seed), model_dir, CodecTask, progress=progress
+            )
+        except LatentCollapse as collapse:
+            if attempt == config.collapse_retries:
+                raise
+            kept = f"{model_dir.rstrip(os.sep)}.collapsed_seed{seed}"
+            shutil.rmtree(kept, ignore_errors=True)
+            os.rename(model_dir, kept)
+            print(f"\n{collapse}; kept in {kept}, training again with seed {seed + 1}", flush=True)

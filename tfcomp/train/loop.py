@@ -85,8 +85,9 @@ def train(
     `gradient_transform(grads, variables)`, when given, maps the gradients before they are
     applied (per-layer learning-rate multipliers). `image_summaries_fn(state, batch)`, when
     given, returns {name: uint8 NHWC images}, written to TensorBoard every `summary_every` steps.
-    `after_step(step, state)`, when given, runs on the chief after every step and its checkpoint
-    (validation curves).
+    `after_step(step, state, metrics)`, when given, runs on every worker after every step and its
+    checkpoint (validation curves, which write on the chief only; collapse watches, which may
+    raise to stop training).
     """
     chief = distribute.is_chief(strategy)
     # Every worker must take part in saving; workers other than the chief write to a scratch
@@ -174,8 +175,8 @@ def train(
                         tf.summary.image(name, images, max_outputs=3)
         if current % checkpoint_every == 0 or current == train_steps:
             manager.save(checkpoint_number=current)
-        if after_step is not None and chief:
-            after_step(current, state)
+        if after_step is not None:
+            after_step(current, state, metrics)
     if writer is not None:
         writer.flush()
     if not chief:
@@ -192,3 +193,18 @@ def append_curve(path, step, values):
     curve = [c for c in curve if c["step"] < step]
     curve.append({"step": step, **values})
     io.write_json(curve, path)
+
+
+class Curve:
+    """A validation curve (Fig. 3, Fig. 4) at `path`: `evaluate(state, step)` appended every
+    `every` steps and at step `last`, on the chief only; `every` <= 0 records nothing."""
+
+    def __init__(self, strategy, *, path, every, last, evaluate):
+        self.path, self.every, self.last, self.evaluate = path, every, last, evaluate
+        self.chief = distribute.is_chief(strategy)
+
+    def after_step(self, step, state):
+        if self.every <= 0 or not self.chief:
+            return
+        if step % self.every == 0 or step == self.last:
+            append_curve(self.path, step, self.evaluate(state, step))

@@ -1,0 +1,13 @@
+"""Flags of the classifier and segmenter evaluations (`experiments.eval_classification`,
+`experiments.eval_segmentation`)."""
+
+from absl import flags
+
+flags.DEFINE_string(
+    "dataset", None, "Data source (default: the one each model was trained on, its config)."
+)
+flags.DEFINE_string("split", "val", "Split to evaluate.")
+flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory (default: the model's config).")
+flags.DEFINE_string("manual_dir", None, "TFDS manual directory (default: the model's config).")
+flags.DEFINE_integer("limit", None, "Evaluate only this many examples (all: unset).")
+flags.DEFINE_string("output", None, "Also write the results as JSON here.")

@@ -1,0 +1,471 @@
+"""Every setting of every job, written once: one frozen config per task, paper values as defaults.
+
+    CodecConfig        train a compressive autoencoder, Eq. (1)      (Section 3.1, Appendix A.1)
+    ClassifierConfig   ResNet / cResNet on RGB, reconstructions or z  (Section 4, Appendix A.4)
+    SegmenterConfig    DeepLab-v2 on ResNet-d / cResNet-d            (Section 5, Appendix A.5)
+    JointConfig        codec + cResNet finetuned with Eq. (2)         (Section 6, Appendix A.8)
+    EvalConfig         rate-distortion, Fig. 5 and Fig. 12 settings   (Appendix A.2, Fig. 8, 12)
+
+The trainers share one data/source part (`DataConfig`) and one part that says how a job runs
+(`RunConfig`). A config's defaults are the paper's values (or, where the paper is silent, the
+value we chose, said so in the field's help); the three operating points of Section 3.1 are one
+table, `OPERATING_POINTS`, from which a codec config takes C, H_t, beta and its learning rate.
+
+Presets derive from the paper's config by overriding only what differs (flax's
+`configs/default.py` + `configs/v100_x8.py`, big_vision's `runlocal`):
+
+    paper   the defaults: ILSVRC2012 / VOC 2012 + SBD, the paper's budgets, GPUs
+    small   real data by path (Imagenette, CamVid, Kodak below `data_dir`), CPU hours
+    tiny    the embedded data, minutes on 2 CPU cores (`make reproduce`)
+
+`get(task, preset, data_dir=..., **overrides)` builds one; `to_dict` / `from_dict` are what a
+model folder's `config.json` holds, enough to run the job again (`--config=MODEL_DIR/config.json`).
+"""
+
+import dataclasses
+import json
+import os
+import typing
+
+PRESETS = ("paper", "small", "tiny")
+DEFAULT_DATA_DIR = "../shared/datasets"  # small scale: Imagenette, CamVid, Kodak (README)
+
+
+def _field(default, help):  # noqa: A002  (the word flags use)
+    """A dataclass field with its help text (unit and paper section) kept beside the value."""
+    if isinstance(default, list):
+        raise TypeError("use a tuple for sequence defaults (configs are frozen)")
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+# Section 3.1 / A.1 / A.8. H_t and beta of 0.330 bpp are not in the paper: H_t = 0.330 * 64 / 16
+# follows from bpp = H * C / 64 and beta = 300 is the geometric mean of its neighbours'.
+OPERATING_POINTS = {
+    "bpp0.0983": dict(
+        paper_bpp=0.0983, channels=8, target_entropy=0.8, beta=600.0, learning_rate=1e-3
+    ),
+    "bpp0.330": dict(
+        paper_bpp=0.330, channels=16, target_entropy=1.32, beta=300.0, learning_rate=1e-5
+    ),
+    "bpp0.635": dict(
+        paper_bpp=0.635, channels=32, target_entropy=1.265, beta=150.0, learning_rate=1e-3
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where training and validation examples come from (every `--dataset` string)."""
+
+    dataset: str = _field(
+        "imagenet2012",
+        "Data source: 'default' (embedded data), 'folder:PATH', 'camvid:PATH', 'voc2012_sbd', "
+        "'store:DIR' (a compressed store) or a TFDS name. Paper: ILSVRC2012 (Section 4.3).",
+    )
+    tfds_data_dir: str | None = _field(None, "TFDS data directory (prepared datasets).")
+    manual_dir: str | None = _field(
+        None, "TFDS manual directory holding the official archives (ILSVRC2012 tars, VOC, SBD)."
+    )
+    train_limit: int | None = _field(None, "Train on only this many examples (all: None).")
+    val_limit: int | None = _field(None, "Evaluate on only this many examples (all: None).")
+    cache: bool = _field(False, "Keep decoded examples in memory (data that fits in memory).")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """How a job runs: not in the paper, which ran on GPUs; these are our paper-scale values."""
+
+    seed: int = _field(0, "Random seed for weights and data order.")
+    strategy: str = _field(
+        "mirrored",
+        "default | mirrored (local GPUs or logical CPUs) | multi_worker (cluster from TF_CONFIG).",
+    )
+    mixed_precision: bool = _field(
+        True,
+        "bfloat16 compute on CPUs, float16 with loss scaling on GPUs; variables, the quantizer "
+        "and the rate terms stay float32.",
+    )
+    checkpoint_every: int = _field(500, "Steps between checkpoints (a killed run resumes there).")
+    summary_every: int = _field(50, "Steps between TensorBoard summaries.")
+
+
+@dataclasses.dataclass(frozen=True)
+class CodecConfig(DataConfig, RunConfig):
+    """The compressive autoencoder and its training, Eq. (1) (Section 3.1, Appendix A.1)."""
+
+    operating_point: str = _field(
+        "bpp0.0983", f"Operating point, one of {sorted(OPERATING_POINTS)} (Section 3.1)."
+    )
+    paper_bpp: float | None = _field(
+        None, "The paper's measured rate at this point, bits/pixel (Table 2; informational)."
+    )
+    channels: int | None = _field(None, "C, latent channels (A.1; the operating point's).")
+    target_entropy: float | None = _field(
+        None, "H_t of Eq. (1), bits/symbol (A.8; the operating point's, 0.330 bpp derived)."
+    )
+    beta: float | None = _field(
+        None, "Rate weight of Eq. (1) per bit/symbol (A.8; the operating point's, 0.330 derived)."
+    )
+    learning_rate: float | None = _field(None, "Adam learning rate (A.1; the operating point's).")
+    num_centers: int = _field(
+        6, "L, learned quantization centers (not in the paper; Mentzer et al., 2018)."
+    )
+    sigma: float = _field(1.0, "Soft-assignment inverse temperature (not in the paper; 1).")
+    batch_size: int = _field(30, "Global batch in images (A.1).")
+    crop_size: int = _field(128, "Side of the random square training crops, pixels (not given).")
+    train_steps: int = _field(600_000, "Optimisation steps (A.1).")
+    rate_warmup_steps: int = _field(
+        0, "Ramp beta linearly over this many steps (0: the paper, full beta from step 0)."
+    )
+    lr_drops: tuple[float, ...] = _field(
+        (), "Fractions of train_steps at which the lr is divided by 10 (the paper: none)."
+    )
+    entropy_fit_batches: int = _field(
+        50, "Batches whose symbols are counted for the entropy coder's tables after training."
+    )
+    collapse_retries: int = _field(
+        0,
+        "Train again with the next seed, up to this many times, when the latent collapsed "
+        "(README 'Known limitations'); 0: the paper.",
+    )
+
+    def __post_init__(self):
+        if self.operating_point not in OPERATING_POINTS:
+            raise ValueError(
+                f"unknown operating point {self.operating_point!r}; expected one of "
+                f"{sorted(OPERATING_POINTS)}"
+            )
+        for name, value in OPERATING_POINTS[self.operating_point].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig(DataConfig, RunConfig):
+    """ResNet / cResNet classification (Section 4, Appendix A.4)."""
+
+    arch: str = _field("cresnet51", "Network (Table 1): resnet50, resnet71, cresnet39/51/72.")
+    input_mode: str = _field(
+        "compressed",
+        "rgb: original images; reconstructed: decoded by the fixed codec; compressed: its "
+        "quantized latent z (no decoder).",
+    )
+    codec: str | None = _field(None, "Trained codec.keras (reconstructed / compressed inputs).")
+    epochs: int = _field(28, "Epochs (A.4).")
+    lr_drops: tuple[float, ...] = _field(
+        (8 / 28, 16 / 28, 24 / 28),
+        "Fractions of training at which the lr is divided by 10 (A.4: at epochs 8, 16, 24).",
+    )
+    batch_size: int = _field(64, "Global batch in examples (A.4).")
+    learning_rate: float = _field(
+        0.025, "SGD lr at batch_size (A.4, with Goyal et al.'s linear scaling rule)."
+    )
+    momentum: float = _field(0.9, "SGD momentum (A.4).")
+    weight_decay: float = _field(1e-4, "L2 weight decay on kernels (A.4).")
+    width: float = _field(1.0, "Channel width multiplier of every stage (1.0: the paper).")
+    resize: int = _field(256, "Shorter side before cropping, pixels (A.4, He et al. 2015).")
+    crop_size: int = _field(224, "Random / centre crop in pixels; z crops are 1/8 (A.4).")
+    curve_every_epochs: float = _field(
+        1.0, "Validation top-1 / top-5 every this many epochs into curve.json (Fig. 3); 0: off."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmenterConfig(DataConfig, RunConfig):
+    """DeepLab-v2 segmentation on ResNet-d / cResNet-d (Section 5, Appendix A.5)."""
+
+    dataset: str = _field(
+        "voc2012_sbd", "Data source (Section 5.2: PASCAL VOC 2012 with SBD's extra masks)."
+    )
+    arch: str = _field("cresnet51_d", "Dilated backbone + ASPP: resnet50_d, cresnet51_d, ...")
+    input_mode: str = _field("compressed", "rgb, reconstructed or compressed.")
+    codec: str | None = _field(None, "Trained codec.keras (reconstructed / compressed inputs).")
+    init_classifier: str | None = _field(
+        None, "classifier.keras of the same architecture to start the backbone from (A.5)."
+    )
+    train_steps: int = _field(20_000, "Iterations (A.5).")
+    batch_size: int = _field(10, "Global batch in crops (A.5).")
+    learning_rate: float = _field(1e-3, "Initial SGD lr at batch_size (A.5).")
+    head_lr_multiplier: float = _field(10.0, "lr multiplier of the final (ASPP) layer (A.5).")
+    lr_power: float = _field(0.9, "Poly decay: lr x (1 - step / train_steps)^power (A.5).")
+    momentum: float = _field(0.9, "SGD momentum (A.5).")
+    weight_decay: float = _field(5e-4, "L2 weight decay on kernels (A.5).")
+    width: float = _field(1.0, "Channel width multiplier (1.0: the paper).")
+    crop_size: int = _field(320, "Random training crop, pixels; z crops are 1/8 (A.5).")
+    curve_every_steps: int = _field(
+        2000, "Validation mIoU every this many steps into curve.json (Fig. 4); 0: off."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class JointConfig(DataConfig, RunConfig):
+    """Joint finetuning of codec and cResNet with Eq. (2), or its control (Section 6, A.8)."""
+
+    mode: str = _field(
+        "joint",
+        "joint: Eq. (2); codec_only: the control's codec finetuning; classifier_only: the "
+        "classifier on the fixed codec (Section 6.1).",
+    )
+    codec: str | None = _field(None, "Trained codec.keras to start from.")
+    classifier: str | None = _field(None, "Trained cResNet classifier.keras to start from.")
+    gamma: float = _field(0.001, "Weight of the compression loss in Eq. (2) (A.8).")
+    beta: float | None = _field(
+        None, "Rate weight of Eq. (1) (A.8); None: the codec's own, from its config.json."
+    )
+    target_entropy: float | None = _field(
+        None, "H_t of Eq. (1) (A.8); None: the codec's own, from its config.json."
+    )
+    epochs: int = _field(9, "Epochs (A.8).")
+    lr_drops: tuple[float, ...] = _field(
+        (1 / 3, 2 / 3), "Fractions of training at which the lr is divided by 10 (A.8)."
+    )
+    batch_size: int = _field(64, "Global batch in images (as A.4).")
+    learning_rate: float = _field(0.0025, "SGD lr at batch_size (A.8).")
+    momentum: float = _field(0.9, "SGD momentum (A.8).")
+    weight_decay: float = _field(1e-4, "L2 weight decay on the classifier's kernels (A.4).")
+    resize: int = _field(256, "Shorter side before cropping, pixels (as A.4).")
+    crop_size: int = _field(224, "Image crop side in pixels; z crops are 1/8 (as A.4).")
+    entropy_fit_batches: int = _field(
+        50, "Batches whose symbols give the finetuned codec's entropy tables."
+    )
+    codec_eval_limit: int = _field(
+        1000, "Validation images on which the finetuned codec's real rate and quality are measured."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation runs of the Table 2 driver: rate-distortion, Fig. 5, Fig. 12."""
+
+    rd_dataset: str = _field(
+        "imagenet2012", "Images of the rate-distortion curves (A.2, Fig. 8: ILSVRC2012 data)."
+    )
+    rd_split: str = _field("val", "Split of rd_dataset.")
+    rd_limit: int | None = _field(1000, "Images of rd_dataset evaluated (None: all).")
+    baselines: tuple[str, ...] = _field(
+        ("jpeg", "jpeg2000", "webp"), "Baselines swept for the rate-distortion curves."
+    )
+    fig5_limit: int | None = _field(None, "Validation images the Fig. 5 run evaluates.")
+    bench_width: float = _field(1.0, "Width of the networks timed for Fig. 12.")
+    bench_batches: tuple[int, ...] = _field((1, 64), "Batch sizes timed for Fig. 12.")
+    bench_repeats: int = _field(5, "Timed repeats per measurement (median).")
+    tfds_data_dir: str | None = _field(None, "TFDS data directory (prepared datasets).")
+    manual_dir: str | None = _field(None, "TFDS manual directory (ILSVRC2012 tars).")
+
+
+TASKS = {
+    "codec": CodecConfig,
+    "classifier": ClassifierConfig,
+    "segmenter": SegmenterConfig,
+    "joint": JointConfig,
+    "eval": EvalConfig,
+}
+
+_CPU = dict(strategy="default", mixed_precision=False)
+
+# What each preset changes, per task; everything not named is the paper's. `{data}` is replaced
+# by the data folder (`data_dir`).
+PRESET_OVERRIDES = {
+    "paper": {task: {} for task in TASKS},
+    "small": {
+        "codec": dict(
+            dataset="folder:{data}/imagenette2",
+            strategy="default",
+            train_steps=10_000,
+            rate_warmup_steps=2000,
+            lr_drops=(0.8,),
+            learning_rate=1e-3,
+            batch_size=16,
+            collapse_retries=2,
+        ),
+        "classifier": dict(
+            _CPU,
+            dataset="folder:{data}/imagenette2",
+            resize=96,
+            crop_size=80,
+            width=0.25,
+            epochs=4,
+            batch_size=32,
+            learning_rate=0.05,
+            train_limit=1000,
+            val_limit=500,
+            cache=True,
+        ),
+        "segmenter": dict(
+            _CPU,
+            dataset="camvid:{data}/camvid",
+            crop_size=160,
+            width=0.25,
+            train_steps=100,
+            batch_size=8,
+            learning_rate=0.01,
+            val_limit=50,
+            cache=True,
+            curve_every_steps=50,
+        ),
+        "joint": dict(
+            _CPU,
+            dataset="folder:{data}/imagenette2",
+            resize=96,
+            crop_size=80,
+            batch_size=32,
+            learning_rate=0.00125,
+            epochs=1,
+            train_limit=1000,
+            val_limit=500,
+        ),
+        "eval": dict(
+            rd_dataset="folder:{data}/kodak",
+            rd_split="test",
+            rd_limit=None,
+            bench_width=0.25,
+            bench_batches=(1, 16),
+            bench_repeats=3,
+        ),
+    },
+    "tiny": {
+        "codec": dict(
+            _CPU,
+            dataset="default",
+            train_steps=400,
+            rate_warmup_steps=400,
+            learning_rate=1e-3,
+            batch_size=8,
+            crop_size=48,
+            checkpoint_every=200,
+            collapse_retries=2,
+        ),
+        "classifier": dict(
+            _CPU,
+            dataset="default",
+            resize=64,
+            crop_size=56,
+            width=0.25,
+            epochs=3,
+            batch_size=32,
+            learning_rate=0.05,
+            cache=True,
+        ),
+        "segmenter": dict(
+            _CPU,
+            dataset="default",
+            crop_size=64,
+            width=0.25,
+            train_steps=40,
+            batch_size=8,
+            learning_rate=0.01,
+            val_limit=60,
+            cache=True,
+            curve_every_steps=20,
+        ),
+        "joint": dict(
+            _CPU,
+            dataset="default",
+            resize=64,
+            crop_size=56,
+            batch_size=32,
+            learning_rate=0.00125,
+            epochs=1,
+        ),
+        "eval": dict(
+            rd_dataset="default",
+            rd_split="test",
+            rd_limit=None,
+            fig5_limit=30,  # the figure shows 3 images; each mIoU is in its own result
+            bench_width=0.25,
+            bench_batches=(1, 16),
+            bench_repeats=2,
+        ),
+    },
+}
+
+
+def data_dir_default():
+    """The folder of the small scale's data: $TFCOMP_DATA, else ../shared/datasets."""
+    return os.environ.get("TFCOMP_DATA", DEFAULT_DATA_DIR)
+
+
+def get(task, preset="paper", data_dir=None, **overrides):
+    """The config of `task` under `preset`, with single fields overridden.
+
+    Overrides of None are ignored (a flag that was not given). A codec's operating point may be
+    among the overrides; the point's C, H_t, beta and lr apply unless overridden themselves.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
+    data = os.path.abspath(data_dir or data_dir_default())
+    values = {
+        k: v.replace("{data}", data) if isinstance(v, str) else v
+        for k, v in PRESET_OVERRIDES[preset][task].items()
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return _construct(TASKS[task], values)
+
+
+def _construct(cls, values):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {unknown}; fields: {sorted(names)}")
+    return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+
+
+def _coerce(cls, name, value):
+    """Lists (from JSON or flags) to tuples, so that configs stay hashable and comparable."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def field_help(cls):
+    """{field name: help text} of a config class."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def field_type(cls, name):
+    """(type, element type): int, float, str or bool and None, or tuple and its elements'."""
+    hint = typing.get_type_hints(cls)[name]
+    if typing.get_origin(hint) is tuple:
+        return tuple, typing.get_args(hint)[0]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return (args[0] if args else hint), None
+
+
+def to_dict(config):
+    """{'task', 'fields'}: what config.json holds (tuples written as lists)."""
+    task = next(name for name, cls in TASKS.items() if cls is type(config))
+    return {"task": task, "fields": dataclasses.asdict(config)}
+
+
+def from_dict(data, **overrides):
+    """The config of `to_dict`'s output, with single fields overridden (None ignored)."""
+    if "task" not in data or "fields" not in data:
+        raise ValueError("not a tfcomp config (expected the keys 'task' and 'fields')")
+    values = dict(data["fields"])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return _construct(TASKS[data["task"]], values)
+
+
+def load(path, **overrides):
+    """A config from a config.json file (a model folder's, or one written by hand)."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read config {path!r}: {error}") from None
+    return from_dict(data.get("config", data), **overrides)
+
+
+def resolve(task, spec, data_dir=None, **overrides):
+    """`spec` is a preset name or a path to a config.json; returns the config with overrides."""
+    if spec in PRESETS:
+        return get(task, spec, data_dir, **overrides)
+    config = load(spec, **overrides)
+    if type(config) is not TASKS[task]:
+        raise ValueError(f"{spec} holds a {type(config).__name__}, not a {TASKS[task].__name__}")
+    return config
+
+
+def differing_fields(a, b):
+    """Names of the fields whose values differ between two configs of one class."""
+    return {f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)}

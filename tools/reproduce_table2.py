@@ -1,0 +1,359 @@
+"""The paper's Table 2 and figures with one driver, over the `experiments` commands.
+
+  tools/reproduce_table2.sh --scale=tiny  [--out=DIR] [--points=bpp0.0983,...]
+  tools/reproduce_table2.sh --scale=small [--out=DIR] [--points=...]    (DATA=../shared/datasets)
+  tools/reproduce_table2.sh --scale=paper [--out=DIR]    (MANUAL=dir with the ImageNet tars,
+      VOC_MANUAL=dir with VOCtrainval_11-May-2012.tar and benchmark.tgz, TFDS_DIR=prepared data)
+
+Scales are the presets of `tfcomp.configs`: every step runs its experiment with
+`--config=SCALE` and the data paths, nothing else; the settings of each scale are written once,
+there. Per operating point: the codec, the Table 2 classifiers (ResNet-50 on reconstructions,
+cResNet-51 / -39 on z; ResNet-71 / cResNet-72 at 0.0983 bpp), the segmenters started from them,
+and at the joint points Section 6's joint training and its control; the RGB baseline rows, the
+rate-distortion curves, Fig. 5 and Fig. 12.
+
+Every step writes its result file last (atomically); a step whose result exists is skipped, so
+an interrupted reproduction resumes where it stopped (trainers also resume from checkpoints).
+Steps start as soon as the steps they need are done, up to JOBS at once (default 3 at tiny, 2
+at small, 1 at paper scale, where each step fills the GPUs). One progress line per step,
+"==> [time] [k/N] name"; each step's output is in OUT/logs/NAME.log. A failed step leaves
+NAME.failed there; no new step starts, the running ones finish, and the driver exits with 1.
+At the end tools/table2.py writes the table (Markdown and CSV, beside the paper's numbers) and
+the figures.
+"""
+
+import argparse
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCALES = ("tiny", "small", "paper")
+ALL_POINTS = ("bpp0.0983", "bpp0.330", "bpp0.635")
+DEFAULT_POINTS = {"tiny": ALL_POINTS, "small": ("bpp0.0983",), "paper": ALL_POINTS}
+JOINT_POINTS = {"tiny": ("bpp0.0983",), "small": ("bpp0.0983",), "paper": ("bpp0.0983", "bpp0.635")}
+DEFAULT_JOBS = {"tiny": 3, "small": 2, "paper": 1}
+# Table 2's rows: per point, the networks and whether they read z.
+NETWORKS = ("resnet50", "cresnet51", "cresnet39")
+EXTRA_AT_LOW_RATE = ("resnet71", "cresnet72")  # 0.0983 bpp only
+
+
+@dataclasses.dataclass
+class Step:
+    name: str
+    result: str  # the file whose existence means the step is done
+    argv: list  # after the python executable
+    needs: tuple = ()  # names of steps that must be done first
+
+
+class Plan:
+    """The steps of one reproduction, in launch order."""
+
+    def __init__(self, scale, out, points, data_args):
+        self.scale, self.out, self.data_args = scale, out, data_args
+        self.steps = []
+        self.points = points
+
+    def add(self, name, result, module, *args, needs=(), config=True):
+        argv = ["-m", module] if not module.endswith(".py") else [module]
+        if config:
+            argv += [f"--config={self.scale}", *self.data_args(module)]
+        argv += args
+        self.steps.append(Step(name, result, argv, tuple(needs)))
+
+    def codec(self, point):
+        return f"{self.out}/codec_{point}/codec.keras"
+
+    def classifier(self, name, arch, mode, codec_step=None, codec=None):
+        folder = os.path.normpath(f"{self.out}/cls/{name}")
+        args = [f"--arch={arch}", f"--input_mode={mode}", f"--model_dir={folder}"]
+        if codec:
+            args.append(f"--codec={codec}")
+        needs = [codec_step] if codec_step else []
+        self.add(
+            f"cls/{name}",
+            f"{folder}/result.json",
+            "experiments.train_classifier",
+            *args,
+            needs=needs,
+        )
+
+    def segmenter(self, name, arch, mode, init_step, codec=None, codec_step=None):
+        folder = os.path.normpath(f"{self.out}/seg/{name}")
+        init = os.path.normpath(f"{self.out}/{init_step}/classifier.keras")
+        args = [f"--arch={arch}", f"--input_mode={mode}", f"--init_classifier={init}"]
+        args.append(f"--model_dir={folder}")
+        if codec:
+            args.append(f"--codec={codec}")
+        needs = [init_step] + ([codec_step] if codec_step else [])
+        self.add(
+            f"seg/{name}",
+            f"{folder}/result.json",
+            "experiments.train_segmentation",
+            *args,
+            needs=needs,
+        )
+
+
+def table2_plan(scale, out, points, joint_points, env):
+    """The whole Table 2 grid as a `Plan`."""
+
+    def data_args(module):
+        if scale == "small":
+            return [f"--data_dir={env['DATA']}"]
+        if scale != "paper":
+            return []
+        manual = env["VOC_MANUAL"] if "segmentation" in module else env["MANUAL"]
+        return [f"--manual_dir={manual}", f"--tfds_data_dir={env['TFDS_DIR']}"]
+
+    plan = Plan(scale, out, points, data_args)
+    plan.add(
+        "flops",
+        f"{out}/flops.json",
+        "experiments.count_flops",
+        f"--json={out}/flops.json",
+        config=False,
+    )
+    for p in points:
+        plan.add(
+            f"codec_{p}",
+            plan.codec(p),
+            "experiments.train_compression",
+            f"--operating_point={p}",
+            f"--model_dir={out}/codec_{p}",
+        )
+    plan.classifier("rgb/resnet50", "resnet50", "rgb")
+    for p in points:
+        for net in NETWORKS + (EXTRA_AT_LOW_RATE if p == "bpp0.0983" else ()):
+            mode = "compressed" if net.startswith("c") else "reconstructed"
+            plan.classifier(f"{p}/{net}", net, mode, f"codec_{p}", plan.codec(p))
+    plan.add(
+        "rate_distortion",
+        f"{out}/rd/rd.json",
+        "experiments.eval_compression",
+        f"--codecs={','.join(plan.codec(p) for p in points)}",
+        f"--output_dir={out}/rd",
+        needs=[f"codec_{p}" for p in points],
+    )
+    plan.segmenter("rgb/resnet50_d", "resnet50_d", "rgb", "cls/rgb/resnet50")
+    for p in points:
+        for net in NETWORKS + (EXTRA_AT_LOW_RATE if p == "bpp0.0983" else ()):
+            mode = "compressed" if net.startswith("c") else "reconstructed"
+            plan.segmenter(
+                f"{p}/{net}_d", f"{net}_d", mode, f"cls/{p}/{net}", plan.codec(p), f"codec_{p}"
+            )
+    fig5 = [f"{out}/seg/rgb/resnet50_d"]
+    fig5 += [f"{out}/seg/{p}/{net}_d" for p in points for net in ("resnet50", "cresnet51")]
+    plan.add(
+        "fig5",
+        f"{out}/figures/fig5_segmentation.png",
+        "experiments.eval_segmentation",
+        f"--model_dirs={','.join(fig5)}",
+        f"--figure={out}/figures/fig5_segmentation.png",
+        f"--output={out}/seg/eval_all.json",
+        needs=["seg/" + os.path.relpath(d, f"{out}/seg") for d in fig5],
+    )
+    for p in joint_points:
+        joint_steps(plan, p)
+    plan.add(
+        "benchmark_inference",
+        f"{out}/bench/inference.json",
+        "tools/benchmark_inference.py",
+        f"--json={out}/bench/inference.json",
+        f"--config={plan.scale}",
+        config=False,
+    )
+    return plan
+
+
+def joint_steps(plan, p):
+    """Section 6 at point p: joint finetuning, and the control (codec finetuned alone, a
+    cResNet-51 from scratch on it, then more epochs with that codec fixed), with segmenters
+    from both classifiers and the codecs' rate-distortion (Fig. 11)."""
+    out, j = plan.out, f"{plan.out}/joint/{p}"
+    codec, c51 = plan.codec(p), f"{out}/cls/{p}/cresnet51/classifier.keras"
+    plan.add(
+        f"joint/{p}/joint",
+        f"{j}/joint/result.json",
+        "experiments.train_joint",
+        "--mode=joint",
+        f"--codec={codec}",
+        f"--classifier={c51}",
+        f"--model_dir={j}/joint",
+        needs=[f"cls/{p}/cresnet51"],
+    )
+    plan.add(
+        f"joint/{p}/codec_ft",
+        f"{j}/codec_ft/result.json",
+        "experiments.train_joint",
+        "--mode=codec_only",
+        f"--codec={codec}",
+        f"--model_dir={j}/codec_ft",
+        needs=[f"codec_{p}"],
+    )
+    ft = f"{j}/codec_ft/codec.keras"
+    plan.classifier(
+        f"../joint/{p}/control_scratch", "cresnet51", "compressed", f"joint/{p}/codec_ft", ft
+    )
+    plan.add(
+        f"joint/{p}/rate_distortion",
+        f"{j}/rd/rd.json",
+        "experiments.eval_compression",
+        f"--codecs={codec},{ft},{j}/joint/codec.keras",
+        "--baselines=",
+        f"--output_dir={j}/rd",
+        needs=[f"joint/{p}/codec_ft", f"joint/{p}/joint"],
+    )
+    plan.segmenter(
+        f"../joint/{p}/seg_joint",
+        "cresnet51_d",
+        "compressed",
+        f"joint/{p}/joint",
+        f"{j}/joint/codec.keras",
+        f"joint/{p}/joint",
+    )
+    plan.add(
+        f"joint/{p}/control",
+        f"{j}/control/result.json",
+        "experiments.train_joint",
+        "--mode=classifier_only",
+        f"--codec={ft}",
+        f"--classifier={j}/control_scratch/classifier.keras",
+        f"--model_dir={j}/control",
+        needs=[f"cls/../joint/{p}/control_scratch"],
+    )
+    plan.segmenter(
+        f"../joint/{p}/seg_control",
+        "cresnet51_d",
+        "compressed",
+        f"joint/{p}/control",
+        ft,
+        f"joint/{p}/codec_ft",
+    )
+
+
+def _stamp():
+    return time.strftime("%H:%M:%S")
+
+
+def execute(plan, python, jobs, log_dir):
+    """Runs the plan's steps (see the module docstring); returns 0, or 1 after a failure."""
+    os.makedirs(log_dir, exist_ok=True)
+    for name in os.listdir(log_dir):
+        if name.endswith(".failed"):
+            os.remove(os.path.join(log_dir, name))
+    start, total = time.time(), len(plan.steps)
+    names = {s.name for s in plan.steps}
+    done = set()
+    running = {}  # name -> (Popen, step, log handle)
+    pending = list(enumerate(plan.steps, 1))
+    failed = []
+    for k, step in list(pending):
+        if os.path.exists(step.result):
+            print(f"==> [{_stamp()}] [{k}/{total}] {step.name}: done before, kept ({step.result})")
+            done.add(step.name)
+            pending.remove((k, step))
+    while pending or running:
+        launchable = [
+            (k, s) for k, s in pending if all(n in done or n not in names for n in s.needs)
+        ]
+        while launchable and len(running) < jobs and not failed:
+            k, step = launchable.pop(0)
+            pending.remove((k, step))
+            elapsed = int(time.time() - start)
+            print(f"==> [{_stamp()}] [{k}/{total}] {step.name} ({elapsed}s so far)", flush=True)
+            log = open(os.path.join(log_dir, step.name.replace("/", "_") + ".log"), "w")
+            proc = subprocess.Popen([python, *step.argv], cwd=ROOT, stdout=log, stderr=log)
+            running[step.name] = (proc, step, log)
+        if failed and not running:
+            break
+        if not running:
+            if pending:  # nothing can start: a needed step is missing from the plan
+                raise RuntimeError(f"steps wait on steps never run: {[s.name for _, s in pending]}")
+            break
+        time.sleep(0.2)
+        for name, (proc, step, log) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[name]
+            if proc.returncode == 0 and os.path.exists(step.result):
+                done.add(name)
+                continue
+            failed.append(_record_failure(step, proc.returncode, log.name))
+    if failed:
+        for path in failed:
+            with open(path) as f:
+                sys.stderr.write(f.read())
+        return 1
+    return 0
+
+
+def _record_failure(step, returncode, log_path):
+    with open(log_path, errors="replace") as f:
+        lines = [
+            line
+            for line in f.read().replace("\r", "\n").splitlines()
+            if line.strip() and not line.startswith(("I0000", "W0000", "E0000"))
+        ]
+    if returncode == 0:
+        text = f"FAILED: {step.name} finished without writing {step.result} (see {log_path})\n"
+    else:
+        text = f"FAILED: {step.name}; the last lines of {log_path}:\n" + "\n".join(lines[-15:])
+    path = log_path[: -len(".log")] + ".failed"
+    with open(path, "w") as f:
+        f.write(text + "\n")
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="tiny")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--points", default=None, help="comma-separated operating points")
+    args = parser.parse_args(argv)
+    if args.scale not in SCALES:
+        print(f"unknown --scale={args.scale} (expected tiny, small or paper)", file=sys.stderr)
+        return 2
+    env = {
+        "DATA": os.path.abspath(os.environ.get("DATA", "../shared/datasets")),
+        "MANUAL": os.environ.get("MANUAL"),
+        "VOC_MANUAL": os.environ.get("VOC_MANUAL"),
+        "TFDS_DIR": os.environ.get("TFDS_DIR", os.path.expanduser("~/tensorflow_datasets")),
+    }
+    if args.scale == "paper":
+        for name, what in (
+            ("MANUAL", "the folder holding ILSVRC2012_img_{train,val}.tar"),
+            ("VOC_MANUAL", "the folder holding VOCtrainval_11-May-2012.tar and benchmark.tgz"),
+        ):
+            if not env[name]:
+                print(f"set {name} to {what}", file=sys.stderr)
+                return 2
+    points = tuple(args.points.split(",")) if args.points else DEFAULT_POINTS[args.scale]
+    unknown = sorted(set(points) - set(ALL_POINTS))
+    if unknown:
+        print(f"unknown operating points {unknown} (expected {ALL_POINTS})", file=sys.stderr)
+        return 2
+    out = os.path.abspath(args.out or f"runs/table2_{args.scale}")
+    joint = [p for p in JOINT_POINTS[args.scale] if p in points]
+    plan = table2_plan(args.scale, out, points, joint, env)
+    python = os.environ.get("PY", os.path.join(ROOT, ".venv", "bin", "python"))
+    jobs = int(os.environ.get("JOBS", DEFAULT_JOBS[args.scale]))
+    start = time.time()
+    status = execute(plan, python, jobs, os.path.join(out, "logs"))
+    if status:
+        return status
+    print(f"==> [{_stamp()}] Table 2 and figures", flush=True)
+    tables = [python, os.path.join(ROOT, "tools", "table2.py"), f"--run_dir={out}"]
+    status = subprocess.call(tables + [f"--scale={args.scale}"], cwd=ROOT)
+    print(
+        f"==> [{_stamp()}] done in {int(time.time() - start)}s: {out}/table2.md, "
+        f"{out}/table2.csv, {out}/figures/"
+    )
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
