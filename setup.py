@@ -2,6 +2,8 @@
 
 from setuptools import find_packages, setup
 
+BEAM = ["apache-beam>=2.77,<3"]
+
 setup(
     name="tfcomp",
     version="0.1.0",
@@ -28,6 +30,11 @@ setup(
         # Reads SBD's .mat masks (VOC 2012 + SBD builder).
         "scipy>=1.11,<2",
     ],
-    extras_require={"test": ["pytest>=8,<10", "ruff>=0.6,<1"]},
+    extras_require={
+        # Store encoding as an Apache Beam pipeline (tfcomp.data.store_beam).
+        "beam": BEAM,
+        # The test suite runs every optional path too.
+        "test": ["pytest>=8,<10", "ruff>=0.6,<1", *BEAM],
+    },
     entry_points={"console_scripts": ["tfcomp=tfcomp.cli:main"]},
 )

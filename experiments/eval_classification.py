@@ -2,7 +2,8 @@
 
   python -m experiments.eval_classification --model_dir=runs/cls_cresnet51 \
       --dataset=folder:../shared/datasets/imagenette2
-The input mode, codec and crop sizes come from the folder's config.json and result.json.
+The input mode, codec and crop sizes come from the folder's config.json and result.json; the
+evaluation reads images (a store-trained network is evaluated on the images the store holds).
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ from experiments import common
 from flags import evaluation as _evaluation_flags  # noqa: F401  (defines the flags)
 from tfcomp import configs, io
 from tfcomp.data import classification
+from tfcomp.data.device import CodecInputs
 from tfcomp.eval.classification import evaluate_classifier
 from tfcomp.eval.models import load_trained
 
@@ -37,14 +39,14 @@ def main(argv):
     pipeline = classification.classification_pipeline(
         examples,
         input_mode=trained.input_mode,
-        codec=trained.codec,
         training=False,
         batch_size=FLAGS.batch_size,
         resize=config.resize,
         crop_size=config.crop_size,
     )
+    inputs = CodecInputs(trained.input_mode, trained.codec, config.crop_size, from_store=False)
     bar = keras.utils.Progbar(math.ceil(count / FLAGS.batch_size))
-    result = evaluate_classifier(trained.model, pipeline, bar)
+    result = evaluate_classifier(trained.model, pipeline, bar, lambda x: inputs(x, False))
     result.update(arch=trained.card["arch"], input_mode=trained.input_mode, dataset=config.dataset)
     if FLAGS.output:
         io.write_json(result, FLAGS.output)

@@ -7,6 +7,7 @@ validation image: the image, its reconstruction by each codec involved, the grou
 each model's prediction.
 """
 
+import functools
 import json
 import os
 
@@ -17,7 +18,8 @@ from absl import app, flags
 from experiments import common
 from flags import evaluation as _evaluation_flags  # noqa: F401  (defines the flags)
 from tfcomp import configs, io, plots
-from tfcomp.data import classification, segmentation
+from tfcomp.data import segmentation
+from tfcomp.data.device import SegmentationInputs
 from tfcomp.eval.models import load_trained
 from tfcomp.eval.segmentation import evaluate_segmenter, predict_labels
 
@@ -43,10 +45,9 @@ def source(model_dir):
     )
 
 
-def model_input(trained, image):
-    """The model's input for one uint8 image batch [1, H, W, 3]."""
-    to_input = classification.codec_transform(trained.codec, trained.input_mode)
-    return image if to_input is None else to_input(image)
+def inputs_of(trained):
+    """The step's part of the model input, for whole images and masks."""
+    return SegmentationInputs(trained.input_mode, trained.codec, from_store=False)
 
 
 def figure(loaded, path):
@@ -70,7 +71,8 @@ def figure(loaded, path):
             row.append(np.clip(np.round(x_hat.numpy()), 0, 255).astype(np.uint8))
         row.append(mask.numpy()[..., 0])
         for trained in loaded:
-            logits = trained.model(model_input(trained, image[None]))["logits"]
+            x, _ = inputs_of(trained)(image[None], mask[None, ..., 0], training=False)
+            logits = trained.model(x)["logits"]
             row.append(predict_labels(logits, mask.shape[0], mask.shape[1])[0].numpy())
         rows.append(row)
     plots.segmentation_examples(rows, path, len(classes), titles)
@@ -87,14 +89,15 @@ def main(argv):
             dataset, FLAGS.split, tfds_dir, manual, limit=FLAGS.limit
         )
         pipeline = segmentation.segmentation_pipeline(
-            examples,
-            input_mode=trained.input_mode,
-            codec=trained.codec,
-            training=False,
-            batch_size=1,
+            examples, input_mode=trained.input_mode, training=False, batch_size=1
         )
         result = evaluate_segmenter(
-            trained.model, pipeline, len(classes), list(classes), keras.utils.Progbar(count)
+            trained.model,
+            pipeline,
+            len(classes),
+            list(classes),
+            keras.utils.Progbar(count),
+            transform=functools.partial(inputs_of(trained), training=False),
         )
         results[model_dir] = {"arch": trained.card["arch"], "input_mode": trained.input_mode}
         results[model_dir].update(result)

@@ -28,7 +28,7 @@ def main(argv):
     flags = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
     target = argv[1] if argv[0] == "-m" else argv[0]
     with open(os.environ["FAKE_LOG"], "a") as f:
-        keys = ("config", "mode", "codec", "classifier", "init_classifier")
+        keys = ("config", "mode", "codec", "classifier", "init_classifier", "dataset")
         wiring = [f"{k}={flags[k]}" for k in keys if k in flags]
         line = [target, flags.get("model_dir", flags.get("output_dir", "")), *wiring]
         f.write(" ".join(line) + "\n")
@@ -61,6 +61,8 @@ def main(argv):
             mean = {"bpp_real": 0.1 * (i + 1), "psnr": 20 + i, "ssim": 0.5, "ms_ssim": 0.7}
             codecs[label] = {"mean": mean}
         write(f"{flags['output_dir']}/rd.json", {"codecs": codecs, "baselines": {}})
+    elif target == "experiments.encode_dataset":
+        write(f"{flags['out']}/manifest.json", {"splits": {}})
     elif target == "experiments.eval_segmentation":
         write(flags["figure"], "png")
         write(flags["output"], {})

@@ -45,7 +45,8 @@ def test_tiny_grid_runs_every_step_once_and_resumes_after_a_failure(tmp_path, jo
     lines = [line for line in second.stdout.splitlines() if line.startswith("==> [")]
     steps = [line for line in lines if "] [" in line and "/" in line.split("] [")[1][:6]]
     total = int(steps[0].split("/")[1].split("]")[0])
-    assert len(steps) == total == 38  # every step announced once, numbered k/N
+    # 38 trainings and evaluations, 9 stores (2 per point, 3 for the joint codecs).
+    assert len(steps) == total == 47  # every step announced once, numbered k/N
     kept = [line for line in steps if "done before, kept" in line]
     assert len(kept) == done_before - 1  # what finished before the failure was not redone
     experiments = [c for c in calls(tmp_path)]
@@ -129,7 +130,7 @@ def test_steps_name_a_preset_and_data_paths_only(tmp_path, scale):
     plan = table2_plan(scale, str(tmp_path), ALL_POINTS, ["bpp0.0983"], env)
     wiring = {"model_dir", "operating_point", "arch", "input_mode", "codec", "classifier"}
     wiring |= {"init_classifier", "mode", "codecs", "output_dir", "model_dirs", "figure"}
-    wiring |= {"output", "json", "baselines"}
+    wiring |= {"output", "json", "baselines", "for", "out", "dataset"}
     data = {"small": {"data_dir"}, "paper": {"manual_dir", "tfds_data_dir"}}.get(scale, set())
     for step in plan.steps:
         flags = dict(a[2:].split("=", 1) for a in step.argv if a.startswith("--"))
@@ -138,6 +139,14 @@ def test_steps_name_a_preset_and_data_paths_only(tmp_path, scale):
         assert set(flags) <= wiring | data, (step.name, set(flags) - wiring - data)
         if step.name == "rate_distortion" or "baselines" in flags:
             assert flags.get("baselines", "") == ""  # only the joint RD turns baselines off
+        # Networks on a codec read its store (encoded once), never images through the codec.
+        if flags.get("input_mode") in ("compressed", "reconstructed"):
+            assert flags["dataset"].startswith(f"store:{tmp_path}/stores/"), step.name
+            store = flags["dataset"][len("store:") :]
+            encoder = next(s for s in plan.steps if f"--out={store}" in s.argv)
+            assert f"--codec={flags['codec']}" in encoder.argv and encoder.name in step.needs
+        else:
+            assert flags.get("dataset") is None or step.name.startswith("store/")
     segmenters = [s for s in plan.steps if "train_segmentation" in s.argv]
     if scale == "paper":  # segmentation reads VOC's archives, everything else ImageNet's
         assert all("--manual_dir=/data/voc" in s.argv for s in segmenters)

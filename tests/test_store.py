@@ -1,5 +1,7 @@
 """The compressed dataset store: round trip, resume, verification, training from it."""
 
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +15,7 @@ from tfcomp import configs
 from tfcomp.codec import Codec
 from tfcomp.codec.files import CodecFiles, fit_entropy_model
 from tfcomp.data import classification, store
-from tfcomp.train.classification import classifier_inputs
+from tfcomp.train.classification import classifier_inputs, codec_inputs
 
 from .test_train_classification import make_folder
 
@@ -45,13 +47,12 @@ def test_store_round_trips_z_exactly(setup, tmp_path):
     by_label = {}
     for z, label in latents:
         by_label.setdefault(int(label), []).append(z.numpy())
-    # The encoder's own z of the same resized images, in the same per-shard order.
+    # The encoder's own z of the same resized images.
     examples, _, _ = classification.labelled_dataset(data, "train")
-    direct = classification.model_inputs(
-        examples, input_mode="compressed", codec=files.codec, resize=32
-    )
     expected = {}
-    for z, label in direct:
+    for image, label in examples:
+        image = classification.resize_square(image, 32)
+        z = files.codec.encode(image[None])[0][0]
         expected.setdefault(int(label), []).append(z.numpy())
     assert count == 18 and sum(map(len, by_label.values())) == 18
     for label, zs in expected.items():
@@ -119,9 +120,13 @@ def test_classifier_inputs_read_a_store_like_any_source(setup, tmp_path):
     pipeline, count, classes = classifier_inputs(
         config, "val", codec=files.codec, training=True, batch_size=4, limit=None
     )
-    inputs, labels = next(iter(pipeline))
-    assert inputs.shape == (4, 3, 3, 4) and count == 9 and len(classes) == 3
-    with pytest.raises(ValueError, match="must be 'compressed'"):
+    z, labels = next(iter(pipeline))
+    assert z.shape == (4, 4, 4, 4) and count == 9 and len(classes) == 3  # whole z of 32 x 32
+    # The step crops it (24 / 8 = 3), or decodes it and crops the reconstruction.
+    assert codec_inputs(config, files.codec)(z, training=True).shape == (4, 3, 3, 4)
+    reconstructed = dataclasses.replace(config, input_mode="reconstructed")
+    assert codec_inputs(reconstructed, files.codec)(z, training=True).shape == (4, 24, 24, 3)
+    with pytest.raises(ValueError, match="must be compressed or reconstructed"):
         rgb = configs.get("classifier", dataset=f"store:{tmp_path}", input_mode="rgb")
         classifier_inputs(rgb, "val", codec=None, training=False, batch_size=4, limit=None)
 
@@ -203,3 +208,96 @@ def test_storage_table_counts_exactly_the_source_files_of_the_store(setup, tmp_p
     )
     assert row["images"] == 9 and row["source_bytes"] == expected
     assert row["store_bytes"] == shards and row["ratio"] == pytest.approx(expected / shards)
+
+
+ENCODE_IN_A_FRESH_PROCESS = """
+import sys
+from tfcomp.codec.files import CodecFiles
+from tfcomp.data import store
+from tfcomp.eval.models import load_codec
+files = CodecFiles(load_codec(sys.argv[1]))
+store.encode_split(files, sys.argv[2], "train", sys.argv[3], num_shards=3, resize=32)
+"""
+
+
+def test_shards_are_byte_identical_across_processes(setup, tmp_path):
+    # Records are serialised canonically: a re-encode in another process gives the same bytes,
+    # so a receipt's SHA-256 can be checked against it.
+    data, codec_path, files = setup
+    store.encode_split(files, data, "train", str(tmp_path / "here"), num_shards=3, resize=32)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            ENCODE_IN_A_FRESH_PROCESS,
+            codec_path,
+            data,
+            str(tmp_path / "there"),
+        ],
+        check=True,
+        capture_output=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="123"),
+    )
+    for index in range(3):
+        name = store.shard_name("train", index, 3)
+        here = (tmp_path / "here" / f"{name}.tfrecord").read_bytes()
+        assert here == (tmp_path / "there" / f"{name}.tfrecord").read_bytes()
+        receipts = [
+            json.loads((tmp_path / d / f"{name}.json").read_text()) for d in ("here", "there")
+        ]
+        assert receipts[0]["sha256"] == receipts[1]["sha256"]
+
+
+def test_a_shard_job_decodes_only_its_own_share(setup, monkeypatch):
+    data, _, files = setup
+    read = []
+    original = store.sources.read_rgb
+    monkeypatch.setattr(store.sources, "read_rgb", lambda p: read.append(p) or original(p))
+    listing = store.list_split(data, "train")
+    assert listing.count == 18 and not read  # listing reads no pixels
+    examples, count = store.shard_examples(listing, 1, 3)
+    assert count == 6 and len(list(examples)) == 6
+    assert len(read) == 6  # 6 of the 18 images decoded, not all of them
+    assert {p.decode() if isinstance(p, bytes) else p for p in read} == {
+        path for path, _, _ in listing.items[1::3]
+    }
+
+
+def test_beam_pipeline_writes_the_plain_shards_and_resumes_after_a_kill(setup, tmp_path):
+    import signal
+    import time
+
+    data, codec_path, files = setup
+    plain = tmp_path / "plain"
+    for split in ("train", "val"):
+        store.encode_split(files, data, split, str(plain), num_shards=6, resize=64, batch_size=2)
+    store.write_manifest(str(plain), data, ["train", "val"], 6)
+    out = tmp_path / "beam"
+    command = [
+        sys.executable, "-m", "experiments.encode_dataset", "--config=tiny", "--for=classifier",
+        f"--dataset={data}", f"--codec={codec_path}", f"--out={out}", "--num_shards=6",
+        "--batch_size=2", "--runner=DirectRunner",
+    ]  # fmt: skip
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and not list(out.glob("*.json")):
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    done = sorted(p.name for p in out.glob("*-of-*.json"))
+    assert 1 <= len(done) < 12 and not (out / "manifest.json").exists()
+    stamps = {name: os.path.getmtime(out / name) for name in done}
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    assert {name: os.path.getmtime(out / name) for name in done} == stamps  # kept, not redone
+    for name in sorted(os.listdir(plain)):
+        if name.endswith(".tfrecord"):
+            assert (out / name).read_bytes() == (plain / name).read_bytes(), name
+    assert json.loads((out / "manifest.json").read_text()) == json.loads(
+        (plain / "manifest.json").read_text()
+    )
+    assert not list(out.glob(".tmp-*"))

@@ -95,6 +95,8 @@ def test_train_clock_is_saved_and_restored_with_a_checkpoint(tmp_path):
 
 
 def test_pipeline_shapes_per_mode(data, codec_path):
+    from tfcomp.data.device import CodecInputs
+
     codec = keras.models.load_model(codec_path)
     examples, count, classes = classification.labelled_dataset(data, "val")
     assert count == 27 and classes == ["class0", "class1", "class2"]
@@ -107,13 +109,15 @@ def test_pipeline_shapes_per_mode(data, codec_path):
             ds = classification.classification_pipeline(
                 examples,
                 input_mode=mode,
-                codec=codec,
                 training=training,
                 batch_size=5,
                 resize=40,
                 crop_size=32,
             )
-            inputs, labels = next(iter(ds))
+            x, labels = next(iter(ds))
+            # The pipeline crops RGB itself; the codec's images stay whole for the step.
+            assert x.shape[1:] == ((32, 32, 3) if mode == "rgb" else (40, 40, 3))
+            inputs = CodecInputs(mode, codec, 32, from_store=False)(x, training)
             assert inputs.shape[1:] == shape and labels.shape == (5,)
 
 

@@ -253,12 +253,23 @@ class EvalConfig:
     manual_dir: str | None = _field(None, "TFDS manual directory (ILSVRC2012 tars).")
 
 
+@dataclasses.dataclass(frozen=True)
+class StoreConfig:
+    """Encoding a dataset once into a compressed store (`tfcomp.data.store`). What it encodes
+    (source and size) is the classifier's or the segmenter's config's: `encode_dataset --for`."""
+
+    splits: tuple[str, ...] = _field(("train", "val"), "Splits to encode.")
+    num_shards: int = _field(256, "Shards per split (the unit of resuming and of parallel work).")
+    batch_size: int = _field(32, "Images of equal size compressed per encoder call.")
+
+
 TASKS = {
     "codec": CodecConfig,
     "classifier": ClassifierConfig,
     "segmenter": SegmenterConfig,
     "joint": JointConfig,
     "eval": EvalConfig,
+    "store": StoreConfig,
 }
 
 _CPU = dict(strategy="default", mixed_precision=False)
@@ -314,6 +325,7 @@ PRESET_OVERRIDES = {
             train_limit=1000,
             val_limit=500,
         ),
+        "store": dict(num_shards=8),
         "eval": dict(
             rd_dataset="folder:{data}/kodak",
             rd_split="test",
@@ -367,6 +379,7 @@ PRESET_OVERRIDES = {
             learning_rate=0.00125,
             epochs=1,
         ),
+        "store": dict(num_shards=2),
         "eval": dict(
             rd_dataset="default",
             rd_split="test",

@@ -49,6 +49,17 @@ def read_image(path, any_mode=False):
         raise ImageReadError(f"{path}: cannot read image ({error})") from None
 
 
+def default_file_mode():
+    """The mode `open()` would give a new file: 0666 less the process's umask (0644 under 022).
+
+    Temporary files (`tempfile.mkstemp`) are created 0600; every output is set to this mode
+    before it is renamed into place, so that other users and serving processes can read it as
+    they can read any file the user writes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path, data):
     """Writes bytes to `path` via a temporary file in the same folder and a rename."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -57,6 +68,7 @@ def atomic_write(path, data):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -91,6 +103,7 @@ def save_keras(model, path):
     os.close(fd)
     try:
         model.save(tmp)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

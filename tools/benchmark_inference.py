@@ -152,6 +152,7 @@ def print_table(title, rows, matmul):
 def classifier_accuracy(classifier_dir, dataset, limit, policy):
     """Top-1 of a trained classifier on `limit` validation examples under `policy`."""
     from tfcomp.data import classification
+    from tfcomp.data.device import CodecInputs
     from tfcomp.eval.classification import evaluate_classifier
     from tfcomp.eval.models import load_trained
 
@@ -170,13 +171,13 @@ def classifier_accuracy(classifier_dir, dataset, limit, policy):
     pipeline = classification.classification_pipeline(
         examples,
         input_mode=trained.input_mode,
-        codec=trained.codec,
         training=False,
         batch_size=50,
         resize=config.resize,
         crop_size=config.crop_size,
     )
-    result = evaluate_classifier(model, pipeline)
+    inputs = CodecInputs(trained.input_mode, trained.codec, config.crop_size, from_store=False)
+    result = evaluate_classifier(model, pipeline, transform=lambda x: inputs(x, False))
     keras.mixed_precision.set_global_policy("float32")
     return result
 

@@ -56,22 +56,37 @@ class Plan:
         self.steps = []
         self.points = points
 
-    def add(self, name, result, module, *args, needs=(), config=True):
+    def add(self, name, result, module, *args, needs=(), config=True, data="classifier"):
         argv = ["-m", module] if not module.endswith(".py") else [module]
         if config:
-            argv += [f"--config={self.scale}", *self.data_args(module)]
+            argv += [f"--config={self.scale}", *self.data_args(data)]
         argv += args
         self.steps.append(Step(name, result, argv, tuple(needs)))
 
     def codec(self, point):
         return f"{self.out}/codec_{point}/codec.keras"
 
-    def classifier(self, name, arch, mode, codec_step=None, codec=None):
+    def store(self, name, kind, codec, codec_step):
+        """Encodes the `kind` (classifier / segmenter) data once with a codec; returns
+        (the `--dataset` of the trainers that read it, the step's name)."""
+        folder, step = f"{self.out}/stores/{name}/{kind}", f"store/{name}/{kind}"
+        self.add(
+            step,
+            f"{folder}/manifest.json",
+            "experiments.encode_dataset",
+            f"--for={kind}",
+            f"--codec={codec}",
+            f"--out={folder}",
+            needs=[codec_step],
+            data=kind,
+        )
+        return f"--dataset=store:{folder}", step
+
+    def classifier(self, name, arch, mode, codec=None, store=None, needs=()):
         folder = os.path.normpath(f"{self.out}/cls/{name}")
         args = [f"--arch={arch}", f"--input_mode={mode}", f"--model_dir={folder}"]
-        if codec:
-            args.append(f"--codec={codec}")
-        needs = [codec_step] if codec_step else []
+        args += [f"--codec={codec}"] if codec else []
+        args += [store] if store else []
         self.add(
             f"cls/{name}",
             f"{folder}/result.json",
@@ -80,32 +95,33 @@ class Plan:
             needs=needs,
         )
 
-    def segmenter(self, name, arch, mode, init_step, codec=None, codec_step=None):
+    def segmenter(self, name, arch, mode, init_step, codec=None, store=None, needs=()):
         folder = os.path.normpath(f"{self.out}/seg/{name}")
         init = os.path.normpath(f"{self.out}/{init_step}/classifier.keras")
         args = [f"--arch={arch}", f"--input_mode={mode}", f"--init_classifier={init}"]
         args.append(f"--model_dir={folder}")
-        if codec:
-            args.append(f"--codec={codec}")
-        needs = [init_step] + ([codec_step] if codec_step else [])
+        args += [f"--codec={codec}"] if codec else []
+        args += [store] if store else []
         self.add(
             f"seg/{name}",
             f"{folder}/result.json",
             "experiments.train_segmentation",
             *args,
-            needs=needs,
+            needs=[init_step, *needs],
+            data="segmenter",
         )
 
 
 def table2_plan(scale, out, points, joint_points, env):
-    """The whole Table 2 grid as a `Plan`."""
+    """The whole Table 2 grid as a `Plan`. Classifiers and segmenters on a codec read stores
+    encoded once per operating point (the codec never runs in an input pipeline)."""
 
-    def data_args(module):
+    def data_args(kind):
         if scale == "small":
             return [f"--data_dir={env['DATA']}"]
         if scale != "paper":
             return []
-        manual = env["VOC_MANUAL"] if "segmentation" in module else env["MANUAL"]
+        manual = env["VOC_MANUAL"] if kind == "segmenter" else env["MANUAL"]
         return [f"--manual_dir={manual}", f"--tfds_data_dir={env['TFDS_DIR']}"]
 
     plan = Plan(scale, out, points, data_args)
@@ -125,10 +141,14 @@ def table2_plan(scale, out, points, joint_points, env):
             f"--model_dir={out}/codec_{p}",
         )
     plan.classifier("rgb/resnet50", "resnet50", "rgb")
+    stores = {}
     for p in points:
+        for kind in ("classifier", "segmenter"):
+            stores[p, kind] = plan.store(p, kind, plan.codec(p), f"codec_{p}")
+        flag, step = stores[p, "classifier"]
         for net in NETWORKS + (EXTRA_AT_LOW_RATE if p == "bpp0.0983" else ()):
             mode = "compressed" if net.startswith("c") else "reconstructed"
-            plan.classifier(f"{p}/{net}", net, mode, f"codec_{p}", plan.codec(p))
+            plan.classifier(f"{p}/{net}", net, mode, plan.codec(p), flag, needs=[step])
     plan.add(
         "rate_distortion",
         f"{out}/rd/rd.json",
@@ -139,10 +159,17 @@ def table2_plan(scale, out, points, joint_points, env):
     )
     plan.segmenter("rgb/resnet50_d", "resnet50_d", "rgb", "cls/rgb/resnet50")
     for p in points:
+        flag, step = stores[p, "segmenter"]
         for net in NETWORKS + (EXTRA_AT_LOW_RATE if p == "bpp0.0983" else ()):
             mode = "compressed" if net.startswith("c") else "reconstructed"
             plan.segmenter(
-                f"{p}/{net}_d", f"{net}_d", mode, f"cls/{p}/{net}", plan.codec(p), f"codec_{p}"
+                f"{p}/{net}_d",
+                f"{net}_d",
+                mode,
+                f"cls/{p}/{net}",
+                plan.codec(p),
+                flag,
+                needs=[step],
             )
     fig5 = [f"{out}/seg/rgb/resnet50_d"]
     fig5 += [f"{out}/seg/{p}/{net}_d" for p in points for net in ("resnet50", "cresnet51")]
@@ -154,6 +181,7 @@ def table2_plan(scale, out, points, joint_points, env):
         f"--figure={out}/figures/fig5_segmentation.png",
         f"--output={out}/seg/eval_all.json",
         needs=["seg/" + os.path.relpath(d, f"{out}/seg") for d in fig5],
+        data="segmenter",
     )
     for p in joint_points:
         joint_steps(plan, p)
@@ -171,7 +199,8 @@ def table2_plan(scale, out, points, joint_points, env):
 def joint_steps(plan, p):
     """Section 6 at point p: joint finetuning, and the control (codec finetuned alone, a
     cResNet-51 from scratch on it, then more epochs with that codec fixed), with segmenters
-    from both classifiers and the codecs' rate-distortion (Fig. 11)."""
+    from both classifiers and the codecs' rate-distortion (Fig. 11). Joint training runs the
+    encoder in its step; the networks trained after it read stores of the finetuned codecs."""
     out, j = plan.out, f"{plan.out}/joint/{p}"
     codec, c51 = plan.codec(p), f"{out}/cls/{p}/cresnet51/classifier.keras"
     plan.add(
@@ -193,15 +222,18 @@ def joint_steps(plan, p):
         f"--model_dir={j}/codec_ft",
         needs=[f"codec_{p}"],
     )
-    ft = f"{j}/codec_ft/codec.keras"
+    ft, jc = f"{j}/codec_ft/codec.keras", f"{j}/joint/codec.keras"
+    ft_cls = plan.store(f"joint_{p}_codec_ft", "classifier", ft, f"joint/{p}/codec_ft")
+    ft_seg = plan.store(f"joint_{p}_codec_ft", "segmenter", ft, f"joint/{p}/codec_ft")
+    joint_seg = plan.store(f"joint_{p}_joint", "segmenter", jc, f"joint/{p}/joint")
     plan.classifier(
-        f"../joint/{p}/control_scratch", "cresnet51", "compressed", f"joint/{p}/codec_ft", ft
+        f"../joint/{p}/control_scratch", "cresnet51", "compressed", ft, ft_cls[0], needs=[ft_cls[1]]
     )
     plan.add(
         f"joint/{p}/rate_distortion",
         f"{j}/rd/rd.json",
         "experiments.eval_compression",
-        f"--codecs={codec},{ft},{j}/joint/codec.keras",
+        f"--codecs={codec},{ft},{jc}",
         "--baselines=",
         f"--output_dir={j}/rd",
         needs=[f"joint/{p}/codec_ft", f"joint/{p}/joint"],
@@ -211,8 +243,9 @@ def joint_steps(plan, p):
         "cresnet51_d",
         "compressed",
         f"joint/{p}/joint",
-        f"{j}/joint/codec.keras",
-        f"joint/{p}/joint",
+        jc,
+        joint_seg[0],
+        needs=[joint_seg[1]],
     )
     plan.add(
         f"joint/{p}/control",
@@ -230,7 +263,8 @@ def joint_steps(plan, p):
         "compressed",
         f"joint/{p}/control",
         ft,
-        f"joint/{p}/codec_ft",
+        ft_seg[0],
+        needs=[ft_seg[1]],
     )
 
 

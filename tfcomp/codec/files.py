@@ -22,22 +22,35 @@ class CodecFiles:
         self.model_id = bitstream.model_id(codec)
         self.probabilities = codec.entropy_model.probabilities()
         self.centers = codec.quantizer.centers.numpy()
+        # One compiled encoder for every batch and image size (a single trace).
+        self._symbols = tf.function(
+            lambda images: codec.encode(images)[1],
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)],
+        )
+
+    def compress_batch(self, images):
+        """uint8 N x H x W x 3 (one size) -> N `.tfc` files' bytes, one encoder call."""
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            raise ValueError(
+                f"expected uint8 N x H x W x 3 images, got {images.dtype} {images.shape}"
+            )
+        height, width = images.shape[1:3]
+        bitstream.check_image_size(height, width)  # before the encoder runs
+        symbols = self._symbols(tf.constant(images)).numpy()
+        return [
+            bitstream.pack(
+                s, height, width, self.codec.num_centers, self.probabilities, self.model_id
+            )
+            for s in symbols
+        ]
 
     def compress(self, image):
         """uint8 H x W x 3 -> bytes of a `.tfc` file."""
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[-1] != 3:
             raise ValueError(f"expected an H x W x 3 image, got shape {image.shape}")
-        bitstream.check_image_size(image.shape[0], image.shape[1])  # before the encoder runs
-        _, symbols = self.codec.encode(tf.constant(image[None]))
-        return bitstream.pack(
-            symbols[0].numpy(),
-            image.shape[0],
-            image.shape[1],
-            self.codec.num_centers,
-            self.probabilities,
-            self.model_id,
-        )
+        return self.compress_batch(image[None].astype(np.uint8))[0]
 
     def decode_symbols(self, data):
         """(header dict, symbols int32 [h', w', C])."""

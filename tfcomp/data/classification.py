@@ -8,19 +8,18 @@ Sources (the same `--dataset` strings as everywhere):
     NAME           a TFDS classification dataset with 'image' and 'label' features, e.g.
                    imagenet2012 from the official tars in `manual_dir` (the real builder)
 
-Every example goes through one pipeline; only the middle step depends on the input mode:
+Every example goes through one pipeline, which never runs a network (the codec runs in the
+step, on the accelerator: `tfcomp.data.device`):
 
     uint8 image -> resize shorter side to `resize` and centre-crop resize x resize
-      -> rgb:            the image itself
-         reconstructed:  decoder(quantize(encoder(image)))  (fixed codec), rounded to 8 bits
-         compressed:     z = centers[symbols]  (fixed encoder and quantizer; resize/8 square)
-      -> [cache]
-      -> train: random crop (crop_size, or crop_size/8 for z) + random mirror
-         eval:  centre crop
+      -> rgb:            train: random crop (crop_size) + random mirror; eval: centre crop
+         reconstructed,  the whole resize x resize image; the step encodes (and decodes) it,
+         compressed:     then crops (crop_size, or crop_size/8 of z) and mirrors on the device
+    z read from a store (`store:DIR`): the whole stored z; the step crops (or decodes) it
 
 With the paper's sizes (resize 256, crop 224) the latent is 32 x 32 x C and the crops 28 x 28.
-`cache` keeps the transformed examples in memory, so the codec runs once per image instead of
-once per epoch; it suits data that fits in memory (Imagenette), not ImageNet.
+`cache` keeps the resized images (or z) in memory; it suits data that fits in memory
+(Imagenette), not ImageNet.
 """
 
 import os
@@ -117,58 +116,26 @@ def resize_square(image, size):
     return preprocess.center_crop(resized, size)
 
 
-def codec_transform(codec, input_mode):
-    """Batched function uint8 NHWC -> model input for the mode (None for rgb)."""
-    if input_mode == "rgb":
-        return None
-    if codec is None:
-        raise ValueError(f"input mode {input_mode!r} needs a codec (--codec=PATH)")
-    if input_mode == "compressed":
-
-        @tf.function
-        def encode(images):
-            return codec.encode(images)[0]
-
-        return encode
-    if input_mode == "reconstructed":
-
-        @tf.function
-        def reconstruct(images):
-            x_hat = codec(images)["x_hat"]
-            return tf.cast(tf.clip_by_value(tf.round(x_hat), 0, 255), tf.uint8)
-
-        return reconstruct
-    raise ValueError(f"unknown input mode {input_mode!r}; expected one of {INPUT_MODES}")
-
-
 def model_crop_size(input_mode, crop_size):
     """224 for images, 28 for z (the encoder subsamples by 8)."""
     return crop_size // rate.SUBSAMPLING if input_mode == "compressed" else crop_size
 
 
-def model_inputs(examples, *, input_mode, codec=None, resize=256, codec_batch_size=32):
-    """(uint8 image, label) -> (model input, label): resize square, then the mode's transform."""
-    transform = codec_transform(codec, input_mode)
-    ds = examples.map(
-        lambda x, y: (resize_square(x, resize), y), num_parallel_calls=tf.data.AUTOTUNE
-    )
-    if transform is not None:
-        ds = ds.batch(codec_batch_size).map(lambda x, y: (transform(x), y)).unbatch()
-    return ds
-
-
 def augment_and_batch(ds, *, size, training, batch_size, cache=False, drop_remainder=None):
-    """(input, label) -> batches: random crop + mirror for training, centre crop otherwise."""
+    """(input, label) -> batches: random crop + mirror for training, centre crop otherwise.
+
+    `size` None keeps the inputs whole (the crop is then made in the step, after the codec)."""
     if cache:
         ds = ds.cache()
     if training:
         ds = ds.repeat().shuffle(1024)
+        if size is not None:
 
-        def augment(x, y):
-            return preprocess.random_mirror(preprocess.random_crop(x, size)), y
+            def augment(x, y):
+                return preprocess.random_mirror(preprocess.random_crop(x, size)), y
 
-        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
+            ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    elif size is not None:
         ds = ds.map(lambda x, y: (preprocess.center_crop(x, size), y))
     if drop_remainder is None:
         drop_remainder = training
@@ -179,19 +146,28 @@ def classification_pipeline(
     examples,
     *,
     input_mode,
-    codec=None,
     training,
     batch_size,
     resize=256,
     crop_size=224,
     cache=False,
+    from_store=False,
     drop_remainder=None,
 ):
-    """Batched (inputs, labels) from a dataset of (uint8 image, label); see module docstring."""
-    ds = model_inputs(examples, input_mode=input_mode, codec=codec, resize=resize)
+    """Batches of (x, labels) for the step; see the module docstring.
+
+    From images, x is the uint8 image resized square to `resize`, cropped here for RGB inputs
+    and left whole for the codec (`tfcomp.data.device.CodecInputs` encodes and crops it in the
+    step); from a store, x is the stored z, cropped in the step as well.
+    """
+    if not from_store:
+        examples = examples.map(
+            lambda x, y: (resize_square(x, resize), y), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    size = crop_size if input_mode == "rgb" and not from_store else None
     return augment_and_batch(
-        ds,
-        size=model_crop_size(input_mode, crop_size),
+        examples,
+        size=size,
         training=training,
         batch_size=batch_size,
         cache=cache,

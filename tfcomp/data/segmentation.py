@@ -9,10 +9,11 @@ Sources (`--dataset`):
                    `manual_dir`), 21 classes, 255 = ignore
 
 Training examples are random-mirrored and randomly cropped to `crop_size` pixels (320 in the
-paper), padded with the ignore label (and the mean colour) where the image is smaller. The
-compressed mode crops z to crop_size/8 (40) at the same place, so a z crop covers exactly the
-8x larger pixel crop of the mask. Evaluation uses whole images, padded to a multiple of 8 by the
-codec or here, with predictions cropped back.
+paper), padded with the ignore label (and the mean colour) where the image is smaller. From a
+store, z is cropped to crop_size/8 (40) at the same place as the mask, so a z crop covers
+exactly the 8x larger pixel crop of the mask. Evaluation uses whole images, padded to a
+multiple of 8 by the codec, with predictions cropped back. No network runs here: the codec runs
+in the step (`tfcomp.data.device`).
 """
 
 import os
@@ -22,6 +23,7 @@ import tensorflow as tf
 from tfcomp.codec import rate
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import classification, sources, synthetic
+from tfcomp.data.device import DECODER_MARGIN
 
 IGNORE = 255
 CAMVID_CLASSES = (
@@ -45,9 +47,12 @@ def camvid_pairs(root, split):
     return pairs
 
 
-def _decode_mask(path):
-    mask = tf.io.decode_png(tf.io.read_file(path), channels=1)
-    return mask
+def load_camvid_pair(image_path, mask_path):
+    """Graph op: (uint8 image, uint8 mask [H, W, 1]); CamVid's void (11) becomes the ignore
+    label, like VOC's 255."""
+    mask = tf.io.decode_png(tf.io.read_file(mask_path), channels=1)
+    mask = tf.where(mask >= len(CAMVID_CLASSES), tf.constant(IGNORE, tf.uint8), mask)
+    return sources.decode_file(image_path), mask
 
 
 def segmentation_dataset(dataset, split, tfds_data_dir=None, manual_dir=None, limit=None):
@@ -58,14 +63,8 @@ def segmentation_dataset(dataset, split, tfds_data_dir=None, manual_dir=None, li
             pairs = pairs[:limit]
         images, masks = zip(*pairs)
         ds = tf.data.Dataset.from_tensor_slices((list(images), list(masks)))
-
-        def load(image_path, mask_path):
-            mask = _decode_mask(mask_path)
-            # CamVid's void (11) is ignored like VOC's 255.
-            mask = tf.where(mask >= len(CAMVID_CLASSES), tf.constant(IGNORE, tf.uint8), mask)
-            return sources.decode_file(image_path), mask
-
-        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE), len(pairs), CAMVID_CLASSES
+        ds = ds.map(load_camvid_pair, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds, len(pairs), CAMVID_CLASSES
     if dataset == "default":
         images, _, masks = synthetic.split_arrays(classification._synthetic_split(split))
         if limit:
@@ -105,12 +104,15 @@ def pad_to(image, mask, height, width):
     return padded, pad_mask(mask, height, width)
 
 
-def random_crop_pair(image, mask, crop, step=1):
-    """The same random crop of an image-like tensor (crop) and its mask (crop * step)."""
+def random_crop_pair(image, mask, crop, step=1, margin=0):
+    """The same random crop of an image-like tensor (crop, plus `margin` on each side, taken
+    from its edge-mirrored padding where the tensor ends) and its mask (crop * step)."""
     shape = tf.shape(image)
     top = tf.random.uniform([], 0, shape[0] - crop + 1, dtype=tf.int32)
     left = tf.random.uniform([], 0, shape[1] - crop + 1, dtype=tf.int32)
-    cropped = image[top : top + crop, left : left + crop]
+    if margin:
+        image = tf.pad(image, [[margin, margin], [margin, margin], [0, 0]], mode="SYMMETRIC")
+    cropped = image[top : top + crop + 2 * margin, left : left + crop + 2 * margin]
     mask = mask[top * step : (top + crop) * step, left * step : (left + crop) * step]
     return cropped, mask
 
@@ -127,51 +129,45 @@ def segmentation_pipeline(
     examples,
     *,
     input_mode,
-    codec=None,
     training,
     batch_size,
     crop_size=320,
     cache=False,
-    encoded=False,
+    from_store=False,
 ):
-    """Batches of (inputs, mask int32 [N, H, W]) for training, or single whole examples for
-    evaluation (batch 1, any size; inputs padded to a multiple of 8, mask at its own size).
+    """Batches of (x, mask int32 [N, H, W]) for the step (`tfcomp.data.device`
+    .SegmentationInputs makes the model input there); no network runs here.
 
-    With `encoded`, the examples already hold z (read from a store): no codec runs, and z
-    smaller than the crop is padded with zeros (the image path pads pixels with the mean colour
-    before encoding, which a store cannot redo)."""
-    step = rate.SUBSAMPLING if input_mode == "compressed" else 1
-    if encoded and input_mode != "compressed":
-        raise ValueError(f"a store holds z: input mode must be 'compressed', not {input_mode!r}")
-
-    # The same per-mode codec step as the classifiers (rgb: none; uint8 reconstructions; z).
-    to_input = None if encoded else classification.codec_transform(codec, input_mode)
-
-    def transform(image, mask):
-        if training and encoded:
-            crop = crop_size // step
-            shape = tf.shape(image)
-            paddings = [[0, tf.maximum(crop - shape[0], 0)], [0, tf.maximum(crop - shape[1], 0)]]
-            image = tf.pad(image, paddings + [[0, 0]])
-            return image, pad_mask(mask, crop_size, crop_size)
-        if training:
-            image, mask = pad_to(image, mask, crop_size, crop_size)
-        if to_input is None:
-            return image, mask
-        return to_input(image[None])[0], mask
-
-    ds = examples.map(transform)
-    if cache:
-        ds = ds.cache()
+    Evaluation: single whole examples (batch 1, any size): the image, or the stored z, with its
+    mask. Training, from images: image and mask padded to the crop (mean colour, ignore label),
+    cut at the same random place and mirrored together; the codec, if any, encodes the crop in
+    the step (a crop_size that is a multiple of 8 gives z of crop_size / 8). From a store: z
+    (padded with zeros) and mask cut at the same place, z's crop crop_size / 8 and the mask's
+    crop_size, mirrored together; in reconstructed mode z keeps `device.DECODER_MARGIN` z pixels
+    around its crop for the decoder, and the step mirrors after decoding.
+    """
+    z_step = rate.SUBSAMPLING
+    if from_store and input_mode == "rgb":
+        raise ValueError("a store holds z: input mode must be compressed or reconstructed")
+    ds = examples.cache() if cache else examples
     if not training:
         return ds.map(lambda x, m: (x[None], tf.cast(m[..., 0], tf.int32)[None]))
-    crop = crop_size // step
+    margin = DECODER_MARGIN if (from_store and input_mode == "reconstructed") else 0
 
     def augment(x, mask):
-        # Masks are padded to whole multiples of 8 so that z crops map onto them exactly.
-        shape = tf.shape(x)
-        mask = pad_mask(mask, shape[0] * step, shape[1] * step)
-        x, mask = random_crop_pair(x, mask, crop, step)
+        if from_store:  # x is z: its crop is 1/8 of the mask's
+            crop = crop_size // z_step
+            shape = tf.shape(x)
+            padding = [[0, tf.maximum(crop - shape[0], 0)], [0, tf.maximum(crop - shape[1], 0)]]
+            x = tf.pad(x, padding + [[0, 0]])
+            shape = tf.shape(x)
+            # Masks are padded to whole multiples of 8 so that z crops map onto them exactly.
+            mask = pad_mask(mask, shape[0] * z_step, shape[1] * z_step)
+            x, mask = random_crop_pair(x, mask, crop, z_step, margin)
+            if margin:  # mirrored in the step, after decoding
+                return x, tf.cast(mask[..., 0], tf.int32)
+        else:  # the codec, if any, encodes the crop itself in the step
+            x, mask = random_crop_pair(*pad_to(x, mask, crop_size, crop_size), crop_size)
         x, mask = random_mirror_pair(x, mask)
         return x, tf.cast(mask[..., 0], tf.int32)
 

@@ -8,11 +8,15 @@ import numpy as np
 import tensorflow as tf
 
 
-def evaluate_classifier(model, pipeline, progress=None):
-    """{'top1', 'top5', 'examples'} over a finite pipeline of (inputs, labels) batches."""
+def evaluate_classifier(model, pipeline, progress=None, transform=None):
+    """{'top1', 'top5', 'examples'} over a finite pipeline of (x, labels) batches.
 
-    @tf.function
-    def predict(inputs):
+    `transform(x)`, when given, makes the model input inside the compiled function (the codec's
+    part: `tfcomp.data.device.CodecInputs`)."""
+
+    @tf.function(reduce_retracing=True)
+    def predict(x):
+        inputs = x if transform is None else transform(x)
         return tf.cast(model(inputs, training=False)["logits"], tf.float32)
 
     top1 = top5 = total = 0

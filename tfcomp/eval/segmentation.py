@@ -41,11 +41,16 @@ def iou_from_confusion(matrix):
     return iou, float(np.nanmean(iou)) if np.any(union > 0) else 0.0
 
 
-def evaluate_segmenter(model, pipeline, num_classes, classes=None, progress=None):
-    """{'miou', 'per_class_iou', 'pixel_accuracy', 'images'} over (input, mask) batches."""
+def evaluate_segmenter(model, pipeline, num_classes, classes=None, progress=None, transform=None):
+    """{'miou', 'per_class_iou', 'pixel_accuracy', 'images'} over (x, mask) batches.
+
+    `transform(x, mask)`, when given, makes (model input, mask) inside the compiled function
+    (the codec's part: `tfcomp.data.device.SegmentationInputs`)."""
 
     @tf.function(reduce_retracing=True)
     def step(x, labels):
+        if transform is not None:
+            x, labels = transform(x, labels)
         logits = model(x, training=False)["logits"]
         prediction = predict_labels(logits, tf.shape(labels)[1], tf.shape(labels)[2])
         return confusion(prediction, labels, num_classes)

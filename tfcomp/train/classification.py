@@ -19,8 +19,8 @@ from tfcomp.codec.bitstream import model_id
 from tfcomp.codec.files import CodecFiles
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import classification, store
+from tfcomp.data.device import CodecInputs, load_codec_float32
 from tfcomp.eval.classification import evaluate_classifier
-from tfcomp.eval.models import load_codec
 from tfcomp.nets import registry
 from tfcomp.train import distribute, loop
 from tfcomp.train import job as outline
@@ -56,11 +56,13 @@ def channel_mean(batches):
     return (total / count).astype(np.float32)
 
 
-def input_mean(pipeline, input_mode, batches=20):
-    """Per-channel mean of the model inputs: ImageNet's RGB mean, or z's over `batches`."""
+def input_mean(pipeline, input_mode, transform=None, batches=20):
+    """Per-channel mean of the model inputs: ImageNet's RGB mean, or z's over `batches` of the
+    pipeline (`transform(x)` makes the model input, in a compiled function)."""
     if input_mode != "compressed":
         return np.array(RGB_MEAN, np.float32)
-    return channel_mean(inputs for inputs, _ in pipeline.take(batches))
+    make = tf.function(transform or (lambda x: x), reduce_retracing=True)
+    return channel_mean(make(x) for x, _ in pipeline.take(batches))
 
 
 def codec_for(config):
@@ -69,33 +71,41 @@ def codec_for(config):
         return None
     if not config.codec:
         raise ValueError(f"input mode {config.input_mode!r} needs a trained codec (codec=PATH)")
-    return load_codec(config.codec)
+    return load_codec_float32(config.codec)
 
 
 def classifier_inputs(config, split, *, codec, training, batch_size, limit):
-    """(batched pipeline of (inputs, labels), example count, class names) for any source.
+    """(batched pipeline of (x, labels), example count, class names) for any source.
 
     `store:DIR` reads a compressed dataset store: z comes from the stored bitstreams (entropy
-    decoding only), so the encoder does not run; the input mode must be `compressed`.
+    decoding only, on the host); the step crops it (compressed) or decodes it (reconstructed).
+    From images, x is the resized image; `codec_inputs` says what the step makes of it.
     """
-    size = classification.model_crop_size(config.input_mode, config.crop_size)
-    if store.is_store(config.dataset):
-        if config.input_mode != "compressed":
-            raise ValueError(
-                f"a store holds z: input mode must be 'compressed', not {config.input_mode!r}"
-            )
-        latents, count, classes = store.read_split(
+    from_store = store.is_store(config.dataset)
+    if from_store:
+        if config.input_mode == "rgb":
+            raise ValueError("a store holds z: input mode must be compressed or reconstructed")
+        examples, count, classes = store.read_split(
             config.dataset, split, CodecFiles(codec), limit=limit, shuffle=training
         )
     else:
         examples, count, classes = classification.labelled(config, split, training, limit)
-        latents = classification.model_inputs(
-            examples, input_mode=config.input_mode, codec=codec, resize=config.resize
-        )
-    pipeline = classification.augment_and_batch(
-        latents, size=size, training=training, batch_size=batch_size, cache=config.cache
+    pipeline = classification.classification_pipeline(
+        examples,
+        input_mode=config.input_mode,
+        training=training,
+        batch_size=batch_size,
+        resize=config.resize,
+        crop_size=config.crop_size,
+        cache=config.cache,
+        from_store=from_store,
     )
     return pipeline, count, classes
+
+
+def codec_inputs(config, codec):
+    """The step's part of the model input (`tfcomp.data.device.CodecInputs`) for a config."""
+    return CodecInputs(config.input_mode, codec, config.crop_size, store.is_store(config.dataset))
 
 
 def lr_schedule(config, steps_per_epoch):
@@ -131,17 +141,19 @@ def train_classifier(config, model_dir, progress=True):
 
 
 class ClassifierTask(outline.Task):
-    """Classification on the input mode's representation; the codec is fixed."""
+    """Classification on the input mode's representation; the codec is fixed and runs in the
+    step (`tfcomp.data.device`), never in the input pipeline."""
 
     def __init__(self, config, strategy, model_dir):
         super().__init__(config, strategy, model_dir)
         self.spec = registry.check_input(config.arch, config.input_mode, dilated=False)
-        self.codec = codec_for(config)
+        self.codec = codec_for(config)  # for evaluation on the chief; the step has its own
+        self.host_inputs = codec_inputs(config, self.codec)
         # Counts the examples and measures the input mean (z's is measured, not assumed).
         plain, num_train, self.classes = self.inputs("train", False, 32, config.train_limit)
         self.steps_per_epoch = max(1, num_train // config.batch_size)
         self.train_steps = int(math.ceil(config.epochs * self.steps_per_epoch))
-        self.mean = input_mean(plain, config.input_mode)
+        self.mean = input_mean(plain, config.input_mode, self.eval_inputs)
         self.val, self.num_val, _ = self.inputs("val", False, config.batch_size, config.val_limit)
         every = config.curve_every_epochs * self.steps_per_epoch
         self.curve = loop.Curve(
@@ -151,9 +163,12 @@ class ClassifierTask(outline.Task):
             last=self.train_steps,
             evaluate=lambda state, step: {
                 "epoch": step / self.steps_per_epoch,
-                **evaluate_classifier(state["model"], self.val),
+                **evaluate_classifier(state["model"], self.val, transform=self.eval_inputs),
             },
         )
+
+    def eval_inputs(self, x):
+        return self.host_inputs(x, training=False)
 
     def inputs(self, split, training, batch_size, limit):
         return classifier_inputs(
@@ -163,6 +178,9 @@ class ClassifierTask(outline.Task):
 
     def build_state(self):
         c = self.config
+        # The step's codec: built here, under the strategy's scope, on every replica's device.
+        codec = load_codec_float32(c.codec) if c.input_mode != "rgb" else None
+        self.step_inputs = codec_inputs(c, codec)
         channels = self.codec.channels if c.input_mode == "compressed" else 3
         model = registry.build(self.spec.name, len(self.classes), channels, c.width)
         size = classification.model_crop_size(c.input_mode, c.crop_size)
@@ -174,15 +192,16 @@ class ClassifierTask(outline.Task):
         return self.inputs("train", True, batch_size, self.config.train_limit)[0]
 
     def loss(self, state, batch):
-        return classification_step(state["model"], *batch, self.config.weight_decay)
+        x, labels = batch
+        inputs = self.step_inputs(x, training=True)
+        return classification_step(state["model"], inputs, labels, self.config.weight_decay)
 
     def after_step(self, step, state, metrics):
         self.curve.after_step(step, state)
 
     def finish(self, state, progress):
         batches = math.ceil(self.num_val / self.config.batch_size)
-        metrics = evaluate_classifier(
-            state["model"], self.val, keras.utils.Progbar(batches) if progress else None
-        )
+        bar = keras.utils.Progbar(batches) if progress else None
+        metrics = evaluate_classifier(state["model"], self.val, bar, self.eval_inputs)
         card = network_card(self.config, self.codec, self.classes)
         return outline.Finished(models={"classifier": (state["model"], card)}, metrics=metrics)

@@ -38,6 +38,7 @@ from tfcomp.train import job as outline
 from tfcomp.train.classification import (
     classification_step,
     classifier_inputs,
+    codec_inputs,
     network_card,
     sgd,
 )
@@ -193,15 +194,17 @@ class JointTask(outline.Task):
         )
 
     def evaluate_classifier(self, classifier, codec):
+        config = self.evaluation_config()
+        inputs = codec_inputs(config, codec)
         val, _, _ = classifier_inputs(
-            self.evaluation_config(),
+            config,
             "val",
             codec=codec,
             training=False,
             batch_size=self.config.batch_size,
             limit=self.config.val_limit,
         )
-        return evaluate_classifier(classifier, val)
+        return evaluate_classifier(classifier, val, transform=lambda x: inputs(x, training=False))
 
 
 def codec_metrics(config, codec):

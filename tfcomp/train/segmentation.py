@@ -18,6 +18,7 @@ import tensorflow as tf
 from tfcomp.codec.files import CodecFiles
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import segmentation, store
+from tfcomp.data.device import SegmentationInputs, load_codec_float32
 from tfcomp.eval.models import load_keras
 from tfcomp.eval.segmentation import evaluate_segmenter
 from tfcomp.nets import registry
@@ -46,10 +47,8 @@ def segmentation_examples(config, split, codec, limit):
         return segmentation.segmentation_dataset(
             config.dataset, split, config.tfds_data_dir, config.manual_dir, limit=limit
         )
-    if config.input_mode != "compressed":
-        raise ValueError(
-            f"a store holds z: input mode must be 'compressed', not {config.input_mode!r}"
-        )
+    if config.input_mode == "rgb":
+        raise ValueError("a store holds z: input mode must be compressed or reconstructed")
     return store.read_split(config.dataset, split, CodecFiles(codec), limit=limit, masks=True)
 
 
@@ -59,12 +58,15 @@ def train_segmenter(config, model_dir, progress=True):
 
 
 class SegmenterTask(outline.Task):
-    """DeepLab-v2 on the input mode's representation; the codec is fixed."""
+    """DeepLab-v2 on the input mode's representation; the codec is fixed and runs in the step
+    (`tfcomp.data.device`), never in the input pipeline."""
 
     def __init__(self, config, strategy, model_dir):
         super().__init__(config, strategy, model_dir)
         self.spec = registry.check_input(config.arch, config.input_mode, dilated=True)
-        self.codec = codec_for(config)
+        self.codec = codec_for(config)  # for evaluation on the chief; the step has its own
+        self.from_store = store.is_store(config.dataset)
+        self.host_inputs = SegmentationInputs(config.input_mode, self.codec, self.from_store)
         self.train_examples, _, self.classes = segmentation_examples(
             config, "train", self.codec, config.train_limit
         )
@@ -75,10 +77,7 @@ class SegmenterTask(outline.Task):
             load_keras(config.init_classifier, "classifier") if config.init_classifier else None
         )
         self.pipeline = dict(
-            input_mode=config.input_mode,
-            codec=self.codec,
-            cache=config.cache,
-            encoded=store.is_store(config.dataset),
+            input_mode=config.input_mode, cache=config.cache, from_store=self.from_store
         )
         self.val = segmentation.segmentation_pipeline(
             val_examples, training=False, batch_size=1, **self.pipeline
@@ -93,10 +92,20 @@ class SegmenterTask(outline.Task):
         )
 
     def evaluate(self, model, progress=None):
-        return evaluate_segmenter(model, self.val, len(self.classes), list(self.classes), progress)
+        return evaluate_segmenter(
+            model,
+            self.val,
+            len(self.classes),
+            list(self.classes),
+            progress,
+            transform=lambda x, mask: self.host_inputs(x, mask, training=False),
+        )
 
     def build_state(self):
         c = self.config
+        # The step's codec: built here, under the strategy's scope, on every replica's device.
+        codec = load_codec_float32(c.codec) if c.input_mode != "rgb" else None
+        self.step_inputs = SegmentationInputs(c.input_mode, codec, self.from_store)
         compressed = c.input_mode == "compressed"
         channels = self.codec.channels if compressed else 3
         model = registry.build(self.spec.name, len(self.classes), channels, c.width)
@@ -122,7 +131,7 @@ class SegmenterTask(outline.Task):
         )
 
     def loss(self, state, batch):
-        x, labels = batch
+        x, labels = self.step_inputs(*batch, training=True)
         ce, accuracy = segmentation_loss(state["model"](x, training=True)["logits"], labels)
         loss = ce + self.config.weight_decay * l2_penalty(state["model"])
         return loss, {"cross_entropy": ce, "pixel_accuracy": accuracy}
