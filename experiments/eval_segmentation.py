@@ -82,11 +82,12 @@ def figure(loaded, path):
 def main(argv):
     del argv
     loaded = [load_trained(d, "segmenter") for d in FLAGS.model_dirs]
+    limit = FLAGS.limit or configs.get("eval", FLAGS.config).fig5_limit
     results = {}
     for model_dir, trained in zip(FLAGS.model_dirs, loaded):
         dataset, tfds_dir, manual = source(model_dir)
         examples, count, classes = segmentation.segmentation_dataset(
-            dataset, FLAGS.split, tfds_dir, manual, limit=FLAGS.limit
+            dataset, FLAGS.split, tfds_dir, manual, limit=limit
         )
         pipeline = segmentation.segmentation_pipeline(
             examples, input_mode=trained.input_mode, training=False, batch_size=1

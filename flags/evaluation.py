@@ -9,5 +9,10 @@ flags.DEFINE_string(
 flags.DEFINE_string("split", "val", "Split to evaluate.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data directory (default: the model's config).")
 flags.DEFINE_string("manual_dir", None, "TFDS manual directory (default: the model's config).")
-flags.DEFINE_integer("limit", None, "Evaluate only this many examples (all: unset).")
+flags.DEFINE_integer(
+    "limit", None, "Evaluate only this many examples (default: the preset's fig5_limit, or all)."
+)
+flags.DEFINE_string(
+    "config", "paper", "Preset (paper, small, tiny) whose evaluation settings apply (EvalConfig)."
+)
 flags.DEFINE_string("output", None, "Also write the results as JSON here.")

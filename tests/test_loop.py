@@ -95,7 +95,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_nan_gradient_with_a_finite_loss_stops_before_saving(tmp_path):
-    with pytest.raises(loop.NonFiniteLossError, match="gradient is not finite at step 8"):
+    with pytest.raises(loop.NonFiniteLossError, match="gradient is not finite by step 8"):
         run(tmp_path, 20, poison_gradient_from_step=8)
     latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
     assert latest.endswith("ckpt-5")

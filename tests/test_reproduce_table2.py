@@ -152,3 +152,30 @@ def test_steps_name_a_preset_and_data_paths_only(tmp_path, scale):
         assert all("--manual_dir=/data/voc" in s.argv for s in segmenters)
         codec = next(s for s in plan.steps if s.name == "codec_bpp0.0983")
         assert "--manual_dir=/data/imagenet" in codec.argv
+
+
+def test_every_flag_the_driver_passes_is_one_its_experiment_defines(tmp_path):
+    # The fake python accepts anything; the real experiments must know every flag they get.
+    import re
+
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from reproduce_table2 import ALL_POINTS, table2_plan
+
+    env = {"DATA": "/d", "MANUAL": "/m", "VOC_MANUAL": "/v", "TFDS_DIR": "/t"}
+    given = {}
+    for scale in ("tiny", "small", "paper"):
+        for step in table2_plan(scale, str(tmp_path), ALL_POINTS, ["bpp0.0983"], env).steps:
+            target = step.argv[1] if step.argv[0] == "-m" else step.argv[0]
+            names = {a[2:].split("=", 1)[0] for a in step.argv if a.startswith("--")}
+            given.setdefault(target, set()).update(names)
+    for target, names in given.items():
+        command = ["-m", target] if not target.endswith(".py") else [target]
+        result = subprocess.run(
+            [sys.executable, *command, "--helpfull" if "-m" in command else "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        )
+        known = set(re.findall(r"--(?:\[no\])?([a-z_0-9]+)", result.stdout))
+        assert names <= known, (target, names - known)

@@ -87,6 +87,12 @@ class RunConfig:
     )
     checkpoint_every: int = _field(500, "Steps between checkpoints (a killed run resumes there).")
     summary_every: int = _field(50, "Steps between TensorBoard summaries.")
+    steps_per_execution: int = _field(
+        1,
+        "Training steps per compiled call: metrics are read back, and checkpoints, summaries and "
+        "curves happen, once per call (at the first call boundary past each period).",
+    )
+    jit_compile: bool = _field(False, "Compile each replica's training step with XLA.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +174,11 @@ class ClassifierConfig(DataConfig, RunConfig):
     curve_every_epochs: float = _field(
         1.0, "Validation top-1 / top-5 every this many epochs into curve.json (Fig. 3); 0: off."
     )
+    sync_batch_norm: bool = _field(
+        True,
+        "Batch norm statistics over the global batch, not each replica's share (applies with "
+        "more than one replica; the paper's 64 images on 8 GPUs would give 8 per replica).",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +205,11 @@ class SegmenterConfig(DataConfig, RunConfig):
     crop_size: int = _field(320, "Random training crop, pixels; z crops are 1/8 (A.5).")
     curve_every_steps: int = _field(
         2000, "Validation mIoU every this many steps into curve.json (Fig. 4); 0: off."
+    )
+    freeze_batch_norm: bool = _field(
+        True,
+        "Keep the backbone's batch norm fixed (statistics and scale / offset) as DeepLab-v2, "
+        "whose settings A.5 follows, does: batches of 10 crops give poor statistics.",
     )
 
 

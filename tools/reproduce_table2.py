@@ -180,8 +180,9 @@ def table2_plan(scale, out, points, joint_points, env):
         f"--model_dirs={','.join(fig5)}",
         f"--figure={out}/figures/fig5_segmentation.png",
         f"--output={out}/seg/eval_all.json",
+        f"--config={plan.scale}",  # only for the preset's fig5_limit: data come with the models
+        config=False,
         needs=["seg/" + os.path.relpath(d, f"{out}/seg") for d in fig5],
-        data="segmenter",
     )
     for p in joint_points:
         joint_steps(plan, p)

@@ -44,9 +44,15 @@ def pad_to_multiple(x, multiple=rate.SUBSAMPLING):
     Equal to `tf.pad(..., mode="SYMMETRIC")` where that applies (padding no longer than the
     side); sides shorter than the padding (1 to 3 pixels) are mirrored again and again.
     """
-    shape = tf.shape(x)
+    shape = _shape(x)
     x = tf.gather(x, _mirror_indices(shape[1], multiple), axis=1)
     return tf.gather(x, _mirror_indices(shape[2], multiple), axis=2)
+
+
+def _shape(x):
+    """x's shape, as Python ints where they are known (static shapes keep XLA compiling)."""
+    dynamic = tf.shape(x)
+    return [d if d is not None else dynamic[i] for i, d in enumerate(x.shape)]
 
 
 @keras.saving.register_keras_serializable(package="tfcomp")
@@ -181,7 +187,7 @@ class Codec(keras.Model):
         return x_hat
 
     def call(self, x, training=False):
-        shape = tf.shape(x)
+        shape = _shape(x)
         y = self.analysis(x)
         quantized = self.quantizer(y)
         entropy = rate.soft_entropy(quantized["assignment"])

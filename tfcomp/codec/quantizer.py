@@ -56,7 +56,8 @@ def quantize(y, centers, sigma):
             d_y = tf.reduce_sum(centers * w * (da - tf.reduce_sum(w * da, -1, keepdims=True)), -1)
             d_c = w + w * 2.0 * sigma * diff * (centers - soft)
             dz_e = tf.expand_dims(dz, -1)
-            d_centers = tf.reduce_sum(tf.reshape(dz_e * d_c, [-1, tf.shape(centers)[0]]), 0)
+            num_centers = centers.shape[0] or tf.shape(centers)[0]  # static where known (XLA)
+            d_centers = tf.reduce_sum(tf.reshape(dz_e * d_c, [-1, num_centers]), 0)
             return dz * d_y, d_centers
 
         return hard, grad

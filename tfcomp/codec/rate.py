@@ -1,7 +1,10 @@
 """Rate estimates in bits per symbol and bits per pixel (paper Section 3.1, Eq. (1)).
 
 The differentiable estimate is the entropy of the *soft* histogram (Agustsson et al., 2017):
-p_j = mean of w_j over every entry of the batch, H = -sum_j p_j log2 p_j bits/symbol. The hard
+p_j = mean of w_j over every entry of the batch, H = -sum_j p_j log2 p_j bits/symbol. The batch
+is the global one: under a distribution strategy the per-replica counts are all-reduced
+(summed) across replicas before the entropy, so Eq. (1) and Eq. (2) see the same H on 8 GPUs
+as on one (the all-reduce is differentiable: its gradient is the all-reduced gradient). The hard
 histogram's entropy (counts of the symbols actually chosen) is reported beside it. Neither is
 the size of a file: real bytes come from the entropy coder.
 
@@ -21,17 +24,27 @@ def entropy_bits(probabilities):
     return -tf.reduce_sum(p * tf.math.log(safe), axis=-1) / tf.math.log(2.0)
 
 
+def global_sum(x):
+    """`x` summed over the replicas when called by one of several replicas (in
+    `strategy.run`), else `x`; differentiable."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return x
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
+
+
 def soft_histogram(assignment):
-    """p_j: the mean soft assignment over every entry, shape [L]; differentiable."""
-    num_centers = tf.shape(assignment)[-1]
-    return tf.reduce_mean(tf.reshape(assignment, [-1, num_centers]), axis=0)
+    """p_j: the mean soft assignment over every entry of the global batch, shape [L];
+    differentiable. (Each entry's assignment sums to 1, so the counts sum to the entries.)"""
+    num_centers = assignment.shape[-1] or tf.shape(assignment)[-1]  # static where known (XLA)
+    counts = global_sum(tf.reduce_sum(tf.reshape(assignment, [-1, num_centers]), axis=0))
+    return counts / tf.reduce_sum(counts)
 
 
 def hard_histogram(symbols, num_centers):
-    """Relative frequency of each symbol, shape [num_centers]."""
-    counts = tf.math.bincount(
-        tf.reshape(symbols, [-1]), minlength=num_centers, maxlength=num_centers, dtype=tf.float32
-    )
+    """Relative frequency of each symbol over the global batch, shape [num_centers]."""
+    # A sum of one-hot rows rather than tf.math.bincount, whose output size is not static (XLA).
+    counts = global_sum(tf.reduce_sum(tf.one_hot(tf.reshape(symbols, [-1]), num_centers), 0))
     return counts / tf.maximum(tf.reduce_sum(counts), 1.0)
 
 

@@ -62,9 +62,11 @@ class DeepLab(keras.Model):
         num_classes=21,
         input_channels=3,
         width=1.0,
+        sync_batch_norm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.sync_batch_norm = bool(sync_batch_norm)
         self.blocks, self.root = tuple(int(b) for b in blocks), bool(root)
         self.first_stage, self.num_classes = int(first_stage), int(num_classes)
         self.input_channels, self.width = int(input_channels), float(width)
@@ -76,6 +78,7 @@ class DeepLab(keras.Model):
             input_channels=self.input_channels,
             width=self.width,
             output_stride=8 if self.root else 1,
+            sync_batch_norm=self.sync_batch_norm,
             name="backbone",
         )
         self.aspp = ASPP(self.num_classes, name="aspp", dtype="float32")
@@ -93,6 +96,7 @@ class DeepLab(keras.Model):
             "num_classes": self.num_classes,
             "input_channels": self.input_channels,
             "width": self.width,
+            "sync_batch_norm": self.sync_batch_norm,
         }
 
 
@@ -122,6 +126,20 @@ def load_backbone(deeplab, classifier):
         mine.set_weights(theirs.get_weights())
     target.input_mean.assign(source.input_mean)
     return len(pairs)
+
+
+def freeze_batch_norm(deeplab):
+    """Fixes every batch-norm layer of the backbone: statistics and scale / offset (a Keras 3
+    batch norm that is not trainable normalises with its moving statistics, also in training),
+    as DeepLab-v2 trains segmentation. Returns how many layers it froze."""
+    layers = [
+        layer
+        for layer in deeplab.backbone._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    for layer in layers:
+        layer.trainable = False
+    return len(layers)
 
 
 def upsample(logits, size):

@@ -97,10 +97,11 @@ def check_input(name, input_mode, dilated):
     return spec
 
 
-def build(name, num_classes, input_channels=None, width=1.0):
+def build(name, num_classes, input_channels=None, width=1.0, sync_batch_norm=False):
     """The network `name`: a ResNet / cResNet classifier, or DeepLab on its dilated backbone.
 
-    `input_channels` defaults to 3 for RGB networks and the paper's C = 32 for latent ones.
+    `input_channels` defaults to 3 for RGB networks and the paper's C = 32 for latent ones;
+    `sync_batch_norm` computes batch-norm statistics over all replicas' examples.
     """
     from tfcomp.nets.deeplab import DeepLab
     from tfcomp.nets.resnet import ResNet
@@ -115,6 +116,7 @@ def build(name, num_classes, input_channels=None, width=1.0):
         num_classes=num_classes,
         input_channels=input_channels,
         width=width,
+        sync_batch_norm=sync_batch_norm,
         name=spec.name,
     )
     return DeepLab(**common) if spec.dilated else ResNet(**common)

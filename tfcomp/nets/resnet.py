@@ -32,28 +32,29 @@ STAGE_NAMES = ("conv2", "conv3", "conv4", "conv5")
 class Bottleneck(keras.layers.Layer):
     """1x1 (stride) -> 3x3 (dilation) -> 1x1 x4, batch norm, projection shortcut if needed."""
 
-    def __init__(self, filters, stride=1, dilation=1, projection=False, **kwargs):
+    def __init__(
+        self, filters, stride=1, dilation=1, projection=False, sync_batch_norm=False, **kwargs
+    ):
         super().__init__(**kwargs)
         self.filters, self.stride, self.dilation = int(filters), int(stride), int(dilation)
-        self.projection = bool(projection)
+        self.projection, self.sync_batch_norm = bool(projection), bool(sync_batch_norm)
+        bn = dict(epsilon=1e-5, synchronized=self.sync_batch_norm)
         conv = dict(use_bias=False, kernel_initializer="he_normal")
         self.conv1 = keras.layers.Conv2D(filters, 1, strides=stride, name="conv1", **conv)
-        self.bn1 = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn1")
+        self.bn1 = keras.layers.BatchNormalization(momentum=0.9, name="bn1", **bn)
         self.conv2 = keras.layers.Conv2D(
             filters, 3, padding="same", dilation_rate=dilation, name="conv2", **conv
         )
-        self.bn2 = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn2")
+        self.bn2 = keras.layers.BatchNormalization(momentum=0.9, name="bn2", **bn)
         self.conv3 = keras.layers.Conv2D(4 * filters, 1, name="conv3", **conv)
         # Zero-init of the last BN's scale makes each unit start as the identity (Goyal et al.).
-        self.bn3 = keras.layers.BatchNormalization(
-            epsilon=1e-5, gamma_initializer="zeros", name="bn3"
-        )
+        self.bn3 = keras.layers.BatchNormalization(gamma_initializer="zeros", name="bn3", **bn)
         if self.projection:
             self.shortcut = keras.layers.Conv2D(
                 4 * filters, 1, strides=stride, name="shortcut", **conv
             )
             self.shortcut_bn = keras.layers.BatchNormalization(
-                momentum=0.9, epsilon=1e-5, name="shortcut_bn"
+                momentum=0.9, name="shortcut_bn", **bn
             )
 
     def call(self, x, training=False):
@@ -72,6 +73,7 @@ class Bottleneck(keras.layers.Layer):
             "stride": self.stride,
             "dilation": self.dilation,
             "projection": self.projection,
+            "sync_batch_norm": self.sync_batch_norm,
         }
 
 
@@ -112,10 +114,12 @@ class ResNet(keras.Model):
         input_channels=3,
         width=1.0,
         output_stride=None,
+        sync_batch_norm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         blocks = tuple(int(b) for b in blocks)
+        self.sync_batch_norm = bool(sync_batch_norm)
         if len(blocks) != len(STAGE_FILTERS) - first_stage:
             raise ValueError(
                 f"blocks must give one count per kept stage ({len(STAGE_FILTERS) - first_stage} "
@@ -140,7 +144,7 @@ class ResNet(keras.Model):
                 scaled[0], 7, strides=2, padding="same", use_bias=False, name="root_conv"
             )
             self.root_bn = keras.layers.BatchNormalization(
-                momentum=0.9, epsilon=1e-5, name="root_bn"
+                momentum=0.9, epsilon=1e-5, synchronized=self.sync_batch_norm, name="root_bn"
             )
             self.root_pool = keras.layers.MaxPooling2D(3, strides=2, padding="same")
         self.units = []
@@ -156,6 +160,7 @@ class ResNet(keras.Model):
                         stride=stride if i == 0 else 1,
                         dilation=dilation,
                         projection=i == 0,
+                        sync_batch_norm=self.sync_batch_norm,
                         name=f"{STAGE_NAMES[stage]}_{i + 1}",
                     )
                 )
@@ -189,4 +194,5 @@ class ResNet(keras.Model):
             "input_channels": self.input_channels,
             "width": self.width,
             "output_stride": self.output_stride,
+            "sync_batch_norm": self.sync_batch_norm,
         }

@@ -182,7 +182,8 @@ class ClassifierTask(outline.Task):
         codec = load_codec_float32(c.codec) if c.input_mode != "rgb" else None
         self.step_inputs = codec_inputs(c, codec)
         channels = self.codec.channels if c.input_mode == "compressed" else 3
-        model = registry.build(self.spec.name, len(self.classes), channels, c.width)
+        sync = c.sync_batch_norm and self.strategy.num_replicas_in_sync > 1
+        model = registry.build(self.spec.name, len(self.classes), channels, c.width, sync)
         size = classification.model_crop_size(c.input_mode, c.crop_size)
         model(tf.zeros([1, size, size, channels]))
         model.set_input_mean(self.mean)
@@ -196,8 +197,8 @@ class ClassifierTask(outline.Task):
         inputs = self.step_inputs(x, training=True)
         return classification_step(state["model"], inputs, labels, self.config.weight_decay)
 
-    def after_step(self, step, state, metrics):
-        self.curve.after_step(step, state)
+    def after_step(self, before, step, state, metrics):
+        self.curve.after_step(before, step, state)
 
     def finish(self, state, progress):
         batches = math.ceil(self.num_val / self.config.batch_size)

@@ -24,7 +24,7 @@ from tfcomp.codec.bitstream import model_id
 from tfcomp.codec.files import fit_entropy_model
 from tfcomp.codec.losses import psnr_from_mse
 from tfcomp.data import preprocess, sources
-from tfcomp.train import distribute
+from tfcomp.train import distribute, loop
 from tfcomp.train import job as outline
 
 COLLAPSE_WINDOW = 50  # steps over which a collapse must hold before it is called one
@@ -123,10 +123,12 @@ class CodecTask(outline.Task):
         pair = tf.concat([tf.cast(images, tf.float32), x_hat], axis=2)
         return {"original|reconstruction": tf.cast(tf.clip_by_value(pair, 0, 255), tf.uint8)}
 
-    def after_step(self, step, state, metrics):
+    def after_step(self, before, step, state, metrics):
+        # One entry per compiled call: the window counts calls of steps_per_execution steps.
+        window = max(2, COLLAPSE_WINDOW // (step - before))
         self.history.append(metrics)
-        del self.history[: -2 * COLLAPSE_WINDOW]
-        if step % COLLAPSE_WINDOW == 0 and collapse_in(self.history):
+        del self.history[: -2 * window]
+        if loop.crossed(before, step, COLLAPSE_WINDOW) and collapse_in(self.history, window):
             raise LatentCollapse(
                 f"latent collapsed by step {step} (soft H {metrics['entropy']:.3f} = hard H "
                 f"{metrics['entropy_hard']:.3f} bits/symbol, MSE flat at {metrics['mse']:.0f})"

@@ -10,11 +10,17 @@ multi-worker strategies alike. A task supplies three plain pieces:
     loss_fn(state, batch)      -> (scalar loss, dict of scalar metrics), per replica
 
 The loop differentiates the loss with respect to `variables_fn(state)` (default: the model's
-trainable variables), averages across replicas, and handles checkpoints (resume from the latest;
-TF writes a checkpoint's files before it updates the index, so a kill mid-save leaves the previous
-one as the latest), TensorBoard scalars, a progress bar, and a non-finite loss or gradient, which
-stops training before anything is saved, leaving the last good checkpoint intact (with float16
-loss scaling, non-finite gradients are the loss scaler's business: it skips those steps).
+trainable variables), averages across replicas, and runs `steps_per_execution` steps inside one
+compiled call: metrics are summed on the device and read back once per call (one device-to-host
+synchronisation per call, not per step); checkpoints, summaries and `after_step` hooks happen at
+call boundaries, the first one at or after each multiple of their period. `jit_compile` compiles
+each replica's step with XLA. On GPUs the distributed dataset prefetches batches to the devices.
+
+Checkpoints: resume from the latest; TF writes a checkpoint's files before it updates the index,
+so a kill mid-save leaves the previous one as the latest. A non-finite loss or gradient in any
+step of a call stops training before anything is saved, leaving the last good checkpoint intact
+(with float16 loss scaling, non-finite gradients are the loss scaler's business: it skips those
+steps). TensorBoard scalars and a progress bar on the chief.
 """
 
 import os
@@ -61,57 +67,31 @@ def _default_variables(state):
     return state["model"].trainable_variables
 
 
-def train(
-    *,
-    strategy,
-    build_state,
-    dataset_fn,
-    loss_fn,
-    model_dir,
-    train_steps,
-    variables_fn=_default_variables,
-    checkpoint_every=500,
-    summary_every=50,
-    image_summaries_fn=None,
-    gradient_transform=None,
-    progress=True,
-    max_to_keep=3,
-    after_step=None,
-):
-    """Runs `train_steps` optimisation steps in total, resuming from the latest checkpoint.
+def crossed(before, after, every):
+    """True when a multiple of `every` lies in (before, after]: a periodic event is due."""
+    return every > 0 and after // every > before // every
 
-    Returns (state, history): history holds one {metric: float} per step run by this call.
 
-    `gradient_transform(grads, variables)`, when given, maps the gradients before they are
-    applied (per-layer learning-rate multipliers). `image_summaries_fn(state, batch)`, when
-    given, returns {name: uint8 NHWC images}, written to TensorBoard every `summary_every` steps.
-    `after_step(step, state, metrics)`, when given, runs on every worker after every step and its
-    checkpoint (validation curves, which write on the chief only; collapse watches, which may
-    raise to stop training).
-    """
-    chief = distribute.is_chief(strategy)
-    # Every worker must take part in saving; workers other than the chief write to a scratch
-    # folder that is removed afterwards.
-    ckpt_dir = os.path.join(model_dir, "checkpoints")
-    if not chief:
-        ckpt_dir = os.path.join(model_dir, "scratch", distribute.worker_id())
+def _restore(strategy, build_state, variables_fn, ckpt_dir, max_to_keep):
+    """(state, checkpoint manager) built under the strategy's scope, restored if possible."""
     with strategy.scope():
         state = build_state()
         # Create the optimizer's slots (Adam moments, momentum) now, under the strategy's
         # scope: created lazily inside the distributed tf.function they break MirroredStrategy.
         state["optimizer"].build(variables_fn(state))
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        state["step"] = step  # steps completed so far; loss_fn may read it (schedules)
+        # Steps completed so far; loss_fn may read it (schedules).
+        state["step"] = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         checkpoint = tf.train.Checkpoint(**state)
     manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=max_to_keep)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint)
-    start = int(step.numpy())
+    return state, manager
 
-    optimizer = state["optimizer"]
-    loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+def _compiled_calls(strategy, state, loss_fn, variables_fn, gradient_transform, jit_compile):
+    """A tf.function running n steps on an iterator; returns the metrics' means over them."""
+    optimizer, step = state["optimizer"], state["step"]
     replicas = strategy.num_replicas_in_sync
-    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
 
     def replica_step(batch):
         variables = variables_fn(state)
@@ -127,8 +107,10 @@ def train(
         optimizer.apply(grads, variables)
         return {"loss": loss, **metrics, "_gradients_finite": finite}
 
-    @tf.function
-    def distributed_step(iterator):
+    if jit_compile:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
+    def one_step(iterator):
         per_replica = strategy.run(replica_step, args=(next(iterator),))
         step.assign_add(1)
         return {
@@ -136,49 +118,125 @@ def train(
             for k, v in per_replica.items()
         }
 
-    writer = tf.summary.create_file_writer(os.path.join(model_dir, "train")) if chief else None
-    preview = None
-    if writer is not None and image_summaries_fn is not None:
-        preview = next(iter(dataset_fn(tf.distribute.InputContext())))
-    bar = None
-    smoothed = {}  # exponential moving averages shown by the progress bar
-    history = []
-    for current in range(start + 1, train_steps + 1):
-        metrics = {k: float(v) for k, v in distributed_step(iterator).items()}
-        gradients_finite = metrics.pop("_gradients_finite") == 1.0  # on every replica
-        if not np.isfinite(metrics["loss"]) or not (gradients_finite or loss_scaled):
-            what = (
-                f"loss is {metrics['loss']}"
-                if not np.isfinite(metrics["loss"])
-                else ("a gradient is not finite")
-            )
-            raise NonFiniteLossError(
-                f"{what} at step {current}; stopped without saving, the last "
-                f"good checkpoint is {manager.latest_checkpoint}"
-            )
-        history.append(metrics)
-        if progress and chief:
+    @tf.function
+    def calls(iterator, n):
+        sums = one_step(iterator)
+        for _ in tf.range(n - 1):
+            sums = {k: v + m for (k, v), m in zip(sums.items(), one_step(iterator).values())}
+        return {k: v / tf.cast(n, v.dtype) for k, v in sums.items()}
+
+    return calls
+
+
+def _check_finite(metrics, loss_scaled, current, manager):
+    gradients_finite = metrics.pop("_gradients_finite") == 1.0  # every step, every replica
+    if np.isfinite(metrics["loss"]) and (gradients_finite or loss_scaled):
+        return
+    what = f"loss is {metrics['loss']}" if not np.isfinite(metrics["loss"]) else None
+    raise NonFiniteLossError(
+        f"{what or 'a gradient is not finite'} by step {current}; stopped without saving, "
+        f"the last good checkpoint is {manager.latest_checkpoint}"
+    )
+
+
+class _Reporter:
+    """Progress bar (moving averages over ~10 reports) and TensorBoard scalars / images."""
+
+    def __init__(self, chief, progress, model_dir, train_steps, summary_every, images_fn):
+        self.progress, self.train_steps, self.summary_every = progress, train_steps, summary_every
+        self.writer = None
+        if chief:
+            self.writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+        self.images_fn = images_fn if self.writer is not None else None
+        self.chief, self.bar, self.smoothed, self.preview = chief, None, {}, None
+
+    def report(self, before, current, metrics, state, preview_fn):
+        if self.progress and self.chief:
             for name, value in metrics.items():
-                smoothed[name] = (
-                    value if name not in smoothed else 0.9 * smoothed[name] + 0.1 * value
-                )
-            if bar is None:
-                # Metrics are shown as moving averages over ~10 steps, not since the start.
-                bar = keras.utils.Progbar(train_steps, stateful_metrics=list(metrics))
-            bar.update(current, list(smoothed.items()))
-        if writer is not None and (current % summary_every == 0 or current == train_steps):
-            with writer.as_default(step=current):
-                for name, value in metrics.items():
-                    tf.summary.scalar(name, value)
-                if preview is not None:
-                    for name, images in image_summaries_fn(state, preview).items():
-                        tf.summary.image(name, images, max_outputs=3)
-        if current % checkpoint_every == 0 or current == train_steps:
+                old = self.smoothed.get(name, value)
+                self.smoothed[name] = 0.9 * old + 0.1 * value
+            if self.bar is None:
+                self.bar = keras.utils.Progbar(self.train_steps, stateful_metrics=list(metrics))
+            self.bar.update(current, list(self.smoothed.items()))
+        due = crossed(before, current, self.summary_every) or current == self.train_steps
+        if self.writer is None or not due:
+            return
+        with self.writer.as_default(step=current):
+            for name, value in metrics.items():
+                tf.summary.scalar(name, value)
+            if self.images_fn is not None:
+                self.preview = self.preview if self.preview is not None else preview_fn()
+                for name, images in self.images_fn(state, self.preview).items():
+                    tf.summary.image(name, images, max_outputs=3)
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.flush()
+
+
+def train(
+    *,
+    strategy,
+    build_state,
+    dataset_fn,
+    loss_fn,
+    model_dir,
+    train_steps,
+    variables_fn=_default_variables,
+    checkpoint_every=500,
+    summary_every=50,
+    steps_per_execution=1,
+    jit_compile=False,
+    image_summaries_fn=None,
+    gradient_transform=None,
+    progress=True,
+    max_to_keep=3,
+    after_step=None,
+):
+    """Runs `train_steps` optimisation steps in total, resuming from the latest checkpoint.
+
+    Returns (state, history): history holds one {metric: float} per compiled call made by this
+    call (the means over its `steps_per_execution` steps; one per step when that is 1).
+
+    `gradient_transform(grads, variables)`, when given, maps the gradients before they are
+    applied (per-layer learning-rate multipliers). `image_summaries_fn(state, batch)`, when
+    given, returns {name: uint8 NHWC images}, written to TensorBoard with the scalars.
+    `after_step(before, step, state, metrics)`, when given, runs on every worker after every
+    compiled call (steps before+1 .. step) and its checkpoint (validation curves, which write on
+    the chief only; collapse watches, which may raise to stop training).
+    """
+    chief = distribute.is_chief(strategy)
+    # Every worker must take part in saving; workers other than the chief write to a scratch
+    # folder that is removed afterwards.
+    ckpt_dir = os.path.join(model_dir, "checkpoints")
+    if not chief:
+        ckpt_dir = os.path.join(model_dir, "scratch", distribute.worker_id())
+    state, manager = _restore(strategy, build_state, variables_fn, ckpt_dir, max_to_keep)
+    current = int(state["step"].numpy())
+    loss_scaled = isinstance(state["optimizer"], keras.optimizers.LossScaleOptimizer)
+    calls = _compiled_calls(strategy, state, loss_fn, variables_fn, gradient_transform, jit_compile)
+    options = None
+    if tf.config.list_physical_devices("GPU"):  # batches wait on the devices, not the host
+        options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
+    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn, options))
+    reporter = _Reporter(chief, progress, model_dir, train_steps, summary_every, image_summaries_fn)
+
+    def preview():
+        return next(iter(dataset_fn(tf.distribute.InputContext())))
+
+    history = []
+    while current < train_steps:
+        before, n = current, min(steps_per_execution, train_steps - current)
+        metrics = {k: float(v) for k, v in calls(iterator, tf.constant(n)).items()}
+        current += n
+        _check_finite(metrics, loss_scaled, current, manager)
+        history.append(metrics)
+        reporter.report(before, current, metrics, state, preview)
+        if crossed(before, current, checkpoint_every) or current == train_steps:
             manager.save(checkpoint_number=current)
         if after_step is not None:
-            after_step(current, state, metrics)
-    if writer is not None:
-        writer.flush()
+            after_step(before, current, state, metrics)
+    reporter.close()
     if not chief:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return state, history
@@ -196,15 +254,16 @@ def append_curve(path, step, values):
 
 
 class Curve:
-    """A validation curve (Fig. 3, Fig. 4) at `path`: `evaluate(state, step)` appended every
-    `every` steps and at step `last`, on the chief only; `every` <= 0 records nothing."""
+    """A validation curve (Fig. 3, Fig. 4) at `path`: `evaluate(state, step)` appended at the
+    first call boundary at or after every multiple of `every` steps and at step `last`, on the
+    chief only; `every` <= 0 records nothing."""
 
     def __init__(self, strategy, *, path, every, last, evaluate):
         self.path, self.every, self.last, self.evaluate = path, every, last, evaluate
         self.chief = distribute.is_chief(strategy)
 
-    def after_step(self, step, state):
+    def after_step(self, before, step, state):
         if self.every <= 0 or not self.chief:
             return
-        if step % self.every == 0 or step == self.last:
+        if crossed(before, step, self.every) or step == self.last:
             append_curve(self.path, step, self.evaluate(state, step))

@@ -22,7 +22,7 @@ from tfcomp.data.device import SegmentationInputs, load_codec_float32
 from tfcomp.eval.models import load_keras
 from tfcomp.eval.segmentation import evaluate_segmenter
 from tfcomp.nets import registry
-from tfcomp.nets.deeplab import load_backbone, upsample
+from tfcomp.nets.deeplab import freeze_batch_norm, load_backbone, upsample
 from tfcomp.train import distribute, loop
 from tfcomp.train import job as outline
 from tfcomp.train.classification import codec_for, l2_penalty, network_card
@@ -115,8 +115,10 @@ class SegmenterTask(outline.Task):
             load_backbone(model, self.classifier)
         elif not compressed:
             model.backbone.set_input_mean(np.array(RGB_MEAN, np.float32))
+        if c.freeze_batch_norm:
+            freeze_batch_norm(model)
         schedule = keras.optimizers.schedules.PolynomialDecay(
-            c.learning_rate, c.train_steps, end_learning_rate=0.0, power=c.lr_power
+            c.learning_rate, max(1, c.train_steps), end_learning_rate=0.0, power=c.lr_power
         )
         optimizer = keras.optimizers.SGD(schedule, momentum=c.momentum)
         return {"model": model, "optimizer": distribute.wrap_optimizer(optimizer)}
@@ -141,8 +143,8 @@ class SegmenterTask(outline.Task):
         multiplier = self.config.head_lr_multiplier
         return [g * multiplier if "/aspp/" in v.path else g for g, v in zip(grads, variables)]
 
-    def after_step(self, step, state, metrics):
-        self.curve.after_step(step, state)
+    def after_step(self, before, step, state, metrics):
+        self.curve.after_step(before, step, state)
 
     def finish(self, state, progress):
         metrics = self.evaluate(

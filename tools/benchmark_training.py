@@ -1,0 +1,247 @@
+"""Training speed of every trainer's step, bare and through the shared loop, side by side.
+
+  .venv/bin/python tools/benchmark_training.py [--cases=codec,classifier_z,...] \
+      [--precisions=float32,mixed_bfloat16] [--xla=off,on] [--steps=6] [--json=out.json]
+
+For each case (a trainer's step at a given network, width, input and batch): examples/s of a
+bare compiled training step (forward, backward, optimizer update on one fixed batch), and of
+the same step through `tfcomp.train.loop.train` (distributed iterator, metric read-back,
+summaries off, checkpoints off) with `steps_per_execution` 1 and the loop's cost over the bare
+step; and the training rate in multiply-accumulates per second (3 x the forward MACs, counted
+from the built model) as a share of a 4096^2 float32 matrix product measured in the same run.
+Each in float32 and mixed_bfloat16, without and with XLA (`jit_compile`). Timing skips each
+function's first call (tracing); the median of the timed calls is used.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfcomp import flops, io  # noqa: E402
+from tfcomp.codec import Codec  # noqa: E402
+from tfcomp.nets import registry  # noqa: E402
+from tfcomp.train import loop  # noqa: E402
+from tfcomp.train.classification import classification_step  # noqa: E402
+from tfcomp.train.compression import compression_step  # noqa: E402
+from tfcomp.train.joint import joint_step  # noqa: E402
+from tfcomp.train.segmentation import segmentation_loss  # noqa: E402
+
+# name -> (what, batch): the small preset's sizes and the paper's full-width networks.
+CASES = {
+    "codec": ("codec C=8, 128 x 128 crops (small preset)", 16),
+    "codec_b32": ("codec C=8, 128 x 128 crops", 32),
+    "classifier_rgb_q": ("ResNet-50 width 0.25, RGB 128 x 128 (small preset)", 64),
+    "classifier_z_q": ("cResNet-51 width 0.25, z 16 x 16 x 8 (small preset)", 64),
+    "classifier_rgb": ("ResNet-50 width 1, RGB 224 x 224 (the paper's)", 32),
+    "classifier_z": ("cResNet-51 width 1, z 28 x 28 x 8 (the paper's)", 32),
+    "segmenter_z": ("cResNet-51-d width 1, z 40 x 40 x 8, 21 classes (the paper's)", 10),
+    "joint": ("codec C=8 + cResNet-51 width 1, 224 x 224 (Eq. 2)", 16),
+}
+
+
+def matmul_gmacs(n=4096, repeats=5):
+    a = tf.random.normal([n, n])
+    fn = tf.function(lambda x: tf.reduce_sum(tf.matmul(x, x)))
+    fn(a)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(a).numpy()
+        times.append(time.perf_counter() - start)
+    return n**3 / statistics.median(times) / 1e9
+
+
+def build_case(name):
+    """(state builder, batch, loss_fn, forward MACs per example) of a case."""
+    rng = np.random.default_rng(0)
+    batch = CASES[name][1]
+    if name.startswith("codec"):
+        images = rng.integers(0, 256, (batch, 128, 128, 3)).astype(np.uint8)
+
+        def build():
+            codec = Codec(channels=8)
+            codec(tf.zeros([1, 128, 128, 3]))
+            return {"model": codec, "optimizer": keras.optimizers.Adam(1e-4)}
+
+        def loss(state, x):
+            return compression_step(state["model"], x, 600.0, 0.8)
+
+        codec = build()["model"]
+        macs = flops.count_macs(codec.encoder, (128, 128, 3))
+        macs += flops.count_macs(codec.decoder, (16, 16, 8))
+        return build, images, loss, macs
+    if name == "joint":
+        images = rng.integers(0, 256, (batch, 224, 224, 3)).astype(np.uint8)
+        labels = rng.integers(0, 1000, batch).astype(np.int32)
+
+        def build():
+            codec = Codec(channels=8)
+            codec(tf.zeros([1, 224, 224, 3]))
+            classifier = registry.build("cresnet51", 1000, 8, 1.0)
+            classifier(tf.zeros([1, 28, 28, 8]))
+            return {
+                "model": codec,
+                "classifier": classifier,
+                "optimizer": keras.optimizers.SGD(1e-4, momentum=0.9),
+            }
+
+        def loss(state, data):
+            kwargs = dict(mode="joint", gamma=0.001, beta=600.0, target=0.8, weight_decay=1e-4)
+            return joint_step(state["model"], state["classifier"], *data, **kwargs)
+
+        state = build()
+        macs = flops.count_macs(state["model"].encoder, (224, 224, 3))
+        macs += flops.count_macs(state["model"].decoder, (28, 28, 8))
+        macs += flops.count_macs(state["classifier"], (28, 28, 8))
+        return build, (images, labels), loss, macs
+    net, shape, classes = {
+        "classifier_rgb_q": ("resnet50", (128, 128, 3), 10),
+        "classifier_z_q": ("cresnet51", (16, 16, 8), 10),
+        "classifier_rgb": ("resnet50", (224, 224, 3), 1000),
+        "classifier_z": ("cresnet51", (28, 28, 8), 1000),
+        "segmenter_z": ("cresnet51_d", (40, 40, 8), 21),
+    }[name]
+    width = 0.25 if name.endswith("_q") else 1.0
+    x = rng.uniform(0, 255 if shape[-1] == 3 else 2, (batch, *shape)).astype(np.float32)
+    dilated = registry.get(net).dilated
+    y = (
+        rng.integers(0, classes, (batch, shape[0] * 8, shape[1] * 8)).astype(np.int32)
+        if dilated
+        else rng.integers(0, classes, batch).astype(np.int32)
+    )
+
+    def build():
+        model = registry.build(net, classes, shape[-1], width)
+        model(tf.zeros([1, *shape]))
+        return {"model": model, "optimizer": keras.optimizers.SGD(1e-4, momentum=0.9)}
+
+    def loss(state, data):
+        inputs, labels = data
+        if dilated:
+            ce, _ = segmentation_loss(state["model"](inputs, training=True)["logits"], labels)
+            return ce, {}
+        return classification_step(state["model"], inputs, labels, 1e-4)
+
+    macs = flops.count_macs(build()["model"], shape)
+    return build, (x, y), loss, macs
+
+
+def bare_rate(build, data, loss_fn, steps, jit_compile):
+    """Examples/s of one compiled training step on a fixed batch (median of `steps` calls)."""
+    state = build()
+    state["step"] = tf.Variable(0, dtype=tf.int64)
+    variables = [
+        v for k in ("model", "classifier") if k in state for v in state[k].trainable_variables
+    ]
+    state["optimizer"].build(variables)
+    batch = tf.nest.map_structure(tf.constant, data)
+
+    @tf.function(jit_compile=jit_compile)
+    def step(batch):
+        with tf.GradientTape() as tape:
+            loss, _ = loss_fn(state, batch)
+        state["optimizer"].apply(tape.gradient(loss, variables), variables)
+        return loss
+
+    step(batch).numpy()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step(batch).numpy()
+        times.append(time.perf_counter() - start)
+    return len(tf.nest.flatten(data)[0]) / statistics.median(times)
+
+
+def loop_rate(build, data, loss_fn, steps, jit_compile):
+    """Examples/s through loop.train (steps_per_execution 1), first call excluded."""
+    stamps = []
+
+    def dataset_fn(context):
+        return tf.data.Dataset.from_tensors(data).repeat()
+
+    def variables_fn(state):
+        keys = ("model", "classifier")
+        return [v for k in keys if k in state for v in state[k].trainable_variables]
+
+    with tempfile.TemporaryDirectory() as model_dir:
+        loop.train(
+            strategy=tf.distribute.get_strategy(),
+            build_state=build,
+            dataset_fn=dataset_fn,
+            loss_fn=loss_fn,
+            variables_fn=variables_fn,
+            model_dir=model_dir,
+            train_steps=steps + 1,
+            checkpoint_every=10**9,
+            summary_every=10**9,
+            jit_compile=jit_compile,
+            progress=False,
+            after_step=lambda before, step, state, metrics: stamps.append(time.perf_counter()),
+        )
+    gaps = np.diff(stamps)
+    return len(tf.nest.flatten(data)[0]) / statistics.median(gaps)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--precisions", default="float32,mixed_bfloat16")
+    parser.add_argument("--xla", default="off,on")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    matmul = matmul_gmacs()
+    print(f"4096^2 float32 matmul: {matmul:.0f} GMAC/s")
+    rows = []
+    for name in args.cases.split(","):
+        for precision in args.precisions.split(","):
+            keras.mixed_precision.set_global_policy(precision)
+            build, data, loss_fn, macs = build_case(name)
+            for xla in args.xla.split(","):
+                jit = xla == "on"
+                try:
+                    bare = bare_rate(build, data, loss_fn, args.steps, jit)
+                    through = loop_rate(build, data, loss_fn, args.steps, jit)
+                except Exception as error:  # XLA may not compile every op here: say so
+                    print(f"{name} {precision} xla={xla}: failed ({type(error).__name__})")
+                    rows.append({"case": name, "precision": precision, "xla": jit,
+                                 "error": str(error).splitlines()[0][:200]})  # fmt: skip
+                    continue
+                rate = 3 * macs * bare / 1e9
+                row = {
+                    "case": name,
+                    "what": CASES[name][0],
+                    "batch": CASES[name][1],
+                    "precision": precision,
+                    "xla": jit,
+                    "bare_examples_per_s": bare,
+                    "loop_examples_per_s": through,
+                    "loop_overhead": bare / through - 1,
+                    "train_gmacs_per_s": rate,
+                    "share_of_matmul": rate / matmul,
+                    "forward_macs": macs,
+                }
+                rows.append(row)
+                print(
+                    f"{name:<17} {precision:<15} xla={xla:<3} bare {bare:8.1f} ex/s  loop "
+                    f"{through:8.1f} ex/s ({100 * row['loop_overhead']:+5.1f}%)  "
+                    f"{rate:6.1f} GMAC/s = {100 * rate / matmul:5.1f}% of matmul"
+                )
+    keras.mixed_precision.set_global_policy("float32")
+    if args.json:
+        io.write_json({"matmul_gmacs_per_s": matmul, "cpu_count": os.cpu_count(), "rows": rows},
+                      args.json)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
