@@ -288,7 +288,9 @@ TASKS = {
     "store": StoreConfig,
 }
 
-_CPU = dict(strategy="default", mixed_precision=False)
+# One process on the CPU; mixed precision stays on (bfloat16 there: AVX-512 BF16 / AMX make it
+# 1.3-3x faster than float32 on this project's networks, README "Training speed").
+_CPU = dict(strategy="default")
 
 # What each preset changes, per task; everything not named is the paper's. `{data}` is replaced
 # by the data folder (`data_dir`).

@@ -14,6 +14,7 @@ and the paper.
 """
 
 import contextlib
+import functools
 import math
 
 import keras
@@ -67,13 +68,14 @@ def layer_macs(model, input_shape, **call_kwargs):
     """[(layer path, MACs)] for one example of `input_shape` (without the batch axis)."""
     records = []
     inputs = np.zeros((1, *input_shape), dtype="float32")
-    # A first call builds the model (Keras may trace it symbolically then); count the second.
-    model(inputs, **call_kwargs)
+    # One call, which may also build the model: a layer Keras calls more than once while
+    # building (a symbolic pass) is counted once, with the shapes of its last call.
     with _record_layer_calls(records):
         model(inputs, **call_kwargs)
+    last = {id(layer): (layer, i, o, c) for layer, i, o, c in records}
     return [
         (layer.path, int(counter(layer, in_shape, out_shape)))
-        for layer, in_shape, out_shape, counter in records
+        for layer, in_shape, out_shape, counter in last.values()
     ]
 
 
@@ -86,13 +88,16 @@ def count_macs(model, input_shape, **call_kwargs):
 CODEC_PAPER_MACS = {"encoder": 3.56e9, "decoder": 2.85e9}
 
 
-def _codec_part(part):
+@functools.cache
+def _paper_codec():
     from tfcomp.codec import Codec
     from tfcomp.nets.registry import PAPER_LATENT_CHANNELS
 
-    codec = Codec(channels=PAPER_LATENT_CHANNELS)
-    codec(np.zeros((1, 224, 224, 3), "float32"))
-    return getattr(codec, part)
+    return Codec(channels=PAPER_LATENT_CHANNELS)
+
+
+def _codec_part(part):
+    return getattr(_paper_codec(), part)
 
 
 def flop_table(names=None):

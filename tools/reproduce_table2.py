@@ -112,6 +112,13 @@ class Plan:
         )
 
 
+def shared_store(scale):
+    """True when one store serves classifiers and segmenters: the embedded data (tiny), whose
+    64 x 64 images are the classifier's size and carry masks, so the classifier's store holds
+    exactly what a segmentation store would (the same images, masks beside)."""
+    return scale == "tiny"
+
+
 def table2_plan(scale, out, points, joint_points, env):
     """The whole Table 2 grid as a `Plan`. Classifiers and segmenters on a codec read stores
     encoded once per operating point (the codec never runs in an input pipeline)."""
@@ -143,8 +150,12 @@ def table2_plan(scale, out, points, joint_points, env):
     plan.classifier("rgb/resnet50", "resnet50", "rgb")
     stores = {}
     for p in points:
-        for kind in ("classifier", "segmenter"):
-            stores[p, kind] = plan.store(p, kind, plan.codec(p), f"codec_{p}")
+        stores[p, "classifier"] = plan.store(p, "classifier", plan.codec(p), f"codec_{p}")
+        stores[p, "segmenter"] = (
+            stores[p, "classifier"]
+            if shared_store(scale)
+            else plan.store(p, "segmenter", plan.codec(p), f"codec_{p}")
+        )
         flag, step = stores[p, "classifier"]
         for net in NETWORKS + (EXTRA_AT_LOW_RATE if p == "bpp0.0983" else ()):
             mode = "compressed" if net.startswith("c") else "reconstructed"
@@ -225,8 +236,13 @@ def joint_steps(plan, p):
     )
     ft, jc = f"{j}/codec_ft/codec.keras", f"{j}/joint/codec.keras"
     ft_cls = plan.store(f"joint_{p}_codec_ft", "classifier", ft, f"joint/{p}/codec_ft")
-    ft_seg = plan.store(f"joint_{p}_codec_ft", "segmenter", ft, f"joint/{p}/codec_ft")
-    joint_seg = plan.store(f"joint_{p}_joint", "segmenter", jc, f"joint/{p}/joint")
+    ft_seg = (
+        ft_cls
+        if shared_store(plan.scale)
+        else plan.store(f"joint_{p}_codec_ft", "segmenter", ft, f"joint/{p}/codec_ft")
+    )
+    kind = "classifier" if shared_store(plan.scale) else "segmenter"
+    joint_seg = plan.store(f"joint_{p}_joint", kind, jc, f"joint/{p}/joint")
     plan.classifier(
         f"../joint/{p}/control_scratch", "cresnet51", "compressed", ft, ft_cls[0], needs=[ft_cls[1]]
     )
