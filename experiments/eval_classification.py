@@ -16,7 +16,7 @@ from absl import app, flags
 from experiments import common
 from flags import evaluation as _evaluation_flags  # noqa: F401  (defines the flags)
 from tfcomp import configs, io
-from tfcomp.data import classification
+from tfcomp.data import classification, store
 from tfcomp.data.device import CodecInputs
 from tfcomp.eval.classification import evaluate_classifier
 from tfcomp.eval.models import load_trained
@@ -30,7 +30,8 @@ def main(argv):
     del argv
     trained = load_trained(FLAGS.model_dir, "classifier")
     config = configs.load(f"{FLAGS.model_dir}/config.json")
-    data = {"dataset": FLAGS.dataset, "tfds_data_dir": FLAGS.tfds_data_dir}
+    data = {"dataset": FLAGS.dataset or store.source_of(config.dataset)}
+    data["tfds_data_dir"] = FLAGS.tfds_data_dir
     data["manual_dir"] = FLAGS.manual_dir
     config = dataclasses.replace(config, **{k: v for k, v in data.items() if v is not None})
     examples, count, _ = classification.labelled_dataset(

@@ -18,7 +18,7 @@ from absl import app, flags
 from experiments import common
 from flags import evaluation as _evaluation_flags  # noqa: F401  (defines the flags)
 from tfcomp import configs, io, plots
-from tfcomp.data import segmentation
+from tfcomp.data import segmentation, store
 from tfcomp.data.device import SegmentationInputs
 from tfcomp.eval.models import load_trained
 from tfcomp.eval.segmentation import evaluate_segmenter, predict_labels
@@ -36,10 +36,11 @@ def run_label(path):
 
 
 def source(model_dir):
-    """(dataset, tfds_data_dir, manual_dir): the flags', else the model's config's."""
+    """(dataset, tfds_data_dir, manual_dir): the flags', else the model's config's (for a
+    network trained from a store, the images the store was made from)."""
     config = configs.load(os.path.join(model_dir, "config.json"))
     return (
-        FLAGS.dataset or config.dataset,
+        FLAGS.dataset or store.source_of(config.dataset),
         FLAGS.tfds_data_dir or config.tfds_data_dir,
         FLAGS.manual_dir or config.manual_dir,
     )

@@ -387,6 +387,8 @@ PRESET_OVERRIDES = {
             val_limit=60,
             cache=True,
             curve_every_steps=20,
+            # Networks trained for minutes: their batch-norm statistics are not worth keeping.
+            freeze_batch_norm=False,
         ),
         "joint": dict(
             _CPU,

@@ -557,6 +557,13 @@ def is_store(dataset):
     return dataset.startswith(STORE_PREFIX)
 
 
+def source_of(dataset):
+    """The images behind a dataset string: a store's source (its manifest's), else itself."""
+    if not is_store(dataset):
+        return dataset
+    return read_manifest(dataset[len(STORE_PREFIX) :])["dataset"]
+
+
 def read_split(dataset, split, files, *, limit=None, shuffle=False, masks=False):
     """`store_latents` of a `store:DIR` dataset string, the first `limit` examples only."""
     ds, count, names = store_latents(
