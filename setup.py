@@ -3,6 +3,8 @@
 from setuptools import find_packages, setup
 
 BEAM = ["apache-beam>=2.77,<3"]
+SERVE = ["fastapi>=0.115,<1", "uvicorn>=0.30,<1", "python-multipart>=0.0.9"]
+LITERT = ["ai-edge-litert>=2,<3"]
 
 setup(
     name="tfcomp",
@@ -33,8 +35,12 @@ setup(
     extras_require={
         # Store encoding as an Apache Beam pipeline (tfcomp.data.store_beam).
         "beam": BEAM,
+        # `tfcomp serve`: the HTTP service (tfcomp.serve).
+        "serve": SERVE,
+        # Running an exported encoder (`tfcomp export-encoder --check`, tfcomp.codec.export).
+        "litert": LITERT,
         # The test suite runs every optional path too.
-        "test": ["pytest>=8,<10", "ruff>=0.6,<1", *BEAM],
+        "test": ["pytest>=8,<10", "ruff>=0.6,<1", *BEAM, *SERVE, *LITERT],
     },
     entry_points={"console_scripts": ["tfcomp=tfcomp.cli:main"]},
 )

@@ -96,7 +96,8 @@ def test_fitting_changes_the_model_id():
 DECODE = """
 import sys, hashlib, keras
 from tfcomp.codec.files import CodecFiles
-files = CodecFiles(keras.models.load_model(sys.argv[1]))
+from tfcomp.eval.models import load_codec
+files = CodecFiles(load_codec(sys.argv[1]))
 print(hashlib.sha256(files.decompress(open(sys.argv[2], "rb").read()).tobytes()).hexdigest())
 """
 

@@ -1,6 +1,5 @@
 """The `tfcomp` command line and the `.tfc` format under bad input."""
 
-import functools
 import json
 import os
 import struct
@@ -15,10 +14,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfcomp import cli
+from tfcomp import cli, memory
 from tfcomp.codec import Codec, bitstream
 from tfcomp.codec.files import CodecFiles, fit_entropy_model
 from tfcomp.eval.compression import evaluate_image
+from tfcomp.eval.models import load_codec
 
 
 def make_codec(seed):
@@ -37,9 +37,8 @@ def codec_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def files(codec_path):
-    import keras
 
-    return CodecFiles(keras.models.load_model(codec_path))
+    return CodecFiles(load_codec(codec_path))
 
 
 def write_image(path, mode, size=(30, 21)):
@@ -133,7 +132,7 @@ def fuzz_codec_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fuzz_files(fuzz_codec_path):
-    return CodecFiles(keras.models.load_model(fuzz_codec_path))
+    return CodecFiles(load_codec(fuzz_codec_path))
 
 
 HEADER_FIELDS = {"version": (4, 1), "L": (5, 1), "C": (6, 2), "model_id": (16, 8)}
@@ -234,8 +233,10 @@ REFUSAL_STAGES = {  # message fragment -> the check that refused
     "holds more data": "range decoder",
     "does not decode": "range decoder",
     "not the encoding tfcomp writes": "re-encoding",
+    "over the memory budget": "memory budget",
 }
 PAST_THE_CRC = {"size", "pixel cap", "word length", "model id", "L and C", "payload bound"}
+PAST_THE_CRC |= {"memory budget"}
 PAST_THE_CRC |= {"range decoder", "re-encoding", "decoded"}
 
 
@@ -275,7 +276,7 @@ def test_a_thousand_mutated_files_are_decoded_exactly_or_refused_quickly(fuzz_fi
         start = time.perf_counter()
         try:
             decoded = files.decompress(mutated)
-        except bitstream.FormatError as error:
+        except (bitstream.FormatError, memory.MemoryBudgetError) as error:
             stage = refusal_stage(str(error))
         else:
             stage = check_valid(files, mutated, decoded, symbols, full)
@@ -302,41 +303,157 @@ def test_a_thousand_mutated_files_are_decoded_exactly_or_refused_quickly(fuzz_fi
     assert outcomes["forged_payload_bytes"].get("decoded other symbols", 0) <= 15
 
 
-def test_mutated_files_through_the_command_line_leave_no_output_when_refused(
-    fuzz_codec_path, fuzz_files, tmp_path, capsys, monkeypatch
+def test_two_thousand_mutated_files_through_the_command_line_leave_no_output_when_refused(
+    fuzz_codec_path, fuzz_files, tmp_path, capsys
 ):
-    # The codec is loaded once (not per call) to keep the test short; the rest is the CLI's.
-    monkeypatch.setattr(cli, "_load_files", functools.lru_cache(cli._load_files))
+    # One `tfcomp decompress` over 2,000 mutations of a real file (every category): each file is
+    # decoded exactly as the library decodes it, or refused with one line naming it and leaving
+    # nothing behind, and the batch goes on to the end.
     data = fuzz_files.compress(FUZZ_IMAGE)
-    chosen, accepted = [], 0
-    for i, (category, mutated) in enumerate(mutations(data, 400, seed=1)):
-        try:
-            expected = fuzz_files.decompress(mutated)
-        except bitstream.FormatError:
-            if sum(c == category for c, *_ in chosen) < 2:
-                chosen.append((category, i, mutated, None))
-        else:
-            if accepted < 4:
-                chosen.append((category, i, mutated, expected))
-                accepted += 1
-    assert len(chosen) == 20 and accepted == 4
-    for category, i, mutated, expected in chosen:
-        source = tmp_path / f"{category}_{i}.tfc"
+    sources, expected = [], {}
+    (tmp_path / "in").mkdir()
+    for i, (category, mutated) in enumerate(mutations(data, 2000, seed=1)):
+        source = tmp_path / "in" / f"{category}_{i}.tfc"
         source.write_bytes(mutated)
-        out = tmp_path / f"out_{i}"
-        out.mkdir()
-        args = ["decompress", "--model", fuzz_codec_path, str(source), "-o", str(out)]
-        status = cli.main(args)
-        err = capsys.readouterr().err
-        if expected is None:
-            assert status == cli.EXIT_BAD_INPUT, category
-            assert err.count("\n") == 1 and source.name in err and "Traceback" not in err
-            assert not list(out.iterdir()), category  # not even a temporary file
-        else:
-            assert status == 0 and err == ""
-            assert [p.name for p in out.iterdir()] == [source.stem + ".png"]
-            with Image.open(out / (source.stem + ".png")) as decoded:
-                np.testing.assert_array_equal(np.asarray(decoded), expected)
+        sources.append(str(source))
+        try:
+            expected[source.stem] = fuzz_files.decompress(mutated)
+        except (bitstream.FormatError, memory.MemoryBudgetError):
+            pass
+    out = tmp_path / "out"
+    out.mkdir()
+    status = cli.main(["decompress", "--model", fuzz_codec_path, *sources, "-o", str(out)])
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    errors = [line for line in lines if line.startswith("tfcomp decompress: error: ")]
+    refused = len(sources) - len(expected)
+    assert status == cli.EXIT_BAD_INPUT and 20 <= len(expected) < 1000
+    # One line per refused file naming it, then the summary; no traceback, nothing unexpected.
+    assert len(errors) == refused + 1 and errors[-1].endswith(f"{refused} of 2000 inputs failed")
+    assert not any("Traceback" in line or "unexpected" in line for line in lines)
+    named = {line.split(": ")[2].rsplit("/", 1)[-1][: -len(".tfc")] for line in errors[:-1]}
+    assert named == {os.path.basename(s)[:-4] for s in sources} - set(expected)
+    # Exactly the accepted files' PNGs, equal to the library's decoding; no temporary file.
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{k}.png" for k in expected)
+    for stem, image in expected.items():
+        with Image.open(out / f"{stem}.png") as decoded:
+            np.testing.assert_array_equal(np.asarray(decoded), image)
+
+
+def malformed_images(count, seed=0):
+    """(name, bytes): PNG, JPEG, GIF, BMP and WebP files truncated, bit-flipped or spliced."""
+    import io
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
+    originals = {}
+    for kind in ("PNG", "JPEG", "GIF", "BMP", "WEBP"):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format=kind)
+        originals[kind] = buffer.getvalue()
+    for i in range(count):
+        kind = list(originals)[i % len(originals)]
+        buf = bytearray(originals[kind])
+        how = ("truncate", "flip", "splice", "header")[(i // len(originals)) % 4]
+        if how == "truncate":
+            buf = buf[: rng.integers(0, len(buf))]
+        elif how == "flip":
+            for _ in range(rng.integers(1, 8)):
+                buf[rng.integers(0, len(buf))] ^= 1 << int(rng.integers(0, 8))
+        elif how == "splice":
+            start = rng.integers(0, len(buf))
+            buf[start : start + 16] = rng.integers(0, 256, 16, dtype=np.uint8).tobytes()
+        else:  # the first 32 bytes: signature, sizes, chunk lengths
+            position = rng.integers(0, min(32, len(buf)))
+            buf[position] = rng.integers(0, 256)
+        yield f"{how}_{i}.{kind.lower()}", bytes(buf)
+
+
+def test_two_hundred_malformed_images_through_the_command_line(codec_path, tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    sources = []
+    for name, data in malformed_images(200):
+        (tmp_path / "in" / name).write_bytes(data)
+        sources.append(str(tmp_path / "in" / name))
+    out = tmp_path / "out"
+    status = cli.main(["compress", "--model", codec_path, *sources, "-o", str(out)])
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    errors = [line for line in lines if line.startswith("tfcomp compress: error: ")]
+    errors = [line for line in errors if not line.endswith("inputs failed")]
+    assert not any("Traceback" in line or "unexpected" in line for line in lines)
+    written = {p.name for p in out.iterdir()} if out.exists() else set()
+    assert all(name.endswith(".tfc") for name in written)  # no temporary file
+    refused = {line.split(": ")[2].rsplit("/", 1)[-1].rsplit(".", 1)[0] for line in errors}
+    produced = {name[: -len(".tfc")] for name in written}
+    # Every input either gave its .tfc or one line naming it, never both.
+    assert refused.isdisjoint(produced) and len(errors) == len(refused)
+    assert refused | produced == {os.path.basename(p).rsplit(".", 1)[0] for p in sources}
+    assert len(refused) >= 50, len(refused)
+    assert status == cli.EXIT_BAD_INPUT
+
+
+def test_a_batch_goes_on_past_a_bad_input_unless_fail_fast(codec_path, tmp_path, capsys):
+    write_image(tmp_path / "a.png", "RGB")
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
+    write_image(tmp_path / "c.png", "RGB")
+    paths = [str(tmp_path / n) for n in ("a.png", "bad.png", "c.png")]
+    out = tmp_path / "out"
+    assert cli.main(["compress", "--model", codec_path, *paths, "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["a.tfc", "c.tfc"]
+    assert "bad.png: cannot read image" in err and "1 of 3 inputs failed" in err
+    tfc = [str(out / "a.tfc"), str(tmp_path / "bad.png"), str(out / "c.tfc")]
+    assert cli.main(["decompress", "--model", codec_path, *tfc, "-o", str(out)]) == 1
+    assert {p.name for p in out.iterdir()} >= {"a.png", "c.png"}
+    capsys.readouterr()
+    fast = tmp_path / "fast"
+    args = ["compress", "--fail-fast", "--model", codec_path, *paths, "-o", str(fast)]
+    assert cli.main(args) == 1
+    assert [p.name for p in fast.iterdir()] == ["a.tfc"]  # stopped at bad.png
+    err = capsys.readouterr().err
+    assert "bad.png: cannot read image" in err and "inputs failed" not in err
+
+
+BOMB = """
+import resource, sys
+limit = 6 << 30  # bytes of address space: TensorFlow starts, a 13376^2 decode would not fit
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from tfcomp import cli, memory
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_bombs_under_a_memory_limit_exit_cleanly_with_one_line(codec_path, files, tmp_path):
+    # A valid file (right id, right CRC) claiming 13376 x 13376 pixels (under the format's
+    # cap) and a 13000 x 13000 PNG of a few hundred KB: refused from their headers, before
+    # any allocation, naming the size and the budget, under a 6 GiB address-space limit.
+    data = bytearray(files.compress(np.zeros((16, 16, 3), np.uint8)))
+    data[8:16] = struct.pack(">II", 13376, 13376)
+    (tmp_path / "bomb.tfc").write_bytes(with_crc(bytes(data)))
+    Image.new("RGB", (13000, 13000)).save(tmp_path / "bomb.png", optimize=True)
+    assert os.path.getsize(tmp_path / "bomb.png") < 1_000_000
+    for command, name in (("decompress", "bomb.tfc"), ("compress", "bomb.png")):
+        result = subprocess.run(
+            [sys.executable, "-c", BOMB, command, "--model", codec_path, str(tmp_path / name)],
+            capture_output=True, text=True, env={**quiet_env(), "TFCOMP_MEMORY_BUDGET": "4G"},
+        )  # fmt: skip
+        assert result.returncode == cli.EXIT_BAD_INPUT, result.stderr[-2000:]
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        assert "13" in result.stderr and "over the memory budget of 4.0 GiB" in result.stderr
+        assert "TFCOMP_MEMORY_BUDGET" in result.stderr
+    assert not list(tmp_path.glob("bomb.*.tmp")) and sorted(p.name for p in tmp_path.iterdir()) == [
+        "bomb.png", "bomb.tfc"
+    ]  # fmt: skip
+
+
+def test_the_memory_budget_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TFCOMP_MEMORY_BUDGET", "512M")
+    assert memory.budget() == 512 << 20
+    memory.check("decode", 1000, 1000)  # 360 MB
+    with pytest.raises(memory.MemoryBudgetError, match="decoding 2000 x 1000 pixels"):
+        memory.check("decode", 2000, 1000)
+    monkeypatch.setenv("TFCOMP_MEMORY_BUDGET", "lots")
+    with pytest.raises(ValueError, match="not a memory size"):
+        memory.budget()
 
 
 def test_console_script_reports_errors_without_traceback(tmp_path):
@@ -359,7 +476,7 @@ def quiet_env():
 
 
 def test_bad_input_gets_exactly_one_line_on_stderr_from_a_real_process(codec_path, tmp_path):
-    data = CodecFiles(keras.models.load_model(codec_path)).compress(np.zeros((9, 9, 3), np.uint8))
+    data = CodecFiles(load_codec(codec_path)).compress(np.zeros((9, 9, 3), np.uint8))
     (tmp_path / "cut.tfc").write_bytes(data[:-5])
     (tmp_path / "junk.png").write_bytes(b"\x89PNG not really")
     out = tmp_path / "out"
@@ -466,3 +583,61 @@ def test_cli_roundtrip_tool_checks_files_against_the_library(files):
         "a.png: decompressed PNG differs from the library's decompress"
     ]
     assert "info reports" in tool.check("a.png", image, data, {**info, "width": 28}, png, files)[0]
+
+
+def test_a_bad_model_file_is_named_for_what_it_is(codec_path, tmp_path, capsys):
+    import keras as k
+
+    write_image(tmp_path / "a.png", "RGB")
+    whole = open(codec_path, "rb").read()
+    plain = k.Sequential([k.layers.Dense(2)])
+    plain.build((None, 3))
+    plain.save(str(tmp_path / "plain.keras"))
+    cases = {
+        "text.keras": (b"a text file\n", "not a .keras archive"),
+        "empty.keras": (b"", "is empty"),
+        "cut.keras": (whole[: len(whole) // 2], "not a .keras archive"),
+        "plain.keras": (None, "not a tfcomp model"),
+    }
+    for name, (content, message) in cases.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+        args = ["compress", "--model", str(tmp_path / name), str(tmp_path / "a.png")]
+        assert cli.main(args) == cli.EXIT_BAD_INPUT
+        err = capsys.readouterr().err
+        assert message in err and name in err and err.count("\n") == 1, err
+        assert "not found" not in err
+
+
+def test_outputs_get_the_umask_permissions(codec_path, tmp_path):
+    write_image(tmp_path / "a.png", "RGB")
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["compress", "--model", codec_path, str(tmp_path / "a.png")]) == 0
+        assert cli.main(["decompress", "--model", codec_path, str(tmp_path / "a.tfc"),
+                         "-o", str(tmp_path / "out")]) == 0  # fmt: skip
+        os.umask(0o027)
+        assert cli.main(["compress", "--model", codec_path, str(tmp_path / "a.png"),
+                         "-o", str(tmp_path / "strict")]) == 0  # fmt: skip
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "a.tfc").st_mode & 0o777 == 0o644
+    assert os.stat(tmp_path / "out" / "a.png").st_mode & 0o777 == 0o644
+    assert os.stat(tmp_path / "strict" / "a.tfc").st_mode & 0o777 == 0o640
+
+
+def test_the_exif_orientation_is_applied_on_read(codec_path, tmp_path):
+    from tfcomp import io
+
+    # Stored 768 wide x 512 tall with "rotate 90 CW" (orientation 6): shown 512 x 768.
+    stored = np.zeros((512, 768, 3), np.uint8)
+    stored[:, :100] = 255  # a white band on the stored left: on the shown top
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    image, _ = io.read_image(tmp_path / "phone.jpg")
+    assert image.shape == (768, 512, 3)
+    assert image[:90].mean() > 240 and image[120:].mean() < 15
+    assert cli.main(["compress", "--model", codec_path, str(tmp_path / "phone.jpg")]) == 0
+    header = bitstream.read_header((tmp_path / "phone.tfc").read_bytes())
+    assert (header["height"], header["width"]) == (768, 512)

@@ -301,3 +301,47 @@ def test_beam_pipeline_writes_the_plain_shards_and_resumes_after_a_kill(setup, t
         (plain / "manifest.json").read_text()
     )
     assert not list(out.glob(".tmp-*"))
+
+
+def test_store_faults_are_named_by_shard_before_training_and_in_verify(setup, tmp_path):
+    # Each fault, as a user's disk or copy produces it: found by `check` (which every reader
+    # runs before the first record) and by `verify`, one line naming the shard, no traceback.
+    import tensorflow as tf
+
+    data, codec_path, files = setup
+
+    def fresh(name):
+        encode(files, data, tmp_path / name)
+        return tmp_path / name
+
+    missing = fresh("missing")
+    (missing / "train-00001-of-00003.tfrecord").unlink()
+    truncated = fresh("truncated")
+    shard = truncated / "train-00000-of-00003.tfrecord"
+    shard.write_bytes(shard.read_bytes()[:-10])
+    lost = fresh("lost")  # a shard that lost its last record, receipt size patched to match
+    shard = lost / "train-00002-of-00003.tfrecord"
+    records = [r.numpy() for r in tf.data.TFRecordDataset(str(shard))]
+    with tf.io.TFRecordWriter(str(shard)) as writer:
+        for record in records[:-1]:
+            writer.write(record)
+    receipt_path = lost / "train-00002-of-00003.json"
+    receipt = json.loads(receipt_path.read_text())
+    receipt["bytes"] = os.path.getsize(shard)
+    receipt_path.write_text(json.dumps(receipt))
+    manifest = fresh("manifest")
+    (manifest / "manifest.json").write_text((manifest / "manifest.json").read_text()[:40])
+    expected = {
+        missing: "train-00001-of-00003.tfrecord is missing",
+        truncated: "train-00000-of-00003: ",
+        lost: f"train-00002-of-00003: {len(records) - 1} records, its receipt says",
+        manifest: "manifest.json",
+    }
+    for folder, fragment in expected.items():
+        with pytest.raises(store.StoreError, match=fragment.replace("(", r"\(")) as caught:
+            store.read_split(f"store:{folder}", "train", files)  # what the trainers call
+        assert "\n" not in str(caught.value)
+        problems = store.verify(str(folder), files)
+        assert problems and all("\n" not in p for p in problems), problems
+        shard_name = fragment.split(":")[0].split(".")[0].split(" ")[0]
+        assert any(shard_name in p for p in problems), (folder.name, problems)

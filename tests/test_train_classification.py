@@ -13,6 +13,7 @@ from tests.helpers import codec_file, train
 from tfcomp import configs
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import classification
+from tfcomp.eval.models import load_codec
 from tfcomp.train.classification import channel_mean, input_mean, lr_schedule
 from tfcomp.train.loop import TrainClock
 
@@ -236,7 +237,7 @@ def test_tfcomp_classify_reads_compressed_files_without_decoding(
         learning_rate=0.1 * 12 / 64,
         **SMALL,
     )
-    files = CodecFiles(keras.models.load_model(codec_path))
+    files = CodecFiles(load_codec(codec_path))
     root = data[len("folder:") :]
     paths = []
     for c in range(3):

@@ -19,6 +19,7 @@ from tfcomp.data import preprocess
 from tfcomp.data.sources import image_dataset
 from tfcomp.train import compression
 from tfcomp.train.compression import train_codec
+from tfcomp.train.job import FinishedError
 
 TINY = dict(crop_size=32, channels=4, summary_every=10)
 
@@ -69,6 +70,21 @@ def test_codec_learns_and_saves_what_it_learned(tmp_path):
             tags.update(value.tag for value in event.summary.value)
     assert {"loss", "mse", "psnr", "entropy", "bpp_estimate"} <= tags
     assert any("reconstruction" in tag for tag in tags)
+    check_a_rerun_changes_nothing(tmp_path / "run", common)
+
+
+def check_a_rerun_changes_nothing(run, common):
+    """Rerunning a finished codec leaves its files (and so its id) as they are; a stale
+    temporary from a killed save is removed; another config is refused, naming the change."""
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    (run / ".tmp-abc123.keras").write_bytes(b"half a model")
+    fields = dict(train_steps=80, beta=0.0, rate_warmup_steps=0, **common)
+    again, history = train_compression(str(run), **fields)
+    assert history == [] and again.channels == 4
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert after == before  # codec.keras, config.json, result.json byte for byte
+    with pytest.raises(FinishedError, match="train_steps 80 -> 90"):
+        train_compression(str(run), **{**fields, "train_steps": 90})
 
 
 def test_trainer_with_the_rate_term_lowers_the_loss_and_moves_h_toward_the_target(tmp_path):
@@ -142,6 +158,7 @@ WORKER = """
 import sys, numpy as np
 from tfcomp import configs
 from tfcomp.train.compression import train_codec
+from tfcomp.train.job import FinishedError
 config = configs.get("codec", "tiny", train_steps=3, strategy="multi_worker", batch_size=4,
     crop_size=32, channels=4, entropy_fit_batches=2)
 outcome = train_codec(config, sys.argv[1], progress=False)
@@ -182,6 +199,7 @@ KILLED_WORKER = """
 import sys
 from tfcomp import configs
 from tfcomp.train.compression import train_codec
+from tfcomp.train.job import FinishedError
 train_codec(configs.get("codec", "tiny", train_steps=100000, checkpoint_every=3, batch_size=2,
     crop_size=32, channels=4, entropy_fit_batches=1), sys.argv[1], progress=False)
 """

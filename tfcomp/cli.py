@@ -1,18 +1,27 @@
 """The `tfcomp` command line (also `python -m tfcomp`).
 
-    tfcomp compress   --model CODEC.keras IMAGE... [-o DIR]   one FILE.tfc per image
-    tfcomp decompress --model CODEC.keras FILE.tfc... [-o DIR] one FILE.png per file
-    tfcomp info       FILE.tfc...                              the header as JSON lines
-    tfcomp classify   --classifier DIR FILE.tfc... [-k 5]      top-k classes as JSON lines,
+    tfcomp compress   --model CODEC.keras IMAGE... [-o DIR]    one FILE.tfc per image
+    tfcomp decompress [--model CODEC.keras] FILE.tfc... [-o DIR] one FILE.png per file; without
+                      --model, the codec whose id the file names, from `tfcomp models`
+    tfcomp info       FILE.tfc...                               the header as JSON lines
+    tfcomp classify   --classifier DIR FILE.tfc... [-k 5]       top-k classes as JSON lines,
                       from the latent z alone: bytes -> symbols -> z -> cResNet (no decoder)
-    tfcomp segment    --segmenter DIR FILE.tfc -o MASK.png     class map (palette PNG of class
+    tfcomp segment    --segmenter DIR FILE.tfc... -o OUT        class maps (palette PNGs of class
                       indices, the image's size) from z alone, with a cResNet-d segmenter
+    tfcomp models     add CODEC.keras... | list                 the local codec folder
+    tfcomp serve      --models DIR [--host --port]              the HTTP service (tfcomp[serve])
+    tfcomp export-encoder --model CODEC.keras -o ENC.tflite     the phone-side encoder (LiteRT)
+
+classify and segment decode every file's z first, then run one compiled predictor
+(`tfcomp.eval.predict`) on batches of equal-sized z.
 
 Bad input (an unreadable image, a truncated or corrupted file, another codec's file, a newer
-format) gets one line on stderr, `tfcomp COMMAND: error: INPUT: why`, and exit status 1, and no
-partial output file. So does any other failure while one input is processed, named as
-unexpected; set TFCOMP_DEBUG=1 to get its traceback (and TensorFlow's start-up log) instead.
-TensorFlow's C++ log is off unless TF_CPP_MIN_LOG_LEVEL says otherwise.
+format, an image too large for the memory budget, `tfcomp.memory`) gets one line on stderr,
+`tfcomp COMMAND: error: INPUT: why`, and no partial output file; the other inputs are still
+processed and the command exits with status 1 at the end (`--fail-fast`: at the first failure).
+So does any other failure while one input is processed, named as unexpected; set
+TFCOMP_DEBUG=1 to get its traceback (and TensorFlow's start-up log) instead. TensorFlow's C++
+log is off unless TF_CPP_MIN_LOG_LEVEL says otherwise.
 """
 
 import argparse
@@ -20,6 +29,8 @@ import contextlib
 import json
 import os
 import sys
+
+import numpy as np
 
 # Before TensorFlow is imported: its C++ log (INFO lines, "failed call to cuInit" on machines
 # without a GPU) would otherwise precede the one-line error. An explicit setting wins.
@@ -140,40 +151,82 @@ def _read(path):
         raise FileNotFoundError(f"{path}: {error.strerror}") from None
 
 
+class BatchFailed(Exception):
+    """Some inputs of a batch command failed (each was reported on its own line)."""
+
+
+def _each(args, inputs, verb, work):
+    """Runs `work(path)` for every input; a failing input gets its own stderr line and the others
+    go on (`--fail-fast`: the first failure ends the command). Raises BatchFailed at the end if
+    any failed."""
+    progress = _Progress(len(inputs), verb)
+    failed = []
+    for path in inputs:
+        try:
+            with _for_input(path):
+                work(path)
+        except InputError as error:
+            if getattr(args, "fail_fast", False) or len(inputs) == 1:
+                raise
+            failed.append(path)
+            _Progress.end_line()
+            print(f"tfcomp {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        progress.step(path)
+    if failed:
+        raise BatchFailed(f"{len(failed)} of {len(inputs)} inputs failed")
+
+
 def cmd_compress(args):
-    from tfcomp import io
+    from tfcomp import io, memory
 
     files = _load_files(args.model)
-    progress = _Progress(len(args.images), "compressing")
-    for path in args.images:
-        with _for_input(path):
-            image, mode = io.read_image(path)
-            if mode != "RGB":
-                print(f"note: {path} is mode {mode}; converted to RGB", file=sys.stderr)
-            data = files.compress(image)
-            io.atomic_write(_output_path(path, args.output, ".tfc"), data)
-        progress.step(path)
+
+    def compress(path):
+        # The size is checked from the image's header, before its pixels are decoded.
+        image, mode = io.read_image(path, check_size=lambda h, w: memory.check("encode", h, w))
+        if mode != "RGB":
+            print(f"note: {path} is mode {mode}; converted to RGB", file=sys.stderr)
+        io.atomic_write(_output_path(path, args.output, ".tfc"), files.compress(image))
+
+    _each(args, args.images, "compressing", compress)
+
+
+def _codec_for(path, model_path, cache):
+    """The codec for a `.tfc` file: `model_path` if given, else the one its header's id names
+    in the model folder (`tfcomp.models`)."""
+    if model_path:
+        if model_path not in cache:
+            cache[model_path] = _load_files(model_path)
+        return cache[model_path]
+    from tfcomp import models
+    from tfcomp.codec import bitstream
+
+    model_id = bitstream.read_header(_read(path))["model_id"]
+    if model_id not in cache:
+        cache[model_id] = _load_files(models.codec_path(model_id))
+    return cache[model_id]
 
 
 def cmd_decompress(args):
     from tfcomp import io
 
-    files = _load_files(args.model)
-    progress = _Progress(len(args.files), "decompressing")
-    for path in args.files:
-        with _for_input(path):
-            image = files.decompress(_read(path))
-            io.save_png(_output_path(path, args.output, ".png"), image)
-        progress.step(path)
+    cache = {}
+
+    def decompress(path):
+        files = _codec_for(path, args.model, cache)
+        io.save_png(_output_path(path, args.output, ".png"), files.decompress(_read(path)))
+
+    _each(args, args.files, "decompressing", decompress)
 
 
 def cmd_info(args):
     from tfcomp.codec import bitstream
 
-    for path in args.files:
-        with _for_input(path):
-            header = bitstream.read_header(_read(path))
+    def info(path):
+        header = bitstream.read_header(_read(path))
         print(json.dumps({"file": path, **header}))
+
+    _each(args, args.files, "reading", info)
 
 
 def _load_trained(path, codec_override, kind):
@@ -189,71 +242,198 @@ def _load_trained(path, codec_override, kind):
     return trained, CodecFiles(trained.codec)
 
 
+def _latents(args, files, kind):
+    """Decodes every file's z (the failures reported, as `_each` does); yields batches of
+    (paths, headers, z [N, h', w', C]) of one z shape, at most `args.batch_size` each, in the
+    inputs' order within each shape."""
+    from tfcomp import memory
+
+    groups = {}
+
+    def decode(path):
+        header, z = files.decode_latent(_read(path))
+        memory.check(kind, header["height"], header["width"])
+        groups.setdefault(z.shape, []).append((path, header, z))
+
+    try:
+        _each(args, args.files, "decoding", decode)
+        failure = None
+    except BatchFailed as error:
+        failure = error
+    for group in groups.values():
+        for start in range(0, len(group), args.batch_size):
+            chunk = group[start : start + args.batch_size]
+            yield [c[0] for c in chunk], [c[1] for c in chunk], np.stack([c[2] for c in chunk])
+    if failure is not None:
+        raise failure
+
+
 def cmd_classify(args):
     from tfcomp.eval.classification import top_k
+    from tfcomp.eval.predict import Predictor
 
     trained, files = _load_trained(args.classifier, args.model, "classifier")
-    for path in args.files:
-        with _for_input(path):
-            header, z = files.decode_latent(_read(path))
-            # The classifier is fully convolutional up to its global pooling: it reads all of z.
-            logits = trained.model(z[None])["logits"][0].numpy()
-        print(json.dumps({"file": path, "top": top_k(logits, trained.classes, args.top_k)}))
+    predictor = Predictor(trained.model, args.precision)
+    # The classifier is fully convolutional up to its global pooling: it reads all of z.
+    for paths, _, z in _latents(args, files, "classify"):
+        for path, logits in zip(paths, predictor(z).numpy()):
+            print(json.dumps({"file": path, "top": top_k(logits, trained.classes, args.top_k)}))
+
+
+def _mask_png(labels, classes):
+    import io
+
+    from PIL import Image
+
+    from tfcomp.plots import label_colours
+
+    image = Image.fromarray(labels.astype(np.uint8), mode="P")
+    image.putpalette(label_colours(len(classes)).reshape(-1).tolist())
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def cmd_segment(args):
-    import io
+    import tensorflow as tf
 
-    import numpy as np
-    from PIL import Image
-
+    from tfcomp.eval.predict import Predictor
     from tfcomp.eval.segmentation import class_fractions, predict_labels
     from tfcomp.io import atomic_write
-    from tfcomp.plots import label_colours
 
     trained, files = _load_trained(args.segmenter, args.model, "segmenter")
-    classes = trained.classes
-    with _for_input(args.file):
-        header, z = files.decode_latent(_read(args.file))
-        logits = trained.model(z[None])["logits"]
-        labels = predict_labels(logits, header["height"], header["width"])[0].numpy()
-        image = Image.fromarray(labels.astype(np.uint8), mode="P")
-        image.putpalette(label_colours(len(classes)).reshape(-1).tolist())
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        atomic_write(args.output, buffer.getvalue())
-    share = class_fractions(labels, classes)
-    print(json.dumps({"file": args.file, "mask": args.output, "class_fractions": share}))
+    predictor = Predictor(trained.model, args.precision)
+    one_png = len(args.files) == 1 and args.output.lower().endswith(".png")
+    for paths, headers, z in _latents(args, files, "segment"):
+        logits = predictor(z)
+        for path, header, one in zip(paths, headers, tf.unstack(logits)):
+            with _for_input(path):
+                labels = predict_labels(one[None], header["height"], header["width"])[0].numpy()
+                out = args.output if one_png else _output_path(path, args.output, ".mask.png")
+                atomic_write(out, _mask_png(labels, trained.classes))
+            share = class_fractions(labels, trained.classes)
+            print(json.dumps({"file": path, "mask": out, "class_fractions": share}))
+
+
+def cmd_models(args):
+    from tfcomp import models
+
+    if args.action == "add":
+        _each(args, args.paths, "adding", lambda path: print(json.dumps(models.add(path))))
+    else:
+        for card in models.cards():
+            print(json.dumps(card))
+
+
+def cmd_serve(args):
+    try:
+        from tfcomp.serve.app import Settings, serve
+    except ImportError as error:
+        message = f"the service needs its extra: pip install 'tfcomp[serve]' ({error})"
+        raise OSError(message) from None
+    settings = Settings(
+        max_body=args.max_body, max_batch=args.max_batch, max_wait=args.max_wait,
+        timeout=args.timeout,
+    )  # fmt: skip
+    serve(args.models, args.host, args.port, args.precision, settings)
+
+
+def cmd_export_encoder(args):
+    from tfcomp.codec.export import LiteEncoder, compare, export_encoder
+    from tfcomp.eval.models import load_codec
+
+    codec = load_codec(args.model)
+    size = export_encoder(codec, args.output)
+    report = {"model": args.model, "output": args.output, "bytes": size}
+    if args.check:
+        from tfcomp import io
+
+        images = [io.read_image(path)[0] for path in args.check]
+        report.update(compare(codec, LiteEncoder(args.output), images))
+    print(json.dumps(report))
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="tfcomp", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("compress", help="images -> .tfc files")
+
+    def command(name, run, help):
+        p = sub.add_parser(name, help=help)
+        p.set_defaults(run=run)
+        return p
+
+    def batch(p):
+        p.add_argument(
+            "--fail-fast",
+            action="store_true",
+            help="stop at the first input that fails (default: process every input, report "
+            "each failure on its own line, exit 1 at the end if any failed)",
+        )
+
+    def predicting(p):
+        p.add_argument("--batch_size", type=int, default=32, help="files per network call")
+        p.add_argument(
+            "--precision",
+            choices=("float32", "bfloat16"),
+            help="(default: bfloat16 where the CPU computes it natively, else float32)",
+        )
+
+    p = command("compress", cmd_compress, "images -> .tfc files")
     p.add_argument("--model", required=True, help="trained codec (.keras)")
     p.add_argument("images", nargs="+", help="image files (any size; RGB, grey, palette, RGBA)")
     p.add_argument("-o", "--output", help="output folder (default: beside each image)")
-    p.set_defaults(run=cmd_compress)
-    p = sub.add_parser("decompress", help=".tfc files -> PNG")
-    p.add_argument("--model", required=True, help="the codec that wrote the files (.keras)")
+    batch(p)
+    p = command("decompress", cmd_decompress, ".tfc files -> PNG")
+    p.add_argument(
+        "--model",
+        help="the codec that wrote the files (.keras; default: the codec whose id the file "
+        "names, from the model folder, see `tfcomp models`)",
+    )
     p.add_argument("files", nargs="+")
     p.add_argument("-o", "--output", help="output folder (default: beside each file)")
-    p.set_defaults(run=cmd_decompress)
-    p = sub.add_parser("info", help="print .tfc headers as JSON lines")
+    batch(p)
+    p = command("info", cmd_info, "print .tfc headers as JSON lines")
     p.add_argument("files", nargs="+")
-    p.set_defaults(run=cmd_info)
-    p = sub.add_parser("classify", help="classify .tfc files without decoding them")
+    batch(p)
+    p = command("classify", cmd_classify, "classify .tfc files without decoding them")
     p.add_argument("--classifier", required=True, help="folder of a compressed-mode classifier")
-    p.add_argument("--model", help="codec (default: the one named in classifier.json)")
+    p.add_argument("--model", help="codec (default: the one named in the classifier's folder)")
     p.add_argument("-k", "--top_k", type=int, default=5)
     p.add_argument("files", nargs="+")
-    p.set_defaults(run=cmd_classify)
-    p = sub.add_parser("segment", help="segment a .tfc file without decoding it")
+    predicting(p)
+    batch(p)
+    p = command("segment", cmd_segment, "segment .tfc files without decoding them")
     p.add_argument("--segmenter", required=True, help="folder of a compressed-mode segmenter")
-    p.add_argument("--model", help="codec (default: the one named in segmenter.json)")
-    p.add_argument("file")
-    p.add_argument("-o", "--output", required=True, help="output PNG of class indices")
-    p.set_defaults(run=cmd_segment)
+    p.add_argument("--model", help="codec (default: the one named in the segmenter's folder)")
+    p.add_argument("files", nargs="+")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output PNG of class indices (one file), or a folder for FILE.mask.png",
+    )
+    predicting(p)
+    batch(p)
+    p = command("models", cmd_models, "the local codec folder ($TFCOMP_MODELS)")
+    p.add_argument("action", choices=("add", "list"))
+    p.add_argument("paths", nargs="*", help="codec files to add")
+    batch(p)
+    p = command("serve", cmd_serve, "serve classify/segment/compress over HTTP (tfcomp[serve])")
+    p.add_argument("--models", required=True, help="folder searched for trained models")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max_batch", type=int, default=32, help="examples per network call")
+    p.add_argument("--max_wait", type=float, default=0.005, help="seconds a batch waits")
+    p.add_argument("--max_body", type=int, default=32 << 20, help="bytes of one request")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    p.add_argument("--precision", choices=("float32", "bfloat16"))
+    p = command("export-encoder", cmd_export_encoder, "the encoder as a LiteRT .tflite model")
+    p.add_argument("--model", required=True, help="trained codec (.keras)")
+    p.add_argument("-o", "--output", required=True, help="output .tflite file")
+    p.add_argument(
+        "--check", nargs="*", default=(),
+        help="images whose LiteRT symbols are compared with TensorFlow's (needs tfcomp[litert])",
+    )  # fmt: skip
     return parser
 
 
@@ -265,7 +445,7 @@ def main(argv=None):
     except Exception as error:
         if _debug():
             raise
-        if isinstance(error, (InputError, ValueError, OSError)):
+        if isinstance(error, (InputError, ValueError, OSError, BatchFailed)):
             message = _one_line(error)
         else:  # e.g. a model file Keras cannot load
             message = (

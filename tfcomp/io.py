@@ -10,9 +10,11 @@ the target folder and renamed into place, so an interrupted or failed write neve
 partial file under the final name.
 """
 
+import io
 import json
 import os
 import tempfile
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -24,29 +26,46 @@ class ImageReadError(ValueError):
     """An image that cannot be read or has an unsupported mode; the message names the file."""
 
 
-def read_image(path, any_mode=False):
+def read_image(path, any_mode=False, check_size=None, data=None):
     """(uint8 H x W x 3 array, original mode), EXIF orientation applied. Raises ImageReadError
-    naming `path` for a missing, broken or (unless `any_mode`) unsupported image."""
+    naming `path` for a missing, broken or (unless `any_mode`) unsupported image.
+
+    `check_size(height, width)`, if given, is called with the image's size as its header states
+    it, before any pixel is decoded (e.g. `memory.check`); what it raises propagates. With
+    `data` (bytes, e.g. an upload) the image is read from them and `path` only names it.
+    """
     path = path.decode() if isinstance(path, bytes) else str(path)
     try:
-        with Image.open(path) as image:
-            mode = image.mode
-            if mode not in CONVERTIBLE_MODES and not any_mode:
-                raise ImageReadError(
-                    f"{path}: image mode {mode} is not supported "
-                    f"(expected RGB, greyscale, palette or RGBA)"
-                )
-            image = ImageOps.exif_transpose(image)
-            if mode == "I;16":
-                array = (np.asarray(image, np.uint16) >> 8).astype(np.uint8)
-                return np.stack([array] * 3, axis=-1), mode
-            return np.asarray(image.convert("RGB")), mode
+        # Pillow warns on stderr past 89 Mpx; sizes are the memory budget's to judge.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return _read(path, any_mode, check_size, data)
     except ImageReadError:
         raise
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
     except Exception as error:  # Pillow raises many types for unreadable files.
         raise ImageReadError(f"{path}: cannot read image ({error})") from None
+
+
+def _read(path, any_mode, check_size, data):
+    with Image.open(io.BytesIO(data) if data is not None else path) as image:
+        mode = image.mode
+        if check_size is not None:
+            try:
+                check_size(image.height, image.width)
+            except ValueError as error:
+                raise ImageReadError(f"{path}: {error}") from None
+        if mode not in CONVERTIBLE_MODES and not any_mode:
+            raise ImageReadError(
+                f"{path}: image mode {mode} is not supported "
+                f"(expected RGB, greyscale, palette or RGBA)"
+            )
+        image = ImageOps.exif_transpose(image)
+        if mode == "I;16":
+            array = (np.asarray(image, np.uint16) >> 8).astype(np.uint8)
+            return np.stack([array] * 3, axis=-1), mode
+        return np.asarray(image.convert("RGB")), mode
 
 
 def default_file_mode():
@@ -78,8 +97,6 @@ def atomic_write(path, data):
 
 def save_png(path, image):
     """Writes a uint8 image as PNG atomically."""
-    import io
-
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
     atomic_write(path, buffer.getvalue())

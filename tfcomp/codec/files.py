@@ -11,6 +11,7 @@ codec, which changes its model id: fit once, then compress.
 import numpy as np
 import tensorflow as tf
 
+from tfcomp import memory
 from tfcomp.codec import bitstream, entropy_model
 
 
@@ -37,6 +38,7 @@ class CodecFiles:
             )
         height, width = images.shape[1:3]
         bitstream.check_image_size(height, width)  # before the encoder runs
+        memory.check("encode", height, width, len(images))
         symbols = self._symbols(tf.constant(images)).numpy()
         return [
             bitstream.pack(
@@ -65,6 +67,8 @@ class CodecFiles:
 
     def decompress(self, data):
         """bytes -> uint8 H x W x 3 reconstruction."""
+        header = bitstream.read_header(data)
+        memory.check("decode", header["height"], header["width"])  # before any decoding
         header, z = self.decode_latent(data)
         x_hat = self.codec.decode(tf.constant(z[None]), header["height"], header["width"])
         return np.clip(np.round(x_hat[0].numpy()), 0, 255).astype(np.uint8)

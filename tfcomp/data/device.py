@@ -18,7 +18,6 @@ symbols): z from the store and z of the in-step encoder are the same numbers, an
 reconstructions are rounded and clipped to 8 bits as a decoded file would be.
 """
 
-import keras
 import tensorflow as tf
 
 from tfcomp.codec import rate
@@ -65,18 +64,6 @@ def crop_and_mirror(x, size, training):
 def to_8_bits(x_hat):
     """Reconstructions as a decoded file holds them: rounded, clipped to 0..255 (float32)."""
     return tf.clip_by_value(tf.round(tf.cast(x_hat, tf.float32)), 0.0, 255.0)
-
-
-def load_codec_float32(path):
-    """A codec from its file, built under the float32 policy whatever the global one."""
-    from tfcomp.eval.models import load_codec
-
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        return load_codec(path)
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
 
 
 class CodecInputs:

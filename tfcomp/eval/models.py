@@ -64,12 +64,26 @@ def load_keras(path, what="model"):
 
 
 def load_codec(path):
-    """A trained codec (.keras), checked to be one."""
+    """A trained codec (.keras), checked to be one, computing in float32.
+
+    Whatever policy it was trained under (a codec trained under mixed_bfloat16 saves that
+    policy) and whatever the global policy is: its files and z must not depend on which process
+    or thread loads it (bfloat16 would round z and the decoder's activations differently).
+    """
+    import keras
+
     from tfcomp.codec import Codec
 
-    codec = load_keras(path, "codec model")
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        codec = load_keras(path, "codec model")
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     if not isinstance(codec, Codec):
         raise ModelError(f"{path}: a tfcomp {type(codec).__name__}, not a codec")
+    for layer in [codec, *codec._flatten_layers(include_self=False)]:
+        layer.dtype_policy = "float32"
     return codec
 
 

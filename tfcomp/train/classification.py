@@ -19,8 +19,9 @@ from tfcomp.codec.bitstream import model_id
 from tfcomp.codec.files import CodecFiles
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import classification, store
-from tfcomp.data.device import CodecInputs, load_codec_float32
+from tfcomp.data.device import CodecInputs
 from tfcomp.eval.classification import evaluate_classifier
+from tfcomp.eval.models import load_codec
 from tfcomp.nets import registry
 from tfcomp.train import distribute, loop
 from tfcomp.train import job as outline
@@ -71,7 +72,7 @@ def codec_for(config):
         return None
     if not config.codec:
         raise ValueError(f"input mode {config.input_mode!r} needs a trained codec (codec=PATH)")
-    return load_codec_float32(config.codec)
+    return load_codec(config.codec)
 
 
 def classifier_inputs(config, split, *, codec, training, batch_size, limit):
@@ -179,7 +180,7 @@ class ClassifierTask(outline.Task):
     def build_state(self):
         c = self.config
         # The step's codec: built here, under the strategy's scope, on every replica's device.
-        codec = load_codec_float32(c.codec) if c.input_mode != "rgb" else None
+        codec = load_codec(c.codec) if c.input_mode != "rgb" else None
         self.step_inputs = codec_inputs(c, codec)
         channels = self.codec.channels if c.input_mode == "compressed" else 3
         sync = c.sync_batch_norm and self.strategy.num_replicas_in_sync > 1

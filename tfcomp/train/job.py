@@ -134,6 +134,17 @@ class FinishedError(ValueError):
     """A finished model folder asked to train under another config."""
 
 
+def remove_stale_temporaries(model_dir):
+    """Removes `.tmp-*` files an earlier process left when it was killed while saving (its
+    atomic writes go through them; nothing else writes such names)."""
+    if not os.path.isdir(model_dir):
+        return
+    for name in os.listdir(model_dir):
+        path = os.path.join(model_dir, name)
+        if name.startswith(".tmp-") and os.path.isfile(path):
+            os.remove(path)
+
+
 def finished_outcome(config, model_dir):
     """The Outcome of a folder that finished under `config` (nothing is trained or rewritten:
     a codec's id, and so every file written with it, stays valid); FinishedError when it
@@ -170,9 +181,18 @@ def run(config, model_dir, task_class, *, progress=True):
     """
     strategy = distribute.make_strategy(config.strategy)
     config, batch_note = global_batch(config, strategy)
+    remove_stale_temporaries(model_dir)
     done = finished_outcome(config, model_dir)
     if done is not None:
         return done
+    previous = keras.mixed_precision.global_policy()
+    try:
+        return _train(config, model_dir, task_class, strategy, batch_note, progress)
+    finally:  # the caller's policy back (a test or a driver trains several models in turn)
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _train(config, model_dir, task_class, strategy, batch_note, progress):
     keras.utils.set_random_seed(config.seed)
     policy = distribute.set_precision(config.mixed_precision)
     task = task_class(config, strategy, model_dir)

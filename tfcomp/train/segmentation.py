@@ -18,8 +18,8 @@ import tensorflow as tf
 from tfcomp.codec.files import CodecFiles
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import segmentation, store
-from tfcomp.data.device import SegmentationInputs, load_codec_float32
-from tfcomp.eval.models import load_keras
+from tfcomp.data.device import SegmentationInputs
+from tfcomp.eval.models import load_codec, load_keras
 from tfcomp.eval.segmentation import evaluate_segmenter
 from tfcomp.nets import registry
 from tfcomp.nets.deeplab import freeze_batch_norm, load_backbone, upsample
@@ -104,7 +104,7 @@ class SegmenterTask(outline.Task):
     def build_state(self):
         c = self.config
         # The step's codec: built here, under the strategy's scope, on every replica's device.
-        codec = load_codec_float32(c.codec) if c.input_mode != "rgb" else None
+        codec = load_codec(c.codec) if c.input_mode != "rgb" else None
         self.step_inputs = SegmentationInputs(c.input_mode, codec, self.from_store)
         compressed = c.input_mode == "compressed"
         channels = self.codec.channels if compressed else 3
