@@ -1,0 +1,1 @@
+"""The HTTP service (`tfcomp serve`, the `tfcomp[serve]` extra): see `tfcomp.serve.app`."""
