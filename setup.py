@@ -40,7 +40,7 @@ setup(
         # Running an exported encoder (`tfcomp export-encoder --check`, tfcomp.codec.export).
         "litert": LITERT,
         # The test suite runs every optional path too.
-        "test": ["pytest>=8,<10", "ruff>=0.6,<1", *BEAM, *SERVE, *LITERT],
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "ruff>=0.6,<1", *BEAM, *SERVE, *LITERT],
     },
     entry_points={"console_scripts": ["tfcomp=tfcomp.cli:main"]},
 )

@@ -157,7 +157,10 @@ def with_payload(data, payload):
     return with_crc(data[:24] + struct.pack(">I", len(payload)) + data[28:32] + payload)
 
 
-def test_a_forged_header_cannot_claim_a_large_image_for_a_small_payload(fitted):
+def test_a_forged_header_cannot_claim_a_large_image_for_a_small_payload(fitted, monkeypatch):
+    # The payload bound, behind the memory budget (tests/test_cli.py): a budget that allows
+    # every size lets the bound be the one that refuses.
+    monkeypatch.setenv("TFCOMP_MEMORY_BUDGET", "1T")
     files = CodecFiles(fitted)
     data = files.compress(np.zeros((1, 1, 3), np.uint8))
     side = int(np.sqrt(bitstream.MAX_IMAGE_PIXELS))  # 13377: the largest square under the cap

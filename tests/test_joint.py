@@ -13,6 +13,7 @@ from tests.test_train_classification import make_folder
 from tfcomp import configs
 from tfcomp.codec import Codec
 from tfcomp.codec.files import CodecFiles
+from tfcomp.eval.models import load_codec
 from tfcomp.nets import registry
 from tfcomp.train.classification import lr_schedule
 from tfcomp.train.joint import joint_step
@@ -138,7 +139,7 @@ def test_each_mode_trains_what_it_says(trained, tmp_path):
             assert 0 <= evaluation["top1"] <= 1
         assert evaluation["codec"]["images"] == 27
         # The saved codec writes and reads real files with its refitted tables.
-        saved = keras.models.load_model(str(tmp_path / mode / "codec.keras"))
+        saved = load_codec(str(tmp_path / mode / "codec.keras"))
         image = np.random.default_rng(0).integers(0, 256, (24, 32, 3)).astype(np.uint8)
         files = CodecFiles(saved)
         np.testing.assert_array_equal(
