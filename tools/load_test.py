@@ -169,6 +169,21 @@ def run_level(port, path, bodies, clients, max_requests, max_seconds):
     return results, time.perf_counter() - start
 
 
+def level(port, name, endpoint, bodies, clients, args, expected):
+    """One measured level: `bodies` (cycled) from `clients` clients; its summary."""
+    before = batch_sizes(port, name)
+    mutated = sum(which is None for which, _ in bodies)
+    results, seconds = run_level(
+        port, f"{endpoint}?model={name}", bodies, clients, args.requests + mutated,
+        args.max_seconds,
+    )  # fmt: skip
+    after = batch_sizes(port, name)
+    formed = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    summary = summarise(name, clients, results, seconds, formed, expected)
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
 def batch_sizes(port, name):
     stats = json.loads(request(port, "GET", "/v1/stats")[1])
     return {int(k): v for k, v in stats.get(name, {}).items()}
@@ -218,23 +233,17 @@ def main():
             bodies = [(i, b) for i, b in enumerate(jpeg)] if name.endswith("_rgb") else tfc_bodies
             run_level(port, f"{endpoint}?model={name}", bodies[:4], 1, 4, 60)  # warm-up
             for clients in map(int, args.clients.split(",")):
-                mixed = list(bodies)
+                levels.append(level(port, name, endpoint, bodies, clients, args, expected))
                 if name == "cresnet51" and clients == 8 and args.mutated:
+                    # The same level again with mutated uploads mixed in (reported apart).
                     from tests.test_cli import mutations
 
                     source = tfc_bodies[0][1]
+                    mixed = list(bodies)
                     mixed += [(None, m) for _, m in mutations(source, args.mutated, seed=7)]
                     order = np.random.default_rng(0).permutation(len(mixed))
                     mixed = [mixed[k] for k in order]
-                before = batch_sizes(port, name)
-                limit = args.requests + (len(mixed) - len(bodies))
-                results, seconds = run_level(
-                    port, f"{endpoint}?model={name}", mixed, clients, limit, args.max_seconds
-                )
-                after = batch_sizes(port, name)
-                formed = {k: after.get(k, 0) - before.get(k, 0) for k in after}
-                levels.append(summarise(name, clients, results, seconds, formed, expected))
-                print(json.dumps(levels[-1]), flush=True)
+                    levels.append(level(port, name, endpoint, mixed, clients, args, expected))
         alive = service.poll() is None and request(port, "GET", "/healthz")[0] == 200
     finally:
         service.terminate()
@@ -290,6 +299,8 @@ def markdown(report):
     ]
     rate = {(lv["network"], lv["clients"]): lv["requests_per_s"] for lv in report["levels"]}
     for lv in report["levels"]:
+        if lv["mutated"]:
+            continue  # below the table
         ratios = []
         for other in ("resnet50_rec", "resnet50_rgb"):
             base = rate.get((other, lv["clients"]))
