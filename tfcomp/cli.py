@@ -211,6 +211,8 @@ def cmd_decompress(args):
     from tfcomp import io
 
     cache = {}
+    if args.model:  # a bad --model is one error, not one per file
+        cache[args.model] = _load_files(args.model)
 
     def decompress(path):
         files = _codec_for(path, args.model, cache)

@@ -20,6 +20,7 @@ def training(report):
         f"4096^2 float32 matmul on this machine: {report['matmul_gmacs_per_s']:.0f} GMAC/s "
         f"({report['cpu_count']} CPUs).",
         "",
+        *([f"Partial run: {report['partial']}.", ""] if report.get("partial") else []),
         "| case | batch | precision | XLA | bare step ex/s | through the loop ex/s | loop "
         "overhead | training GMAC/s | share of matmul |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",

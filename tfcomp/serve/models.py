@@ -89,8 +89,9 @@ def _add_codec(served, path, card=None):
             f"{path}: its folder says model id {card['model_id']}, the file {model_id}"
         )
     served.codecs.setdefault(model_id, files)
-    served.codec_info.setdefault(model_id, {"path": path, **(card or {})})
-    return files
+    # A codec is met first through a network's folder (no card) or its own (the card): merged.
+    served.codec_info.setdefault(model_id, {"path": path}).update(card or {})
+    return served.codecs[model_id]
 
 
 def load_served(models_dir, precision=None):
@@ -148,6 +149,10 @@ def describe(served):
                 "channels": files.codec.channels,
                 "num_centers": files.codec.num_centers,
                 "operating_point": info.get("operating_point"),
+                # The operating point's rate in the paper (files' real rates vary per image).
+                "paper_bpp": configs.OPERATING_POINTS.get(info.get("operating_point"), {}).get(
+                    "paper_bpp"
+                ),
                 "path": info.get("path"),
             }
         )
