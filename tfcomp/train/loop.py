@@ -118,8 +118,9 @@ def _compiled_calls(strategy, state, loss_fn, variables_fn, gradient_transform, 
             for k, v in per_replica.items()
         }
 
-    # No autograph: converting the whole call tree (every layer's `call`) cost ~20 s of a tiny
-    # segmenter's 60; the loop is a plain tf.while_loop and nothing else branches on tensors.
+    # No autograph (it converts the whole call tree, every layer's `call`): a tiny segmenter's
+    # step of `make reproduce` took 51 s instead of 54; the loop is a plain tf.while_loop and
+    # nothing in the steps branches on tensors.
     @tf.function(autograph=False)
     def calls(iterator, n):
         first = one_step(iterator)
