@@ -70,6 +70,10 @@ class CodecFiles:
         header = bitstream.read_header(data)
         memory.check("decode", header["height"], header["width"])  # before any decoding
         header, z = self.decode_latent(data)
+        return self.reconstruct(z, header)
+
+    def reconstruct(self, z, header):
+        """z [h', w', C] of a file with this header -> its uint8 H x W x 3 reconstruction."""
         x_hat = self.codec.decode(tf.constant(z[None]), header["height"], header["width"])
         return np.clip(np.round(x_hat[0].numpy()), 0, 255).astype(np.uint8)
 

@@ -99,13 +99,8 @@ def read_result(model_dir):
         raise ModelError(f"{path}: unreadable ({error})") from None
 
 
-@dataclasses.dataclass
-class Trained:
-    """A loaded model with what its folder says about it."""
-
-    model: object
-    card: dict  # result.json's models[kind]
-    codec: object = None  # the codec whose z or reconstructions the model reads
+class Carded:
+    """What a network's card (result.json's models[kind], in `card`) says: classes, input."""
 
     @property
     def classes(self):
@@ -114,6 +109,15 @@ class Trained:
     @property
     def input_mode(self):
         return self.card["input_mode"]
+
+
+@dataclasses.dataclass
+class Trained(Carded):
+    """A loaded model with what its folder says about it."""
+
+    model: object
+    card: dict  # result.json's models[kind]
+    codec: object = None  # the codec whose z or reconstructions the model reads
 
 
 def load_trained(model_dir, kind, codec_path=None):

@@ -220,9 +220,9 @@ def create_app(served, settings=None):
     @app.post("/v1/decompress")
     async def decompress(request: Request):
         (name, data), loop = (await uploads(request))[0], asyncio.get_running_loop()
-        header, _ = await loop.run_in_executor(None, decode, name, data, "decode")
+        header, z = await loop.run_in_executor(None, decode, name, data, "decode")
         files = served.codecs[header["model_id"]]
-        image = await loop.run_in_executor(None, files.decompress, data)
+        image = await loop.run_in_executor(None, files.reconstruct, z, header)
         buffer = python_io.BytesIO()
         Image.fromarray(image).save(buffer, format="PNG")
         return Response(buffer.getvalue(), media_type="image/png")

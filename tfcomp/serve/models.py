@@ -17,12 +17,12 @@ from tfcomp import configs, io
 from tfcomp.codec.files import CodecFiles
 from tfcomp.data import classification
 from tfcomp.data.device import to_8_bits
-from tfcomp.eval.models import ModelError, load_codec, load_trained, read_result
+from tfcomp.eval.models import Carded, ModelError, load_codec, load_trained, read_result
 from tfcomp.eval.predict import Predictor
 
 
 @dataclasses.dataclass
-class Network:
+class Network(Carded):
     """A served classifier or segmenter: its card, predictor and, for RGB inputs, sizes."""
 
     name: str  # the folder, relative to the models folder
@@ -44,14 +44,6 @@ class Network:
                 input_signature=[tf.TensorSpec([None, None, None, codec.channels], tf.float32)],
             )
             self.predict = lambda z: self.predictor(decode(tf.constant(z)))
-
-    @property
-    def classes(self):
-        return self.card["classes"]
-
-    @property
-    def input_mode(self):
-        return self.card["input_mode"]
 
     def inputs(self, z=None, image=None):
         """The network's batch row for one example (`predict` takes a stack of them): z
