@@ -36,13 +36,15 @@ def run_label(path):
 
 
 def source(model_dir):
-    """(dataset, tfds_data_dir, manual_dir): the flags', else the model's config's (for a
-    network trained from a store, the images the store was made from)."""
+    """(dataset, tfds_data_dir, manual_dir, evaluation batch): the flags', else the model's
+    config's (for a network trained from a store, the images the store was made from); images
+    are batched as the trainer's evaluation batches them (its batch size, images of one size)."""
     config = configs.load(os.path.join(model_dir, "config.json"))
     return (
         FLAGS.dataset or store.source_of(config.dataset),
         FLAGS.tfds_data_dir or config.tfds_data_dir,
         FLAGS.manual_dir or config.manual_dir,
+        config.batch_size,
     )
 
 
@@ -53,7 +55,7 @@ def inputs_of(trained):
 
 def figure(loaded, path):
     """Fig. 5 over the first `figure_images` validation images of the first model's source."""
-    dataset, tfds_dir, manual = source(FLAGS.model_dirs[0])
+    dataset, tfds_dir, manual, _ = source(FLAGS.model_dirs[0])
     examples, _, classes = segmentation.segmentation_dataset(dataset, FLAGS.split, tfds_dir, manual)
     codecs = {}  # one reconstruction column per codec (operating point), in the order first used
     for trained in loaded:
@@ -86,12 +88,12 @@ def main(argv):
     limit = FLAGS.limit or configs.get("eval", FLAGS.config).fig5_limit
     results = {}
     for model_dir, trained in zip(FLAGS.model_dirs, loaded):
-        dataset, tfds_dir, manual = source(model_dir)
+        dataset, tfds_dir, manual, batch = source(model_dir)
         examples, count, classes = segmentation.segmentation_dataset(
             dataset, FLAGS.split, tfds_dir, manual, limit=limit
         )
         pipeline = segmentation.segmentation_pipeline(
-            examples, input_mode=trained.input_mode, training=False, batch_size=1
+            examples, input_mode=trained.input_mode, training=False, batch_size=batch
         )
         result = evaluate_segmenter(
             trained.model,

@@ -2,6 +2,7 @@
 the experiments replaced by tests/fake_python.py so the whole grid runs in seconds."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -52,6 +53,11 @@ def test_tiny_grid_runs_every_step_once_and_resumes_after_a_failure(tmp_path, jo
     assert len(kept) == done_before - 1  # what finished before the failure was not redone
     experiments = [c for c in calls(tmp_path)]
     assert len(experiments) == done_before + total - len(kept)
+    # Each step's wall and CPU time, kept across the resume (the first run's steps too).
+    timing = json.loads((tmp_path / "run" / "timing.json").read_text())
+    assert len(timing) == len(experiments) - 1  # every step but the failed one
+    assert all(t["cpu_s"] >= 0 and t["wall_s"] > 0 for t in timing.values())
+    assert "CPU time of the steps" in second.stdout
     # A third run redoes nothing.
     third = drive(tmp_path, "--scale=tiny", jobs=jobs)
     assert third.returncode == 0 and len(calls(tmp_path)) == len(experiments)
@@ -180,3 +186,36 @@ def test_every_flag_the_driver_passes_is_one_its_experiment_defines(tmp_path):
         )
         known = set(re.findall(r"--(?:\[no\])?([a-z_0-9]+)", result.stdout))
         assert names <= known, (target, names - known)
+
+
+def test_forked_steps_run_scripts_and_modules_like_python_does(tmp_path):
+    """The default launcher forks the driver (TensorFlow imported once) instead of starting a
+    Python per step: a step sees its argv, runs in the repository, writes its log, and its exit
+    status and CPU time reach the driver."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from reproduce_table2 import Launcher
+
+    launcher = Launcher(None, jobs=1)
+    script = tmp_path / "step.py"
+    script.write_text(
+        "import os, sys\n"
+        "print('argv', sys.argv[1:], os.getcwd())\n"
+        "sum(i * i for i in range(3_000_000))\n"
+        "raise SystemExit(3)\n"
+    )
+    results = {}
+    for name, argv in {
+        "script": [str(script), "--a=1"],
+        "module": ["-m", "experiments.train_classifier", "--config=nonesuch", "--model_dir=m"],
+        "crash": ["-m", "no_such_module_here"],
+    }.items():
+        pid = launcher.start(argv, str(tmp_path / f"{name}.log"))
+        _, status, usage = os.wait4(pid, 0)
+        results[name] = (os.waitstatus_to_exitcode(status), usage.ru_utime)
+    script_log = (tmp_path / "script.log").read_text()
+    assert results["script"][0] == 3 and f"argv ['--a=1'] {ROOT}" in script_log
+    assert results["script"][1] > 0.05  # the child's own CPU time
+    assert results["module"][0] == 1  # absl's usage error, one line naming the bad value
+    assert "nonesuch" in (tmp_path / "module.log").read_text()
+    assert results["crash"][0] == 1
+    assert "No module named no_such_module_here" in (tmp_path / "crash.log").read_text()

@@ -14,7 +14,12 @@ from PIL import Image
 from tests.helpers import codec_file, train
 from tfcomp.data import segmentation
 from tfcomp.eval.models import load_codec
-from tfcomp.eval.segmentation import confusion, iou_from_confusion, predict_labels
+from tfcomp.eval.segmentation import (
+    SegmenterEvaluator,
+    confusion,
+    iou_from_confusion,
+    predict_labels,
+)
 from tfcomp.nets import registry
 from tfcomp.nets.deeplab import load_backbone
 
@@ -49,6 +54,51 @@ def test_predictions_are_upsampled_by_8_and_cropped_to_the_label_size():
 def test_absent_classes_do_not_count():
     iou, miou = iou_from_confusion(np.array([[5, 0, 0], [1, 3, 0], [0, 0, 0]]))
     assert np.isnan(iou[2]) and miou == pytest.approx((5 / 6 + 3 / 4) / 2)
+
+
+class ColourNet(keras.Model):
+    """Logits at 1/8 of the image from its mean colour per 8 x 8 block: a fixed network."""
+
+    def call(self, x, training=False):
+        blocks = tf.nn.avg_pool2d(tf.cast(x, tf.float32), 8, 8, "SAME")
+        return {"logits": tf.concat([blocks, 255.0 - blocks], -1)}  # 6 classes
+
+
+def test_batched_evaluation_of_mixed_sizes_equals_one_image_at_a_time():
+    """Validation batches whole images of one size together (any order); every image counts
+    once and the scores equal a numpy confusion matrix accumulated one image at a time."""
+    rng = np.random.default_rng(1)
+    sizes = [(64, 64), (40, 56), (64, 64), (40, 56), (64, 64), (24, 32), (64, 64)]
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
+    masks = [rng.integers(0, 6, (h, w, 1), dtype=np.uint8) for h, w in sizes]
+    for m in masks:
+        m[:3] = segmentation.IGNORE
+    examples = tf.data.Dataset.from_generator(
+        lambda: zip(images, masks),
+        output_signature=(
+            tf.TensorSpec([None, None, 3], tf.uint8),
+            tf.TensorSpec([None, None, 1], tf.uint8),
+        ),
+    )
+    net = ColourNet()
+    matrix = np.zeros((6, 6), np.int64)
+    for image, mask in zip(images, masks):
+        truth = mask[..., 0].astype(np.int64)
+        prediction = predict_labels(net(image[None])["logits"], *image.shape[:2])[0].numpy()
+        valid = truth != segmentation.IGNORE
+        np.add.at(matrix, (truth[valid], prediction[valid]), 1)
+    iou, miou = iou_from_confusion(matrix)
+    evaluator = SegmenterEvaluator(net, 6)
+    for batch in (1, 3):
+        pipeline = segmentation.segmentation_pipeline(
+            examples, input_mode="rgb", training=False, batch_size=batch
+        )
+        shapes = [tuple(x.shape) for x, _ in pipeline]
+        assert sum(s[0] for s in shapes) == len(images) and max(s[0] for s in shapes) == batch
+        result = evaluator(pipeline)
+        assert result["images"] == len(images)
+        assert result["miou"] == pytest.approx(miou, abs=1e-12)
+        assert result["pixel_accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
 
 
 def test_backbone_starts_from_a_classifier_of_the_same_architecture():

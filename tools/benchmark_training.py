@@ -2,6 +2,7 @@
 
   .venv/bin/python tools/benchmark_training.py [--cases=codec,classifier_z,...] \
       [--precisions=float32,mixed_bfloat16] [--xla=off,on] [--steps=6] [--json=out.json]
+      [--merge]   (keep the rows of out.json this run does not measure)
 
 For each case (a trainer's step at a given network, width, input and batch): examples/s of a
 bare compiled training step (forward, backward, optimizer update on one fixed batch), and of
@@ -198,11 +199,34 @@ def main():
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     parser.add_argument("--xla", default="off,on")
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--json")
+    parser.add_argument("--json", help="write the rows here (after each row)")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of --json that this run does not measure (each row keeps the "
+        "matmul rate of its own run, its share is of that)",
+    )
     args = parser.parse_args()
     matmul = matmul_gmacs()
     print(f"4096^2 float32 matmul: {matmul:.0f} GMAC/s")
-    rows = []
+    rows, kept = [], []
+    if args.merge and args.json and os.path.exists(args.json):
+        earlier = io.read_json(args.json)
+        measured = {(c, p, x == "on") for c in args.cases.split(",")
+                    for p in args.precisions.split(",") for x in args.xla.split(",")}  # fmt: skip
+        for row in earlier["rows"]:
+            row.setdefault("matmul_gmacs_per_s", earlier["matmul_gmacs_per_s"])
+            if (row["case"], row["precision"], row["xla"]) not in measured:
+                kept.append(row)
+
+    def report():
+        every = kept + rows
+        return {
+            "matmul_gmacs_per_s": sorted({r.get("matmul_gmacs_per_s", matmul) for r in every}),
+            "cpu_count": os.cpu_count(),
+            "rows": sorted(every, key=lambda r: list(CASES).index(r["case"])),
+        }
+
     for name in args.cases.split(","):
         for precision in args.precisions.split(","):
             keras.mixed_precision.set_global_policy(precision)
@@ -215,7 +239,8 @@ def main():
                 except Exception as error:  # XLA may not compile every op here: say so
                     print(f"{name} {precision} xla={xla}: failed ({type(error).__name__})")
                     rows.append({"case": name, "precision": precision, "xla": jit,
-                                 "error": str(error).splitlines()[0][:200]})  # fmt: skip
+                                 "error": str(error).splitlines()[0][:200],
+                                 "matmul_gmacs_per_s": matmul})  # fmt: skip
                     continue
                 rate = 3 * macs * bare / 1e9
                 row = {
@@ -230,6 +255,7 @@ def main():
                     "train_gmacs_per_s": rate,
                     "share_of_matmul": rate / matmul,
                     "forward_macs": macs,
+                    "matmul_gmacs_per_s": matmul,
                 }
                 rows.append(row)
                 print(
@@ -238,14 +264,10 @@ def main():
                     f"{rate:6.1f} GMAC/s = {100 * rate / matmul:5.1f}% of matmul"
                 )
                 if args.json:  # after every row: a run stopped early keeps what it measured
-                    io.write_json(
-                        {"matmul_gmacs_per_s": matmul, "cpu_count": os.cpu_count(), "rows": rows},
-                        args.json,
-                    )
+                    io.write_json(report(), args.json)
     keras.mixed_precision.set_global_policy("float32")
     if args.json:
-        io.write_json({"matmul_gmacs_per_s": matmul, "cpu_count": os.cpu_count(), "rows": rows},
-                      args.json)  # fmt: skip
+        io.write_json(report(), args.json)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,15 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _runs(value):
+    return value if isinstance(value, list) else [value]
+
+
 def training(report):
     lines = [
-        f"4096^2 float32 matmul on this machine: {report['matmul_gmacs_per_s']:.0f} GMAC/s "
-        f"({report['cpu_count']} CPUs).",
+        "4096^2 float32 matmul on this machine, measured in each run of the tool: "
+        f"{' / '.join(f'{m:.0f}' for m in _runs(report['matmul_gmacs_per_s']))} GMAC/s "
+        f"({report['cpu_count']} CPUs); each row's share is of its own run's.",
         "",
         *([f"Partial run: {report['partial']}.", ""] if report.get("partial") else []),
         "| case | batch | precision | XLA | bare step ex/s | through the loop ex/s | loop "

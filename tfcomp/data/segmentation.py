@@ -138,9 +138,10 @@ def segmentation_pipeline(
     """Batches of (x, mask int32 [N, H, W]) for the step (`tfcomp.data.device`
     .SegmentationInputs makes the model input there); no network runs here.
 
-    Evaluation: single whole examples (batch 1, any size): the image, or the stored z, with its
-    mask. Training, from images: image and mask padded to the crop (mean colour, ignore label),
-    cut at the same random place and mirrored together; the codec, if any, encodes the crop in
+    Evaluation: whole examples (any size), the image or the stored z with its mask, batched up
+    to `batch_size` examples of one size (order changes; scores summed over images do not).
+    Training, from images: image and mask padded to the crop (mean colour, ignore label), cut at
+    the same random place and mirrored together; the codec, if any, encodes the crop in
     the step (a crop_size that is a multiple of 8 gives z of crop_size / 8). From a store: z
     (padded with zeros) and mask cut at the same place, z's crop crop_size / 8 and the mask's
     crop_size, mirrored together; in reconstructed mode z keeps `device.DECODER_MARGIN` z pixels
@@ -151,7 +152,12 @@ def segmentation_pipeline(
         raise ValueError("a store holds z: input mode must be compressed or reconstructed")
     ds = examples.cache() if cache else examples
     if not training:
-        return ds.map(lambda x, m: (x[None], tf.cast(m[..., 0], tf.int32)[None]))
+        ds = ds.map(lambda x, m: (x, tf.cast(m[..., 0], tf.int32)))
+        return ds.group_by_window(
+            key_func=lambda x, m: tf.cast(tf.shape(m)[0] * 65536 + tf.shape(m)[1], tf.int64),
+            reduce_func=lambda key, same_size: same_size.batch(batch_size),
+            window_size=batch_size,
+        ).prefetch(tf.data.AUTOTUNE)
     margin = DECODER_MARGIN if (from_store and input_mode == "reconstructed") else 0
 
     def augment(x, mask):

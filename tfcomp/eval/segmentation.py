@@ -41,35 +41,50 @@ def iou_from_confusion(matrix):
     return iou, float(np.nanmean(iou)) if np.any(union > 0) else 0.0
 
 
-def evaluate_segmenter(model, pipeline, num_classes, classes=None, progress=None, transform=None):
-    """{'miou', 'per_class_iou', 'pixel_accuracy', 'images'} over (x, mask) batches.
+class SegmenterEvaluator:
+    """Scores of one model: `evaluator(pipeline, progress)` -> {'miou', 'per_class_iou',
+    'pixel_accuracy', 'images'} over (x, mask) batches; the compiled step is traced once per
+    input size and reused (a validation curve evaluates the same model many times).
 
     `transform(x, mask)`, when given, makes (model input, mask) inside the compiled function
     (the codec's part: `tfcomp.data.device.SegmentationInputs`)."""
 
-    @tf.function(reduce_retracing=True)
-    def step(x, labels):
-        if transform is not None:
-            x, labels = transform(x, labels)
-        logits = model(x, training=False)["logits"]
-        prediction = predict_labels(logits, tf.shape(labels)[1], tf.shape(labels)[2])
-        return confusion(prediction, labels, num_classes)
+    def __init__(self, model, num_classes, classes=None, transform=None):
+        self.num_classes = num_classes
+        self.names = classes or [str(i) for i in range(num_classes)]
 
-    matrix = np.zeros((num_classes, num_classes), np.int64)
-    count = 0
-    for i, (x, labels) in enumerate(pipeline):
-        matrix += step(x, labels).numpy()
-        count += int(labels.shape[0])
-        if progress is not None:
-            progress.update(i + 1)
-    iou, miou = iou_from_confusion(matrix)
-    names = classes or [str(i) for i in range(num_classes)]
-    return {
-        "miou": miou,
-        "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, iou)},
-        "pixel_accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
-        "images": count,
-    }
+        @tf.function(reduce_retracing=True)
+        def step(x, labels):
+            if transform is not None:
+                x, labels = transform(x, labels)
+            logits = model(x, training=False)["logits"]
+            prediction = predict_labels(logits, tf.shape(labels)[1], tf.shape(labels)[2])
+            return confusion(prediction, labels, num_classes)
+
+        self.step = step
+
+    def __call__(self, pipeline, progress=None):
+        matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
+        count = 0
+        for x, labels in pipeline:
+            matrix += self.step(x, labels).numpy()
+            count += int(labels.shape[0])
+            if progress is not None:
+                progress.update(count)
+        iou, miou = iou_from_confusion(matrix)
+        return {
+            "miou": miou,
+            "per_class_iou": {
+                n: (None if np.isnan(v) else float(v)) for n, v in zip(self.names, iou)
+            },
+            "pixel_accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+            "images": count,
+        }
+
+
+def evaluate_segmenter(model, pipeline, num_classes, classes=None, progress=None, transform=None):
+    """One evaluation (`SegmenterEvaluator`); `progress` counts images."""
+    return SegmenterEvaluator(model, num_classes, classes, transform)(pipeline, progress)
 
 
 def class_fractions(labels, classes):

@@ -20,7 +20,7 @@ from tfcomp.codec.files import CodecFiles
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import classification, store
 from tfcomp.data.device import CodecInputs
-from tfcomp.eval.classification import evaluate_classifier
+from tfcomp.eval.classification import ClassifierEvaluator
 from tfcomp.eval.models import load_codec
 from tfcomp.nets import registry
 from tfcomp.train import distribute, loop
@@ -156,17 +156,21 @@ class ClassifierTask(outline.Task):
         self.train_steps = int(math.ceil(config.epochs * self.steps_per_epoch))
         self.mean = input_mean(plain, config.input_mode, self.eval_inputs)
         self.val, self.num_val, _ = self.inputs("val", False, config.batch_size, config.val_limit)
+        self.evaluator = None  # built with the model
         every = config.curve_every_epochs * self.steps_per_epoch
         self.curve = loop.Curve(
             strategy,
             path=os.path.join(model_dir, "curve.json"),
             every=max(1, round(every)) if every > 0 else 0,
             last=self.train_steps,
-            evaluate=lambda state, step: {
-                "epoch": step / self.steps_per_epoch,
-                **evaluate_classifier(state["model"], self.val, transform=self.eval_inputs),
-            },
+            evaluate=lambda state, step: self.evaluate(state["model"]),
+            point=lambda step: {"epoch": step / self.steps_per_epoch},
         )
+
+    def evaluate(self, model, progress=None):
+        if self.evaluator is None:
+            self.evaluator = ClassifierEvaluator(model, self.eval_inputs)
+        return self.evaluator(self.val, progress)
 
     def eval_inputs(self, x):
         return self.host_inputs(x, training=False)
@@ -202,8 +206,11 @@ class ClassifierTask(outline.Task):
         self.curve.after_step(before, step, state)
 
     def finish(self, state, progress):
-        batches = math.ceil(self.num_val / self.config.batch_size)
-        bar = keras.utils.Progbar(batches) if progress else None
-        metrics = evaluate_classifier(state["model"], self.val, bar, self.eval_inputs)
+        metrics = self.curve.at(self.train_steps)
+        if metrics is None:
+            batches = math.ceil(self.num_val / self.config.batch_size)
+            metrics = self.evaluate(
+                state["model"], keras.utils.Progbar(batches) if progress else None
+            )
         card = network_card(self.config, self.codec, self.classes)
         return outline.Finished(models={"classifier": (state["model"], card)}, metrics=metrics)

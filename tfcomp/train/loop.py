@@ -264,16 +264,26 @@ def append_curve(path, step, values):
 
 
 class Curve:
-    """A validation curve (Fig. 3, Fig. 4) at `path`: `evaluate(state, step)` appended at the
-    first call boundary at or after every multiple of `every` steps and at step `last`, on the
-    chief only; `every` <= 0 records nothing."""
+    """A validation curve (Fig. 3, Fig. 4) at `path`: `evaluate(state, step)` ({name: value})
+    at the first call boundary at or after every multiple of `every` steps and at step `last`, on
+    the chief only, its `fields` (default: all) appended with `point(step)`; `every` <= 0 records
+    nothing. `at(step)` gives what the evaluation at `step` returned in this process: a trainer's
+    final evaluation reuses the curve's last point instead of evaluating the same model twice."""
 
-    def __init__(self, strategy, *, path, every, last, evaluate):
+    def __init__(self, strategy, *, path, every, last, evaluate, fields=None, point=None):
         self.path, self.every, self.last, self.evaluate = path, every, last, evaluate
+        self.fields, self.point = fields, point
         self.chief = distribute.is_chief(strategy)
+        self.latest = None  # (step, values)
 
     def after_step(self, before, step, state):
         if self.every <= 0 or not self.chief:
             return
         if crossed(before, step, self.every) or step == self.last:
-            append_curve(self.path, step, self.evaluate(state, step))
+            values = self.evaluate(state, step)
+            self.latest = (step, values)
+            kept = {k: values[k] for k in self.fields} if self.fields else dict(values)
+            append_curve(self.path, step, {**(self.point(step) if self.point else {}), **kept})
+
+    def at(self, step):
+        return self.latest[1] if self.latest is not None and self.latest[0] == step else None

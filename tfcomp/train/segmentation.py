@@ -20,7 +20,7 @@ from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import segmentation, store
 from tfcomp.data.device import SegmentationInputs
 from tfcomp.eval.models import load_codec, load_keras
-from tfcomp.eval.segmentation import evaluate_segmenter
+from tfcomp.eval.segmentation import SegmenterEvaluator
 from tfcomp.nets import registry
 from tfcomp.nets.deeplab import freeze_batch_norm, load_backbone, upsample
 from tfcomp.train import distribute, loop
@@ -80,26 +80,28 @@ class SegmenterTask(outline.Task):
             input_mode=config.input_mode, cache=config.cache, from_store=self.from_store
         )
         self.val = segmentation.segmentation_pipeline(
-            val_examples, training=False, batch_size=1, **self.pipeline
+            val_examples, training=False, batch_size=config.batch_size, **self.pipeline
         )
+        self.evaluator = None  # built with the model
         self.train_steps = config.train_steps
         self.curve = loop.Curve(
             strategy,
             path=os.path.join(model_dir, "curve.json"),
             every=config.curve_every_steps,
             last=config.train_steps,
-            evaluate=lambda state, step: {"miou": self.evaluate(state["model"])["miou"]},
+            evaluate=lambda state, step: self.evaluate(state["model"]),
+            fields=("miou",),
         )
 
     def evaluate(self, model, progress=None):
-        return evaluate_segmenter(
-            model,
-            self.val,
-            len(self.classes),
-            list(self.classes),
-            progress,
-            transform=lambda x, mask: self.host_inputs(x, mask, training=False),
-        )
+        if self.evaluator is None:
+            self.evaluator = SegmenterEvaluator(
+                model,
+                len(self.classes),
+                list(self.classes),
+                transform=lambda x, mask: self.host_inputs(x, mask, training=False),
+            )
+        return self.evaluator(self.val, progress)
 
     def build_state(self):
         c = self.config
@@ -147,8 +149,9 @@ class SegmenterTask(outline.Task):
         self.curve.after_step(before, step, state)
 
     def finish(self, state, progress):
-        metrics = self.evaluate(
-            state["model"], keras.utils.Progbar(self.num_val) if progress else None
-        )
+        metrics = self.curve.at(self.train_steps)
+        if metrics is None:
+            bar = keras.utils.Progbar(self.num_val) if progress else None
+            metrics = self.evaluate(state["model"], bar)
         card = network_card(self.config, self.codec, self.classes)
         return outline.Finished(models={"segmenter": (state["model"], card)}, metrics=metrics)
