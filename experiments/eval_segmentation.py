@@ -26,6 +26,12 @@ from tfcomp.eval.segmentation import evaluate_segmenter, predict_labels
 flags.DEFINE_list("model_dirs", None, "Folders of trained segmenters.", required=True)
 flags.DEFINE_string("figure", None, "Write a Fig. 5 style PNG here.")
 flags.DEFINE_integer("figure_images", 3, "Rows of the figure.")
+flags.DEFINE_bool(
+    "evaluate",
+    True,
+    "Score every model on the validation images; false: the figure only (each trainer's "
+    "result.json already holds its model's scores).",
+)
 FLAGS = flags.FLAGS
 
 
@@ -87,7 +93,7 @@ def main(argv):
     loaded = [load_trained(d, "segmenter") for d in FLAGS.model_dirs]
     limit = FLAGS.limit or configs.get("eval", FLAGS.config).fig5_limit
     results = {}
-    for model_dir, trained in zip(FLAGS.model_dirs, loaded):
+    for model_dir, trained in zip(FLAGS.model_dirs, loaded if FLAGS.evaluate else []):
         dataset, tfds_dir, manual, batch = source(model_dir)
         examples, count, classes = segmentation.segmentation_dataset(
             dataset, FLAGS.split, tfds_dir, manual, limit=limit
@@ -106,11 +112,12 @@ def main(argv):
         results[model_dir] = {"arch": trained.card["arch"], "input_mode": trained.input_mode}
         results[model_dir].update(result)
         print(f"{model_dir}: mIoU {result['miou']:.4f}")
-    if FLAGS.output:
+    if FLAGS.output and FLAGS.evaluate:
         io.write_json(results, FLAGS.output)
     if FLAGS.figure:
         figure(loaded, FLAGS.figure)
-    print(json.dumps({k: v["miou"] for k, v in results.items()}, indent=2))
+    if results:
+        print(json.dumps({k: v["miou"] for k, v in results.items()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ def main(argv):
         write(f"{flags['out']}/manifest.json", {"splits": {}})
     elif target == "experiments.eval_segmentation":
         write(flags["figure"], "png")
-        write(flags["output"], {})
+        if "output" in flags:
+            write(flags["output"], {})
     elif target.endswith("tools/benchmark_inference.py"):
         row = {"batch": 1, "rgb_net": "decoder+resnet50", "compressed_net": "cresnet51"}
         row.update(rgb_ms=2.0, compressed_ms=1.0)

@@ -137,7 +137,7 @@ def test_steps_name_a_preset_and_data_paths_only(tmp_path, scale):
     plan = table2_plan(scale, str(tmp_path), ALL_POINTS, ["bpp0.0983"], env)
     wiring = {"model_dir", "operating_point", "arch", "input_mode", "codec", "classifier"}
     wiring |= {"init_classifier", "mode", "codecs", "output_dir", "model_dirs", "figure"}
-    wiring |= {"output", "json", "baselines", "for", "out", "dataset"}
+    wiring |= {"output", "json", "baselines", "for", "out", "dataset", "evaluate"}
     data = {"small": {"data_dir"}, "paper": {"manual_dir", "tfds_data_dir"}}.get(scale, set())
     for step in plan.steps:
         flags = dict(a[2:].split("=", 1) for a in step.argv if a.startswith("--"))

@@ -369,6 +369,7 @@ PRESET_OVERRIDES = {
             learning_rate=1e-3,
             batch_size=8,
             crop_size=48,
+            cache=True,
             checkpoint_every=200,
             collapse_retries=2,
         ),

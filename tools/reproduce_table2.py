@@ -200,8 +200,8 @@ def table2_plan(scale, out, points, joint_points, env):
         "experiments.eval_segmentation",
         f"--model_dirs={','.join(fig5)}",
         f"--figure={out}/figures/fig5_segmentation.png",
-        f"--output={out}/seg/eval_all.json",
-        f"--config={plan.scale}",  # only for the preset's fig5_limit: data come with the models
+        "--evaluate=false",  # each segmenter's result.json has its scores
+        f"--config={plan.scale}",  # data come with the models
         config=False,
         needs=["seg/" + os.path.relpath(d, f"{out}/seg") for d in fig5],
     )
@@ -324,8 +324,10 @@ class Launcher:
     def __init__(self, python, jobs):
         self.python, self.popens = python, {}
         # Steps running side by side share the cores: each gets its share as TensorFlow's
-        # thread pools (idle pool threads spin; three steps with two threads each on 2 cores
-        # measured N% more CPU time than with one each). Settings in the environment win.
+        # thread pools, not a pool per core per step whose idle threads spin on cores the
+        # other steps need (at tiny scale, 3 steps on 2 cores: together with the forks and the
+        # evaluation changes, a classifier step's CPU time went from 64 to 51 s on average, a
+        # segmenter's from 84 to 70 s). Settings in the environment win.
         share = str(max(1, (os.cpu_count() or 1) // jobs))
         self.env = dict(os.environ)
         if jobs > 1:
