@@ -219,3 +219,32 @@ def test_forked_steps_run_scripts_and_modules_like_python_does(tmp_path):
     assert "nonesuch" in (tmp_path / "module.log").read_text()
     assert results["crash"][0] == 1
     assert "No module named no_such_module_here" in (tmp_path / "crash.log").read_text()
+
+
+def test_collected_results_keep_the_small_files_only(tmp_path):
+    """tools/collect_results.py: results, configs, curves, timings and tables into the
+    repository; models, checkpoints, stores and logs stay behind; the destination is replaced."""
+    run = tmp_path / "run"
+    files = {
+        "table2.md": "|", "table2.csv": "a", "timing.json": "{}", "flops.json": "[]",
+        "cls/a/result.json": "{}", "cls/a/config.json": "{}", "cls/a/curve.json": "[]",
+        "cls/a/classifier.keras": "model", "cls/a/checkpoints/ckpt-1.index": "x",
+        "stores/p/classifier/manifest.json": "{}", "logs/flops.log": "log",
+        "rd/rd.json": "{}", "bench/inference.json": "{}", "seg/eval_all.json": "{}",
+    }  # fmt: skip
+    for name, text in files.items():
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text(text)
+    dest = tmp_path / "results"
+    (dest / "old").mkdir(parents=True)
+    tool = os.path.join(ROOT, "tools", "collect_results.py")
+    assert subprocess.run([sys.executable, tool, str(run), str(dest)]).returncode == 0
+    copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert copied == sorted(
+        ["table2.md", "table2.csv", "timing.json", "flops.json", "cls/a/result.json",
+         "cls/a/config.json", "cls/a/curve.json", "rd/rd.json", "bench/inference.json"]
+    )  # fmt: skip
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = subprocess.run([sys.executable, tool, str(empty), str(dest)], capture_output=True)
+    assert refused.returncode == 2 and b"no finished run" in refused.stderr
