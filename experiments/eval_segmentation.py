@@ -93,7 +93,8 @@ def main(argv):
     loaded = [load_trained(d, "segmenter") for d in FLAGS.model_dirs]
     limit = FLAGS.limit or configs.get("eval", FLAGS.config).fig5_limit
     results = {}
-    for model_dir, trained in zip(FLAGS.model_dirs, loaded if FLAGS.evaluate else []):
+    scored = zip(FLAGS.model_dirs, loaded) if FLAGS.evaluate else ()
+    for model_dir, trained in scored:
         dataset, tfds_dir, manual, batch = source(model_dir)
         examples, count, classes = segmentation.segmentation_dataset(
             dataset, FLAGS.split, tfds_dir, manual, limit=limit

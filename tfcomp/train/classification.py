@@ -156,20 +156,18 @@ class ClassifierTask(outline.Task):
         self.train_steps = int(math.ceil(config.epochs * self.steps_per_epoch))
         self.mean = input_mean(plain, config.input_mode, self.eval_inputs)
         self.val, self.num_val, _ = self.inputs("val", False, config.batch_size, config.val_limit)
-        self.evaluator = None  # built with the model
         every = config.curve_every_epochs * self.steps_per_epoch
         self.curve = loop.Curve(
             strategy,
             path=os.path.join(model_dir, "curve.json"),
             every=max(1, round(every)) if every > 0 else 0,
             last=self.train_steps,
-            evaluate=lambda state, step: self.evaluate(state["model"]),
+            evaluate=lambda state, step: self.evaluate(),
             point=lambda step: {"epoch": step / self.steps_per_epoch},
         )
 
-    def evaluate(self, model, progress=None):
-        if self.evaluator is None:
-            self.evaluator = ClassifierEvaluator(model, self.eval_inputs)
+    def evaluate(self, progress=None):
+        """Scores of the model being trained on the validation split."""
         return self.evaluator(self.val, progress)
 
     def eval_inputs(self, x):
@@ -192,6 +190,7 @@ class ClassifierTask(outline.Task):
         size = classification.model_crop_size(c.input_mode, c.crop_size)
         model(tf.zeros([1, size, size, channels]))
         model.set_input_mean(self.mean)
+        self.evaluator = ClassifierEvaluator(model, self.eval_inputs)  # traced once, reused
         return {"model": model, "optimizer": sgd(c, self.steps_per_epoch)}
 
     def dataset(self, batch_size):
@@ -209,8 +208,6 @@ class ClassifierTask(outline.Task):
         metrics = self.curve.at(self.train_steps)
         if metrics is None:
             batches = math.ceil(self.num_val / self.config.batch_size)
-            metrics = self.evaluate(
-                state["model"], keras.utils.Progbar(batches) if progress else None
-            )
+            metrics = self.evaluate(keras.utils.Progbar(batches) if progress else None)
         card = network_card(self.config, self.codec, self.classes)
         return outline.Finished(models={"classifier": (state["model"], card)}, metrics=metrics)

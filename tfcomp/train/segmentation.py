@@ -82,25 +82,18 @@ class SegmenterTask(outline.Task):
         self.val = segmentation.segmentation_pipeline(
             val_examples, training=False, batch_size=config.batch_size, **self.pipeline
         )
-        self.evaluator = None  # built with the model
         self.train_steps = config.train_steps
         self.curve = loop.Curve(
             strategy,
             path=os.path.join(model_dir, "curve.json"),
             every=config.curve_every_steps,
             last=config.train_steps,
-            evaluate=lambda state, step: self.evaluate(state["model"]),
+            evaluate=lambda state, step: self.evaluate(),
             fields=("miou",),
         )
 
-    def evaluate(self, model, progress=None):
-        if self.evaluator is None:
-            self.evaluator = SegmenterEvaluator(
-                model,
-                len(self.classes),
-                list(self.classes),
-                transform=lambda x, mask: self.host_inputs(x, mask, training=False),
-            )
+    def evaluate(self, progress=None):
+        """Scores of the model being trained on the validation split."""
         return self.evaluator(self.val, progress)
 
     def build_state(self):
@@ -119,6 +112,12 @@ class SegmenterTask(outline.Task):
             model.backbone.set_input_mean(np.array(RGB_MEAN, np.float32))
         if c.freeze_batch_norm:
             freeze_batch_norm(model)
+        self.evaluator = SegmenterEvaluator(  # traced once, reused by every evaluation
+            model,
+            len(self.classes),
+            list(self.classes),
+            transform=lambda x, mask: self.host_inputs(x, mask, training=False),
+        )
         schedule = keras.optimizers.schedules.PolynomialDecay(
             c.learning_rate, max(1, c.train_steps), end_learning_rate=0.0, power=c.lr_power
         )
@@ -152,6 +151,6 @@ class SegmenterTask(outline.Task):
         metrics = self.curve.at(self.train_steps)
         if metrics is None:
             bar = keras.utils.Progbar(self.num_val) if progress else None
-            metrics = self.evaluate(state["model"], bar)
+            metrics = self.evaluate(bar)
         card = network_card(self.config, self.codec, self.classes)
         return outline.Finished(models={"segmenter": (state["model"], card)}, metrics=metrics)
