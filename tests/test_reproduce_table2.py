@@ -248,3 +248,28 @@ def test_collected_results_keep_the_small_files_only(tmp_path):
     empty.mkdir()
     refused = subprocess.run([sys.executable, tool, str(empty), str(dest)], capture_output=True)
     assert refused.returncode == 2 and b"no finished run" in refused.stderr
+
+
+def test_benchmark_merge_keeps_earlier_rows_until_they_are_measured_again():
+    """tools/benchmark_training.py --merge: a row of the earlier file is dropped only once this
+    run has measured its (case, precision, xla), and keeps its own run's matmul rate."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from benchmark_training import merged_rows
+
+    def row(case, precision, share, matmul=None):
+        r = {"case": case, "precision": precision, "xla": False, "share": share}
+        return r if matmul is None else dict(r, matmul_gmacs_per_s=matmul)
+
+    earlier = {
+        "matmul_gmacs_per_s": 80.0,
+        "rows": [row("codec", "float32", 1.1), row("resnet50", "float32", 0.5, 90.0)],
+    }
+    # Stopped after re-measuring nothing: every earlier row is still there.
+    assert merged_rows(earlier, []) == [
+        row("codec", "float32", 1.1, 80.0),
+        row("resnet50", "float32", 0.5, 90.0),
+    ]
+    # One row measured again: it replaces its earlier row only.
+    new = row("resnet50", "float32", 0.6, 85.0)
+    assert merged_rows(earlier, [new]) == [row("codec", "float32", 1.1, 80.0), new]
+    assert merged_rows(None, [new]) == [new]

@@ -193,6 +193,19 @@ def loop_rate(build, data, loss_fn, steps, jit_compile):
     return len(tf.nest.flatten(data)[0]) / statistics.median(gaps)
 
 
+def merged_rows(earlier, rows):
+    """`earlier`'s rows (a report, or None) that `rows` do not replace, then `rows`: an earlier
+    row stays until this run has measured its (case, precision, xla), so a run stopped early
+    keeps every row it did not reach. Earlier rows keep their own run's matmul rate."""
+    key = lambda r: (r["case"], r["precision"], r["xla"])  # noqa: E731
+    replaced = {key(r) for r in rows}
+    kept = []
+    for row in (earlier or {}).get("rows", []):
+        if key(row) not in replaced:
+            kept.append({"matmul_gmacs_per_s": earlier["matmul_gmacs_per_s"], **row})
+    return kept + list(rows)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=",".join(CASES))
@@ -209,18 +222,12 @@ def main():
     args = parser.parse_args()
     matmul = matmul_gmacs()
     print(f"4096^2 float32 matmul: {matmul:.0f} GMAC/s")
-    rows, kept = [], []
+    rows, earlier = [], None
     if args.merge and args.json and os.path.exists(args.json):
         earlier = io.read_json(args.json)
-        measured = {(c, p, x == "on") for c in args.cases.split(",")
-                    for p in args.precisions.split(",") for x in args.xla.split(",")}  # fmt: skip
-        for row in earlier["rows"]:
-            row.setdefault("matmul_gmacs_per_s", earlier["matmul_gmacs_per_s"])
-            if (row["case"], row["precision"], row["xla"]) not in measured:
-                kept.append(row)
 
     def report():
-        every = kept + rows
+        every = merged_rows(earlier, rows)
         return {
             "matmul_gmacs_per_s": sorted({r.get("matmul_gmacs_per_s", matmul) for r in every}),
             "cpu_count": os.cpu_count(),
