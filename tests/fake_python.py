@@ -28,7 +28,7 @@ def main(argv):
     flags = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
     target = argv[1] if argv[0] == "-m" else argv[0]
     with open(os.environ["FAKE_LOG"], "a") as f:
-        keys = ("config", "mode", "codec", "classifier", "init_classifier", "dataset")
+        keys = ("config", "mode", "codec", "classifier", "init_classifier", "dataset", "seed")
         wiring = [f"{k}={flags[k]}" for k in keys if k in flags]
         line = [target, flags.get("model_dir", flags.get("output_dir", "")), *wiring]
         f.write(" ".join(line) + "\n")

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -108,6 +109,48 @@ def test_tiny_grid_runs_every_step_once_and_resumes_after_a_failure(tmp_path, jo
         assert (run / "figures" / name).stat().st_size > 0, name
 
 
+def test_seeded_rows_train_each_seed_and_report_mean_and_interval(tmp_path):
+    """--seeds=3: the 0.0983 bpp classifiers and segmenters and the whole joint chain train with
+    seeds 0, 1, 2 (NAME, NAME.seed1, NAME.seed2, each from its own seed's classifier); other
+    points keep one seed; the tables give each seeded row's mean and 95% interval."""
+    result = drive(tmp_path, "--scale=tiny", "--points=bpp0.0983,bpp0.635", "--seeds=3")
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "run"
+    by_dir = {os.path.normpath(c.split()[1]): c for c in calls(tmp_path) if len(c.split()) > 1}
+    for seed, suffix in ((1, ".seed1"), (2, ".seed2")):
+        c51 = run / "cls" / "bpp0.0983" / f"cresnet51{suffix}"
+        assert f"seed={seed}" in by_dir[str(c51)]
+        seg = by_dir[str(run / "seg" / "bpp0.0983" / f"cresnet51_d{suffix}")]
+        assert f"init_classifier={c51 / 'classifier.keras'}" in seg and f"seed={seed}" in seg
+        joint = by_dir[str(run / "joint" / f"bpp0.0983{suffix}" / "joint")]
+        assert f"classifier={c51 / 'classifier.keras'}" in joint and f"seed={seed}" in joint
+        control = by_dir[str(run / "joint" / f"bpp0.0983{suffix}" / "control")]
+        scratch = run / "joint" / f"bpp0.0983{suffix}" / "control_scratch"
+        assert f"classifier={scratch / 'classifier.keras'}" in control
+    assert not (run / "cls" / "bpp0.635" / "cresnet51.seed1").exists()
+    rows = {(r["point"], r["network"]): r for r in csv.DictReader(open(run / "table2.csv"))}
+    c51 = rows[("bpp0.0983", "cResNet-51")]
+    top1 = [100 * score(str(run / "cls/bpp0.0983" / f"cresnet51{s}")) / 2 for s in SUFFIXES]
+    sd = float(np.std(top1, ddof=1))
+    assert float(c51["top1"]) == pytest.approx(np.mean(top1))
+    # 95% Student-t half-width with 2 degrees of freedom: 4.3027 s / sqrt(3).
+    assert float(c51["top1_ci95"]) == pytest.approx(4.302653 * sd / np.sqrt(3), rel=1e-5)
+    assert (c51["seeds"], c51["seg_seeds"]) == ("3", "3")
+    single = rows[("bpp0.635", "cResNet-51")]
+    assert (single["seeds"], single["top1_ci95"]) == ("1", "")
+    assert (
+        f"{float(c51['top1']):.2f} ± {float(c51['top1_ci95']):.2f}"
+        in (run / "table2.md").read_text()
+    )
+    joint = {r["training"]: r for r in csv.DictReader(open(run / "table2_joint.csv"))}
+    scores = [100 * score(str(run / "joint" / f"bpp0.0983{s}" / "joint")) / 2 for s in SUFFIXES]
+    assert float(joint["joint ft."]["top1"]) == pytest.approx(np.mean(scores))
+    assert joint["joint ft."]["seeds"] == "3"
+
+
+SUFFIXES = ("", ".seed1", ".seed2")
+
+
 def score(text):
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     from fake_python import score as fake_score
@@ -138,6 +181,7 @@ def test_steps_name_a_preset_and_data_paths_only(tmp_path, scale):
     wiring = {"model_dir", "operating_point", "arch", "input_mode", "codec", "classifier"}
     wiring |= {"init_classifier", "mode", "codecs", "output_dir", "model_dirs", "figure"}
     wiring |= {"output", "json", "baselines", "for", "out", "dataset", "evaluate"}
+    wiring |= {"seed"}  # which of a row's seeds a step trains (the plan's, not a setting)
     data = {"small": {"data_dir"}, "paper": {"manual_dir", "tfds_data_dir"}}.get(scale, set())
     for step in plan.steps:
         flags = dict(a[2:].split("=", 1) for a in step.argv if a.startswith("--"))

@@ -1,7 +1,8 @@
 """The paper's Table 2 and figures with one driver, over the `experiments` commands.
 
   tools/reproduce_table2.sh --scale=tiny  [--out=DIR] [--points=bpp0.0983,...]
-  tools/reproduce_table2.sh --scale=small [--out=DIR] [--points=...]    (DATA=../shared/datasets)
+  tools/reproduce_table2.sh --scale=small [--out=DIR] [--points=...] [--seeds=N]
+      (DATA=../shared/datasets)
   tools/reproduce_table2.sh --scale=paper [--out=DIR]    (MANUAL=dir with the ImageNet tars,
       VOC_MANUAL=dir with VOCtrainval_11-May-2012.tar and benchmark.tgz, TFDS_DIR=prepared data)
 
@@ -10,7 +11,9 @@ Scales are the presets of `tfcomp.configs`: every step runs its experiment with
 there. Per operating point: the codec, the Table 2 classifiers (ResNet-50 on reconstructions,
 cResNet-51 / -39 on z; ResNet-71 / cResNet-72 at 0.0983 bpp), the segmenters started from them,
 and at the joint points Section 6's joint training and its control; the RGB baseline rows, the
-rate-distortion curves, Fig. 5 and Fig. 12.
+rate-distortion curves, Fig. 5 and Fig. 12. Where the paper's effects are a point or two (the
+0.0983 bpp classification and segmentation rows, joint training and its control) each row trains
+with `SEEDS[scale]` seeds (3 at small scale, `--seeds=N` to change), in NAME, NAME.seed1, ...
 
 Every step writes its result file last (atomically); a step whose result exists is skipped, so
 an interrupted reproduction resumes where it stopped (trainers also resume from checkpoints).
@@ -41,6 +44,11 @@ ALL_POINTS = ("bpp0.0983", "bpp0.330", "bpp0.635")
 DEFAULT_POINTS = {"tiny": ALL_POINTS, "small": ("bpp0.0983",), "paper": ALL_POINTS}
 JOINT_POINTS = {"tiny": ("bpp0.0983",), "small": ("bpp0.0983",), "paper": ("bpp0.0983", "bpp0.635")}
 DEFAULT_JOBS = {"tiny": 3, "small": 2, "paper": 1}
+# Seeds of the rows where the paper's effects are a point or two (the 0.0983 bpp classification
+# and segmentation rows, joint training and its control); every other row has one. Seed k > 0
+# trains in NAME.seedK beside NAME (seed 0); tools/table2.py reports mean and 95% interval.
+SEEDS = {"tiny": 1, "small": 3, "paper": 1}
+SEEDED_POINT = "bpp0.0983"
 # Table 2's rows: per point, the networks and whether they read z.
 NETWORKS = ("resnet50", "cresnet51", "cresnet39")
 EXTRA_AT_LOW_RATE = ("resnet71", "cresnet72")  # 0.0983 bpp only
@@ -54,13 +62,23 @@ class Step:
     needs: tuple = ()  # names of steps that must be done first
 
 
+def seeded(name, seed):
+    """The folder / step name of `name` trained with `seed` (seed 0: `name` itself)."""
+    return name if seed == 0 else f"{name}.seed{seed}"
+
+
 class Plan:
     """The steps of one reproduction, in launch order."""
 
-    def __init__(self, scale, out, points, data_args):
+    def __init__(self, scale, out, points, data_args, seeds=1):
         self.scale, self.out, self.data_args = scale, out, data_args
         self.steps = []
         self.points = points
+        self.num_seeds = seeds
+
+    def seeds(self, point):
+        """The seeds of the rows at `point`."""
+        return range(self.num_seeds if point == SEEDED_POINT else 1)
 
     def add(self, name, result, module, *args, needs=(), config=True, data="classifier"):
         argv = ["-m", module] if not module.endswith(".py") else [module]
@@ -88,11 +106,12 @@ class Plan:
         )
         return f"--dataset=store:{folder}", step
 
-    def classifier(self, name, arch, mode, codec=None, store=None, needs=()):
+    def classifier(self, name, arch, mode, codec=None, store=None, needs=(), seed=0):
         folder = os.path.normpath(f"{self.out}/cls/{name}")
         args = [f"--arch={arch}", f"--input_mode={mode}", f"--model_dir={folder}"]
         args += [f"--codec={codec}"] if codec else []
         args += [store] if store else []
+        args += [f"--seed={seed}"] if seed else []
         self.add(
             f"cls/{name}",
             f"{folder}/result.json",
@@ -101,13 +120,14 @@ class Plan:
             needs=needs,
         )
 
-    def segmenter(self, name, arch, mode, init_step, codec=None, store=None, needs=()):
+    def segmenter(self, name, arch, mode, init_step, codec=None, store=None, needs=(), seed=0):
         folder = os.path.normpath(f"{self.out}/seg/{name}")
         init = os.path.normpath(f"{self.out}/{init_step}/classifier.keras")
         args = [f"--arch={arch}", f"--input_mode={mode}", f"--init_classifier={init}"]
         args.append(f"--model_dir={folder}")
         args += [f"--codec={codec}"] if codec else []
         args += [store] if store else []
+        args += [f"--seed={seed}"] if seed else []
         self.add(
             f"seg/{name}",
             f"{folder}/result.json",
@@ -125,9 +145,10 @@ def shared_store(scale):
     return scale == "tiny"
 
 
-def table2_plan(scale, out, points, joint_points, env):
+def table2_plan(scale, out, points, joint_points, env, seeds=None):
     """The whole Table 2 grid as a `Plan`. Classifiers and segmenters on a codec read stores
-    encoded once per operating point (the codec never runs in an input pipeline)."""
+    encoded once per operating point (the codec never runs in an input pipeline). `seeds`:
+    the number at `SEEDED_POINT` (default the scale's)."""
 
     def data_args(kind):
         if scale == "small":
@@ -137,7 +158,7 @@ def table2_plan(scale, out, points, joint_points, env):
         manual = env["VOC_MANUAL"] if kind == "segmenter" else env["MANUAL"]
         return [f"--manual_dir={manual}", f"--tfds_data_dir={env['TFDS_DIR']}"]
 
-    plan = Plan(scale, out, points, data_args)
+    plan = Plan(scale, out, points, data_args, SEEDS[scale] if seeds is None else seeds)
     plan.add(
         "flops",
         f"{out}/flops.json",
@@ -165,11 +186,14 @@ def table2_plan(scale, out, points, joint_points, env):
         flag, step = stores[p, "classifier"]
         for net in NETWORKS + (EXTRA_AT_LOW_RATE if p == "bpp0.0983" else ()):
             mode = "compressed" if net.startswith("c") else "reconstructed"
-            plan.classifier(f"{p}/{net}", net, mode, plan.codec(p), flag, needs=[step])
+            for seed in plan.seeds(p):
+                name = seeded(f"{p}/{net}", seed)
+                plan.classifier(name, net, mode, plan.codec(p), flag, needs=[step], seed=seed)
     # Joint training's chain of steps is the longest: it starts as soon as its classifier is
     # there (steps start in this order when the steps they need are done).
     for p in joint_points:
-        joint_steps(plan, p)
+        for seed in plan.seeds(p):
+            joint_steps(plan, p, seed)
     plan.add(
         "rate_distortion",
         f"{out}/rd/rd.json",
@@ -183,15 +207,17 @@ def table2_plan(scale, out, points, joint_points, env):
         flag, step = stores[p, "segmenter"]
         for net in NETWORKS + (EXTRA_AT_LOW_RATE if p == "bpp0.0983" else ()):
             mode = "compressed" if net.startswith("c") else "reconstructed"
-            plan.segmenter(
-                f"{p}/{net}_d",
-                f"{net}_d",
-                mode,
-                f"cls/{p}/{net}",
-                plan.codec(p),
-                flag,
-                needs=[step],
-            )
+            for seed in plan.seeds(p):
+                plan.segmenter(
+                    seeded(f"{p}/{net}_d", seed),
+                    f"{net}_d",
+                    mode,
+                    seeded(f"cls/{p}/{net}", seed),
+                    plan.codec(p),
+                    flag,
+                    needs=[step],
+                    seed=seed,
+                )
     fig5 = [f"{out}/seg/rgb/resnet50_d"]
     fig5 += [f"{out}/seg/{p}/{net}_d" for p in points for net in ("resnet50", "cresnet51")]
     plan.add(
@@ -216,80 +242,95 @@ def table2_plan(scale, out, points, joint_points, env):
     return plan
 
 
-def joint_steps(plan, p):
+def joint_steps(plan, p, seed=0):
     """Section 6 at point p: joint finetuning, and the control (codec finetuned alone, a
     cResNet-51 from scratch on it, then more epochs with that codec fixed), with segmenters
     from both classifiers and the codecs' rate-distortion (Fig. 11). Joint training runs the
-    encoder in its step; the networks trained after it read stores of the finetuned codecs."""
-    out, j = plan.out, f"{plan.out}/joint/{p}"
-    codec, c51 = plan.codec(p), f"{out}/cls/{p}/cresnet51/classifier.keras"
+    encoder in its step; the networks trained after it read stores of the finetuned codecs.
+    With `seed` k > 0 the whole chain runs again in joint/P.seedK, from cResNet-51's seed k."""
+    out, ps = plan.out, seeded(p, seed)
+    j = f"{out}/joint/{ps}"
+    codec = plan.codec(p)
+    c51_step = seeded(f"cls/{p}/cresnet51", seed)
+    seed_arg = [f"--seed={seed}"] if seed else []
     plan.add(
-        f"joint/{p}/joint",
+        f"joint/{ps}/joint",
         f"{j}/joint/result.json",
         "experiments.train_joint",
         "--mode=joint",
         f"--codec={codec}",
-        f"--classifier={c51}",
+        f"--classifier={out}/{c51_step}/classifier.keras",
         f"--model_dir={j}/joint",
-        needs=[f"cls/{p}/cresnet51"],
+        *seed_arg,
+        needs=[c51_step],
     )
     plan.add(
-        f"joint/{p}/codec_ft",
+        f"joint/{ps}/codec_ft",
         f"{j}/codec_ft/result.json",
         "experiments.train_joint",
         "--mode=codec_only",
         f"--codec={codec}",
         f"--model_dir={j}/codec_ft",
+        *seed_arg,
         needs=[f"codec_{p}"],
     )
     ft, jc = f"{j}/codec_ft/codec.keras", f"{j}/joint/codec.keras"
-    ft_cls = plan.store(f"joint_{p}_codec_ft", "classifier", ft, f"joint/{p}/codec_ft")
+    ft_cls = plan.store(f"joint_{ps}_codec_ft", "classifier", ft, f"joint/{ps}/codec_ft")
     ft_seg = (
         ft_cls
         if shared_store(plan.scale)
-        else plan.store(f"joint_{p}_codec_ft", "segmenter", ft, f"joint/{p}/codec_ft")
+        else plan.store(f"joint_{ps}_codec_ft", "segmenter", ft, f"joint/{ps}/codec_ft")
     )
     kind = "classifier" if shared_store(plan.scale) else "segmenter"
-    joint_seg = plan.store(f"joint_{p}_joint", kind, jc, f"joint/{p}/joint")
+    joint_seg = plan.store(f"joint_{ps}_joint", kind, jc, f"joint/{ps}/joint")
     plan.classifier(
-        f"../joint/{p}/control_scratch", "cresnet51", "compressed", ft, ft_cls[0], needs=[ft_cls[1]]
+        f"../joint/{ps}/control_scratch",
+        "cresnet51",
+        "compressed",
+        ft,
+        ft_cls[0],
+        needs=[ft_cls[1]],
+        seed=seed,
     )
     plan.add(
-        f"joint/{p}/rate_distortion",
+        f"joint/{ps}/rate_distortion",
         f"{j}/rd/rd.json",
         "experiments.eval_compression",
         f"--codecs={codec},{ft},{jc}",
         "--baselines=",
         f"--output_dir={j}/rd",
-        needs=[f"joint/{p}/codec_ft", f"joint/{p}/joint"],
+        needs=[f"joint/{ps}/codec_ft", f"joint/{ps}/joint"],
     )
     plan.segmenter(
-        f"../joint/{p}/seg_joint",
+        f"../joint/{ps}/seg_joint",
         "cresnet51_d",
         "compressed",
-        f"joint/{p}/joint",
+        f"joint/{ps}/joint",
         jc,
         joint_seg[0],
         needs=[joint_seg[1]],
+        seed=seed,
     )
     plan.add(
-        f"joint/{p}/control",
+        f"joint/{ps}/control",
         f"{j}/control/result.json",
         "experiments.train_joint",
         "--mode=classifier_only",
         f"--codec={ft}",
         f"--classifier={j}/control_scratch/classifier.keras",
         f"--model_dir={j}/control",
-        needs=[f"cls/../joint/{p}/control_scratch"],
+        *seed_arg,
+        needs=[f"cls/../joint/{ps}/control_scratch"],
     )
     plan.segmenter(
-        f"../joint/{p}/seg_control",
+        f"../joint/{ps}/seg_control",
         "cresnet51_d",
         "compressed",
-        f"joint/{p}/control",
+        f"joint/{ps}/control",
         ft,
         ft_seg[0],
         needs=[ft_seg[1]],
+        seed=seed,
     )
 
 
@@ -509,6 +550,14 @@ def main(argv=None):
     parser.add_argument("--scale", default="tiny")
     parser.add_argument("--out", default=None)
     parser.add_argument("--points", default=None, help="comma-separated operating points")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help=f"seeds of the {SEEDED_POINT} rows and of joint training (default per scale: "
+        + ", ".join(f"{k} {v}" for k, v in SEEDS.items())
+        + ")",
+    )
     args = parser.parse_args(argv)
     if args.scale not in SCALES:
         print(f"unknown --scale={args.scale} (expected tiny, small or paper)", file=sys.stderr)
@@ -534,7 +583,10 @@ def main(argv=None):
         return 2
     out = os.path.abspath(args.out or f"runs/table2_{args.scale}")
     joint = [p for p in JOINT_POINTS[args.scale] if p in points]
-    plan = table2_plan(args.scale, out, points, joint, env)
+    if args.seeds is not None and args.seeds < 1:
+        print(f"--seeds={args.seeds}: expected at least 1", file=sys.stderr)
+        return 2
+    plan = table2_plan(args.scale, out, points, joint, env, args.seeds)
     python = os.environ.get("PY")
     jobs = int(os.environ.get("JOBS", DEFAULT_JOBS[args.scale]))
     start = time.time()

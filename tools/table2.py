@@ -20,6 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tfcomp import io, plots  # noqa: E402
+from tfcomp.eval import stats  # noqa: E402
 from tfcomp.nets import registry  # noqa: E402
 
 # Paper, Table 2: (bpp, network) -> (top-5 %, top-1 %, mIoU %). "original" = uncompressed RGB.
@@ -57,12 +58,46 @@ def metrics(model_dir):
     return (load(os.path.join(model_dir, "result.json")) or {}).get("metrics", {})
 
 
+SEED = "@SEED@"  # where a folder pattern has "" (seed 0) or ".seedK" (tools/reproduce_table2.py)
+
+
+def seed_paths(pattern):
+    """The existing paths of one row over its seeds, in seed order: `pattern` with SEED
+    replaced by "" (seed 0) and by ".seedK" for every K found."""
+    prefix, suffix = pattern.split(SEED)
+    found = [(0, prefix + suffix)]
+    for path in glob.glob(glob.escape(prefix) + ".seed*" + glob.escape(suffix)):
+        k = path[len(prefix) + len(".seed") : len(path) - len(suffix)]
+        if k.isdigit():
+            found.append((int(k), path))
+    return [path for _, path in sorted(found) if os.path.exists(path)]
+
+
+def over_seeds(pattern, names):
+    """{metric: stats.Estimate over seeds, in percent} of the folders of `pattern`."""
+    runs = [load(path)["metrics"] for path in seed_paths(pattern + "/result.json")]
+    return {name: stats.estimate([pct(m.get(name)) for m in runs]) for name in names}
+
+
 def pct(value):
     return None if value is None else 100.0 * value
 
 
 def fmt(value):
     return "" if value is None else f"{value:.2f}"
+
+
+def fmt_ci(value, half_width):
+    """'55.20 ± 1.30' (mean and 95% half-width over seeds), '55.20' for one seed."""
+    return fmt(value) + ("" if half_width is None else f" ± {half_width:.2f}")
+
+
+def mean(e):
+    return None if e is None else e.mean
+
+
+def half(e):
+    return None if e is None else e.half_width
 
 
 def rows(run_dir):
@@ -72,9 +107,11 @@ def rows(run_dir):
     table = []
 
     def row(point, net, cls_dir, seg_dir):
-        cls, seg = metrics(cls_dir), metrics(seg_dir)
+        cls = over_seeds(cls_dir + SEED, ("top5", "top1"))
+        seg = over_seeds(seg_dir + SEED, ("miou",))
         codec = rd["codecs"].get(f"codec_{point}", {}).get("mean", {})
         paper = PAPER.get((point, net), (None, None, None))
+        estimates = {**cls, **seg}
         table.append(
             dict(
                 point=point,
@@ -83,12 +120,14 @@ def rows(run_dir):
                 if point == "original"
                 else ("z" if net.startswith("c") else "reconstructed RGB"),
                 bpp_measured=codec.get("bpp_real"),
-                top5=pct(cls.get("top5")),
-                top1=pct(cls.get("top1")),
-                miou=pct(seg.get("miou")),
+                **{k: mean(e) for k, e in estimates.items()},
+                **{f"{k}_ci95": half(e) for k, e in estimates.items()},
+                seeds=cls["top1"].n if cls["top1"] else 0,
+                seg_seeds=seg["miou"].n if seg["miou"] else 0,
                 paper_top5=paper[0],
                 paper_top1=paper[1],
                 paper_miou=paper[2],
+                estimates=estimates,
             )
         )
 
@@ -101,32 +140,48 @@ def rows(run_dir):
 
 
 def joint_rows(run_dir):
-    """Per joint point: baseline (fixed codec), control (codec ft.) and joint numbers."""
+    """Per joint point: baseline (fixed codec), control (codec ft.) and joint numbers, each a
+    mean over the seeds of joint/P, joint/P.seedK (metric: mean, metric_ci95: half-width,
+    estimates: {metric: stats.Estimate})."""
     result = {}
     for folder in sorted(glob.glob(os.path.join(run_dir, "joint", "*"))):
         point = os.path.basename(folder)
-        rd = (load(os.path.join(folder, "rd", "rd.json")) or {}).get("codecs", {})
+        if ".seed" in point or not os.path.isdir(folder):
+            continue
         entry = {}
         for name, cls_dir, seg_dir, codec in (
             (
                 "baseline",
-                f"{run_dir}/cls/{point}/cresnet51",
-                f"{run_dir}/seg/{point}/cresnet51_d",
+                f"{run_dir}/cls/{point}/cresnet51{SEED}",
+                f"{run_dir}/seg/{point}/cresnet51_d{SEED}",
                 f"codec_{point}",
             ),
-            ("codec ft.", f"{folder}/control", f"{folder}/seg_control", "codec_ft"),
-            ("joint ft.", f"{folder}/joint", f"{folder}/seg_joint", "joint"),
+            ("codec ft.", f"{folder}{SEED}/control", f"{folder}{SEED}/seg_control", "codec_ft"),
+            ("joint ft.", f"{folder}{SEED}/joint", f"{folder}{SEED}/seg_joint", "joint"),
         ):
-            cls, seg = metrics(cls_dir), metrics(seg_dir)
-            codec_mean = rd.get(codec, {}).get("mean", {})
+            estimates = {
+                **over_seeds(cls_dir, ("top5", "top1")),
+                **over_seeds(seg_dir, ("miou",)),
+                **codec_over_seeds(folder, codec),
+            }
             entry[name] = dict(
-                top5=pct(cls.get("top5")),
-                top1=pct(cls.get("top1")),
-                miou=pct(seg.get("miou")),
-                **{k: codec_mean.get(k) for k in JOINT_CODEC_COLUMNS},
+                **{k: mean(e) for k, e in estimates.items()},
+                **{f"{k}_ci95": half(e) for k, e in estimates.items()},
+                seeds=max((e.n for e in estimates.values() if e), default=0),
+                estimates=estimates,
             )
         result[point] = entry
     return result
+
+
+def codec_over_seeds(folder, codec):
+    """{metric: Estimate} of one codec of the joint rate-distortion runs, over the seeds."""
+    values = {k: [] for k in JOINT_CODEC_COLUMNS}
+    for path in seed_paths(folder + SEED + "/rd/rd.json"):
+        mean_ = load(path).get("codecs", {}).get(codec, {}).get("mean", {})
+        for k in JOINT_CODEC_COLUMNS:
+            values[k].append(mean_.get(k))
+    return {k: stats.estimate(v) for k, v in values.items()}
 
 
 JOINT_CODEC_COLUMNS = ("bpp_real", "psnr", "ssim", "ms_ssim")  # the codec's, Fig. 11
@@ -143,12 +198,15 @@ COLUMNS = (
     ("paper_top5", "paper top-5 %"),
     ("paper_top1", "paper top-1 %"),
     ("paper_miou", "paper mIoU %"),
+    ("seeds", "seeds (cls / seg)"),
 )
+CSV_COLUMNS = [c for c, _ in COLUMNS] + ["top5_ci95", "top1_ci95", "miou_ci95", "seg_seeds"]
+WITH_INTERVAL = ("top5", "top1", "miou")
 
 
 def write_tables(run_dir, scale, table, joint):
     with open(os.path.join(run_dir, "table2.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, [c for c, _ in COLUMNS])
+        writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(table)
     lines = [
@@ -156,18 +214,24 @@ def write_tables(run_dir, scale, table, joint):
         "",
         "Measured here beside the paper's Table 2 (ImageNet top-1/top-5 after 28 epochs; PASCAL "
         "VOC 2012 mIoU). At tiny and small scale the data, budgets and network widths differ from "
-        "the paper's (see the driver's budget lines), so compare orderings, not values.",
+        "the paper's (see the driver's budget lines), so compare orderings, not values. A row "
+        "trained with several seeds shows their mean ± the half-width of its 95% interval "
+        "(Student t over seeds).",
         "",
         "| " + " | ".join(h for _, h in COLUMNS) + " |",
         "|" + " --- |" * len(COLUMNS),
     ]
     for r in table:
-        cells = [
-            (f"{r[c]:.4f}" if c == "bpp_measured" and r[c] is not None else fmt(r[c]))
-            if isinstance(r[c], float) or r[c] is None
-            else r[c]
-            for c, _ in COLUMNS
-        ]
+        cells = []
+        for c, _ in COLUMNS:
+            if c in WITH_INTERVAL:
+                cells.append(fmt_ci(r[c], r[f"{c}_ci95"]))
+            elif c == "seeds":
+                cells.append(f"{r['seeds']} / {r['seg_seeds']}")
+            elif c == "bpp_measured" and r[c] is not None:
+                cells.append(f"{r[c]:.4f}")
+            else:
+                cells.append(fmt(r[c]) if isinstance(r[c], float) or r[c] is None else r[c])
         lines.append("| " + " | ".join(cells) + " |")
     if joint:
         lines += [
@@ -180,8 +244,8 @@ def write_tables(run_dir, scale, table, joint):
             "rate-distortion images.",
             "",
             "| operating point | training | top-5 % | top-1 % | mIoU % | codec bpp (real files) "
-            "| PSNR dB | SSIM | MS-SSIM |",
-            "|" + " --- |" * 9,
+            "| PSNR dB | SSIM | MS-SSIM | seeds |",
+            "|" + " --- |" * 10,
         ]
         joint_csv = []
         for point, entry in joint.items():
@@ -190,11 +254,15 @@ def write_tables(run_dir, scale, table, joint):
                     "-" if m[k] is None else f"{m[k]:.4f}" if k != "psnr" else f"{m[k]:.2f}"
                     for k in JOINT_CODEC_COLUMNS
                 ]
+                scores = [fmt_ci(m[k], m[f"{k}_ci95"]) for k in WITH_INTERVAL]
                 lines.append(
-                    f"| {point} | {name} | {fmt(m['top5'])} | {fmt(m['top1'])} | {fmt(m['miou'])} "
-                    f"| {' | '.join(codec)} |"
+                    f"| {point} | {name} | {' | '.join(scores)} | {' | '.join(codec)} "
+                    f"| {m['seeds']} |"
                 )
-                joint_csv.append({"point": point, "training": name, **m})
+                joint_csv.append(
+                    {"point": point, "training": name}
+                    | {k: v for k, v in m.items() if k != "estimates"}
+                )
         with open(os.path.join(run_dir, "table2_joint.csv"), "w", newline="") as f:
             writer = csv.DictWriter(f, list(joint_csv[0]))
             writer.writeheader()

@@ -1,0 +1,64 @@
+"""Means over seeds and their 95% intervals (tfcomp.eval.stats), against closed forms, scipy's
+own Welch test and a simulation of the intervals' coverage."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from tfcomp.eval import stats
+
+
+def test_t_quantiles_have_their_closed_forms():
+    # df = 1 is the Cauchy distribution; df = 2 has t = (2p - 1) / sqrt(2 p (1 - p)).
+    assert stats.t_quantile(1) == pytest.approx(math.tan(math.pi * 0.475), rel=1e-9)
+    assert stats.t_quantile(2) == pytest.approx(0.95 / math.sqrt(2 * 0.975 * 0.025), rel=1e-9)
+
+
+def test_mean_and_interval_of_three_seeds():
+    e = stats.estimate([1.0, 2.0, 3.0])
+    assert (e.mean, e.n, e.sd) == (2.0, 3, 1.0)
+    assert e.half_width == pytest.approx(stats.t_quantile(2) / math.sqrt(3))
+    assert (e.low, e.high) == pytest.approx((2 - e.half_width, 2 + e.half_width))
+    one = stats.estimate([0.7, None])
+    assert one.mean == 0.7 and one.half_width is None and one.n == 1
+    assert stats.estimate([]) is None
+    assert stats.format_estimate(e) == f"2.00 ± {e.half_width:.2f} (3 seeds)"
+    assert stats.format_estimate(one) == "0.70" and stats.format_estimate(None) == ""
+
+
+def test_difference_is_welchs_interval():
+    a, b = [55.1, 54.2, 56.0], [53.0, 54.9, 52.2, 53.7]
+    d = stats.difference(stats.estimate(a), stats.estimate(b))
+    welch = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert d.mean == pytest.approx(np.mean(a) - np.mean(b))
+    assert (d.low, d.high) == pytest.approx((welch.low, welch.high), rel=1e-9)
+
+
+def test_one_seed_rows_borrow_a_pooled_spread_or_have_no_interval():
+    rows = [stats.estimate([1.0, 3.0]), stats.estimate([2.0, 4.0, 6.0]), stats.estimate([5])]
+    sd, df = stats.pooled_sd(rows)
+    # sqrt((1 * 2 + 2 * 4) / 3): s^2 = 2 and 4 with 1 and 2 degrees of freedom.
+    assert df == 3 and sd == pytest.approx(math.sqrt(10 / 3))
+    single_a, single_b = stats.estimate([10.0]), stats.estimate([7.0])
+    assert stats.difference(single_a, single_b).half_width is None
+    d = stats.difference(single_a, single_b, sd=sd, sd_df=df)
+    # Two rows of one seed, each with variance sd^2: Welch's df is 2 * df here.
+    assert d.mean == 3.0
+    assert d.half_width == pytest.approx(stats.t_quantile(2 * df) * math.sqrt(2) * sd)
+    assert stats.pooled_sd([single_a]) == (None, 0)
+
+
+def test_intervals_cover_the_true_mean_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    trials, hits, diff_hits = 4000, 0, 0
+    for _ in range(trials):
+        a, b = rng.normal(50, 2, size=3), rng.normal(48, 1, size=3)
+        e = stats.estimate(a)
+        hits += e.low <= 50 <= e.high
+        d = stats.difference(e, stats.estimate(b))
+        diff_hits += d.low <= 2 <= d.high
+    # Binomial standard error of a 95% rate over 4000 trials: 0.34 points.
+    assert 0.94 <= hits / trials <= 0.96
+    assert 0.935 <= diff_hits / trials <= 0.975  # Welch's interval is close to, not exactly, 95%

@@ -1,0 +1,96 @@
+"""Means over seeds with 95% intervals, and the interval of a difference between two rows.
+
+A row of Table 2 trained with n seeds is reported as its mean and the half-width of the 95%
+Student-t interval of that mean, t(0.975, n - 1) * s / sqrt(n), s the sample standard deviation
+over seeds. A difference between two rows (e.g. cResNet-51 minus ResNet-50) uses Welch's
+interval: the two rows' variances of the mean added, with Welch-Satterthwaite degrees of freedom.
+
+A row with one seed has no spread of its own. `difference` can be given a standard deviation
+over seeds measured elsewhere (`pooled_sd` of the rows that have several seeds), which stands in
+for it; otherwise the difference has no interval.
+"""
+
+import dataclasses
+import math
+
+from scipy import stats as _stats
+
+LEVEL = 0.95
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A mean over n seeds and its 95% interval's half-width (None without one)."""
+
+    mean: float
+    half_width: float | None
+    n: int
+    sd: float | None = None  # the sample standard deviation over seeds (n >= 2)
+
+    @property
+    def low(self):
+        return None if self.half_width is None else self.mean - self.half_width
+
+    @property
+    def high(self):
+        return None if self.half_width is None else self.mean + self.half_width
+
+
+def t_quantile(df):
+    """The two-sided 95% Student-t quantile with `df` degrees of freedom."""
+    return float(_stats.t.ppf(0.5 + LEVEL / 2, df))
+
+
+def estimate(values):
+    """Estimate of the mean of `values` (one per seed); None for no values."""
+    values = [float(v) for v in values if v is not None]
+    n = len(values)
+    if n == 0:
+        return None
+    mean = sum(values) / n
+    if n == 1:
+        return Estimate(mean, None, 1)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return Estimate(mean, t_quantile(n - 1) * sd / math.sqrt(n), n, sd)
+
+
+def pooled_sd(estimates):
+    """The standard deviation over seeds pooled over rows with >= 2 seeds (None if none):
+    sqrt(sum (n_i - 1) s_i^2 / sum (n_i - 1)), with its degrees of freedom."""
+    rows = [e for e in estimates if e is not None and e.n >= 2]
+    if not rows:
+        return None, 0
+    df = sum(e.n - 1 for e in rows)
+    return math.sqrt(sum((e.n - 1) * e.sd**2 for e in rows) / df), df
+
+
+def difference(a, b, sd=None, sd_df=None):
+    """Estimate of mean(a) - mean(b) with Welch's 95% interval.
+
+    A row with one seed takes `sd` (a standard deviation over seeds measured on other rows,
+    with `sd_df` degrees of freedom) as its spread; without it the difference has no interval.
+    """
+    if a is None or b is None:
+        return None
+    parts = []  # (variance of the mean, degrees of freedom) per row
+    for e in (a, b):
+        if e.n >= 2:
+            parts.append((e.sd**2 / e.n, e.n - 1))
+        elif sd is not None and sd_df:
+            parts.append((sd**2 / e.n, sd_df))
+        else:
+            return Estimate(a.mean - b.mean, None, min(a.n, b.n))
+    variance = sum(v for v, _ in parts)
+    if variance == 0:
+        return Estimate(a.mean - b.mean, 0.0, min(a.n, b.n), 0.0)
+    df = variance**2 / sum(v**2 / d for v, d in parts)
+    return Estimate(a.mean - b.mean, t_quantile(df) * math.sqrt(variance), min(a.n, b.n))
+
+
+def format_estimate(e, digits=2):
+    """'55.20 ± 1.30 (3 seeds)', '55.20' for one seed, '' for none."""
+    if e is None:
+        return ""
+    if e.half_width is None:
+        return f"{e.mean:.{digits}f}"
+    return f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f} ({e.n} seeds)"
