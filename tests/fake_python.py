@@ -1,6 +1,7 @@
 """Stands in for the project's Python in tests of the Table 2 driver: each experiment writes the
 result files the real one writes, with numbers derived from its arguments, so the driver's
-sequencing, skipping, resuming and tabulation run in seconds. tools/table2.py runs for real.
+sequencing, skipping, resuming and tabulation run in seconds. tools/table2.py and
+tools/claims.py run for real.
 Invocations are appended to $FAKE_LOG (with --config); $FAKE_FAIL names a model_dir whose run
 fails."""
 
@@ -23,7 +24,7 @@ def score(text):
 
 
 def main(argv):
-    if argv[0].endswith(("tools/table2.py", "tools/reproduce_table2.py")):
+    if argv[0].endswith(("tools/table2.py", "tools/claims.py", "tools/reproduce_table2.py")):
         sys.exit(subprocess.call([sys.executable, *argv]))
     flags = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
     target = argv[1] if argv[0] == "-m" else argv[0]
@@ -60,7 +61,12 @@ def main(argv):
             label = os.path.basename(os.path.dirname(path))
             mean = {"bpp_real": 0.1 * (i + 1), "psnr": 20 + i, "ssim": 0.5, "ms_ssim": 0.7}
             codecs[label] = {"mean": mean}
-        write(f"{flags['output_dir']}/rd.json", {"codecs": codecs, "baselines": {}})
+        baselines = {}
+        if flags.get("baselines") != "":  # the default sweep: a two-point JPEG curve
+            low = {"bpp_real": 0.05, "ssim": 0.4, "ms_ssim": 0.6, "psnr": 20}
+            high = {"bpp_real": 1.0, "ssim": 0.9, "ms_ssim": 0.95, "psnr": 30}
+            baselines["jpeg"] = [high, low]
+        write(f"{flags['output_dir']}/rd.json", {"codecs": codecs, "baselines": baselines})
     elif target == "experiments.encode_dataset":
         write(f"{flags['out']}/manifest.json", {"splits": {}})
     elif target == "experiments.eval_segmentation":

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE = os.path.join(ROOT, "tests", "fake_python.py")
@@ -147,6 +148,35 @@ def test_seeded_rows_train_each_seed_and_report_mean_and_interval(tmp_path):
     assert float(joint["joint ft."]["top1"]) == pytest.approx(np.mean(scores))
     assert joint["joint ft."]["seeds"] == "3"
 
+    # tools/claims.py, run by the driver: Welch's interval over the two rows' seeds ...
+    claims = json.loads((run / "claims.json").read_text())
+    by_what = {c["what"]: c for c in claims}
+    z = by_what["bpp0.0983: top-1, cResNet-51 on z - ResNet-50 on reconstructions"]
+    top1_r50 = [100 * score(str(run / "cls/bpp0.0983" / f"resnet50{s}")) / 2 for s in SUFFIXES]
+    welch = scipy_stats.ttest_ind(top1, top1_r50, equal_var=False).confidence_interval()
+    assert (z["low"], z["high"]) == pytest.approx((welch.low, welch.high))
+    assert z["seeds"] == 3 and z["verdict"] in ("holds", "contradicted", "not resolved")
+    # ... a one-seed row borrows the spread pooled over the five 3-seed top-1 rows (10 degrees
+    # of freedom; two one-seed rows: Welch's df = 20) ...
+    nets = ("resnet50", "cresnet51", "cresnet39", "resnet71", "cresnet72")
+    variances = [
+        np.var([100 * score(str(run / "cls/bpp0.0983" / f"{n}{s}")) / 2 for s in SUFFIXES], ddof=1)
+        for n in nets
+    ]
+    high = by_what["bpp0.635: top-1, cResNet-51 on z - ResNet-50 on reconstructions"]
+    half = scipy_stats.t.ppf(0.975, 20) * np.sqrt(2 * np.mean(variances))
+    assert high["high"] - high["measured"] == pytest.approx(half)
+    assert "pooled" in high["reason"]
+    # ... rate-distortion against the baseline's curve at the codec's real bpp (0.1 here: the
+    # JPEG line from (0.05, 0.4) to (1.0, 0.9) gives SSIM 0.4 + 0.5 * 0.05 / 0.95) ...
+    rd = by_what["codec_bpp0.0983 (0.100 bpp): SSIM - jpeg"]
+    assert rd["measured"] == pytest.approx(0.5 - (0.4 + 0.5 * 0.05 / 0.95))
+    assert rd["verdict"] == "holds"
+    assert "outside jpeg2000" not in (run / "claims.md").read_text()
+    # ... and operation counts: the fake's MACs are (decoder 2 + ResNet-50 4) / cResNet-51 7.
+    flops = by_what["MACs of decoder + ResNet-50 / cResNet-51 (224 px input)"]
+    assert flops["measured"] == pytest.approx(6 / 7) and flops["verdict"] == "contradicted"
+
 
 SUFFIXES = ("", ".seed1", ".seed2")
 
@@ -156,6 +186,32 @@ def score(text):
     from fake_python import score as fake_score
 
     return fake_score(text)
+
+
+def test_claim_verdicts_follow_their_rules():
+    """tools/claims.py: greater / not worse / equivalent against the 95% interval."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from claims import verdict
+
+    from tfcomp.eval.stats import Estimate
+
+    def e(low, high):
+        return Estimate((low + high) / 2, (high - low) / 2, 3)
+
+    assert verdict(e(0.1, 2), "greater")[0] == "holds"
+    assert verdict(e(-2, -0.1), "greater")[0] == "contradicted"
+    assert verdict(e(-1, 1), "greater")[0] == "not resolved"
+    assert verdict(e(-1.5, 1), "not worse", 2)[0] == "holds"
+    assert verdict(e(-4, -2.5), "not worse", 2)[0] == "contradicted"
+    assert verdict(e(-1.5, 1.5), "equivalent", 2)[0] == "holds"
+    assert verdict(e(2.5, 5), "equivalent", 2)[0] == "contradicted"
+    assert verdict(e(1, 3), "equivalent", 2)[0] == "not resolved"
+    one_seed = Estimate(1.0, None, 1)
+    assert verdict(one_seed, "greater") == (
+        "not resolved",
+        "one seed per row and no rows with several seeds to estimate the spread",
+    )
+    assert verdict(None, "greater")[0] == "not resolved"
 
 
 def test_unknown_scale_is_refused(tmp_path):
@@ -271,6 +327,7 @@ def test_collected_results_keep_the_small_files_only(tmp_path):
     run = tmp_path / "run"
     files = {
         "table2.md": "|", "table2.csv": "a", "timing.json": "{}", "flops.json": "[]",
+        "claims.md": "|", "claims.json": "[]",
         "cls/a/result.json": "{}", "cls/a/config.json": "{}", "cls/a/curve.json": "[]",
         "cls/a/classifier.keras": "model", "cls/a/checkpoints/ckpt-1.index": "x",
         "stores/p/classifier/manifest.json": "{}", "logs/flops.log": "log",
@@ -286,6 +343,7 @@ def test_collected_results_keep_the_small_files_only(tmp_path):
     copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     assert copied == sorted(
         ["table2.md", "table2.csv", "timing.json", "flops.json", "cls/a/result.json",
+         "claims.md", "claims.json",
          "cls/a/config.json", "cls/a/curve.json", "rd/rd.json", "bench/inference.json"]
     )  # fmt: skip
     empty = tmp_path / "empty"

@@ -2,10 +2,10 @@
 
   .venv/bin/python tools/collect_results.py runs/table2_tiny results/table2_tiny
 
-Copies every result.json, config.json, curve.json, rd.json, bench/*.json, timing.json, flops.json
-and the tables (table2*.md / *.csv) of RUN_DIR into DEST, keeping the folder layout, and leaves
-out models, checkpoints, stores and logs (they stay out of git). DEST is replaced as a whole, so
-it never mixes two runs.
+Copies every result.json, config.json, curve.json, rd.json, bench/*.json, timing.json,
+flops.json, the tables (table2*.md / *.csv) and the claims (claims.md / .json) of RUN_DIR into
+DEST, keeping the folder layout, and leaves out models, checkpoints, stores and logs (they stay
+out of git). DEST is replaced as a whole, so it never mixes two runs.
 """
 
 import argparse
@@ -23,7 +23,8 @@ def kept(relative):
         return True
     if relative.startswith("bench" + os.sep) and name.endswith(".json"):
         return True
-    return os.sep not in relative and name.startswith("table2") and name.endswith((".md", ".csv"))
+    top = os.sep not in relative
+    return top and name.startswith(("table2", "claims")) and name.endswith((".md", ".csv", ".json"))
 
 
 def main(argv=None):

@@ -24,7 +24,7 @@ cores as TensorFlow's thread pools, as a fork of the driver, which imported Tens
 OUT/logs/NAME.log, its wall and CPU seconds in OUT/timing.json. A failed step leaves
 NAME.failed there; no new step starts, the running ones finish, and the driver exits with 1.
 At the end tools/table2.py writes the table (Markdown and CSV, beside the paper's numbers) and
-the figures.
+the figures, and tools/claims.py checks each of the paper's claims against them (claims.md).
 """
 
 import argparse
@@ -600,9 +600,11 @@ def main(argv=None):
         f"--run_dir={out}",
     ]
     status = subprocess.call(tables + [f"--scale={args.scale}"], cwd=ROOT)
+    claims = [tables[0], os.path.join(ROOT, "tools", "claims.py"), f"--run_dir={out}"]
+    status = status or subprocess.call(claims, cwd=ROOT)
     print(
         f"==> [{_stamp()}] done in {int(time.time() - start)}s: {out}/table2.md, "
-        f"{out}/table2.csv, {out}/figures/"
+        f"{out}/table2.csv, {out}/claims.md, {out}/figures/"
     )
     return status
 
