@@ -1,6 +1,7 @@
 """Smoke tests of the classifier trainer: every input mode learns tiny data beyond chance."""
 
 import json
+import os
 import time
 
 import keras
@@ -85,14 +86,19 @@ def test_channel_mean_matches_numpy(channels, dtype, low, high):
 
 
 def test_train_clock_is_saved_and_restored_with_a_checkpoint(tmp_path):
-    clock = TrainClock(started=time.time() - 100.0)
+    clock = TrainClock(started=time.time() - 100.0, started_cpu=time.process_time() - 40.0)
     path = tf.train.Checkpoint(clock=clock).save(str(tmp_path / "ckpt"))
-    saved = float(tf.train.load_variable(path, "clock/.ATTRIBUTES/py_state"))
-    assert 100.0 <= saved < 160.0
-    resumed = TrainClock(started=1000.0)
+    saved = json.loads(tf.train.load_variable(path, "clock/.ATTRIBUTES/py_state"))
+    assert 100.0 <= saved["wall"] < 160.0 and 40.0 <= saved["cpu"] < 100.0
+    resumed = TrainClock(started=1000.0, started_cpu=50.0)
     tf.train.Checkpoint(clock=resumed).restore(path)
-    assert resumed.resumed == saved
-    assert resumed.seconds(now=1010.0) == pytest.approx(saved + 10.0)
+    assert (resumed.resumed, resumed.resumed_cpu) == (saved["wall"], saved["cpu"])
+    assert resumed.seconds(now=1010.0) == pytest.approx(saved["wall"] + 10.0)
+    assert resumed.cpu_seconds(now=53.0) == pytest.approx(saved["cpu"] + 3.0)
+    # A checkpoint of the time before CPU seconds were kept (a plain float) still resumes.
+    old = TrainClock(started=0.0)
+    old.deserialize("12.5")
+    assert (old.resumed, old.resumed_cpu) == (12.5, 0.0)
 
 
 def test_pipeline_shapes_per_mode(data, codec_path):
@@ -175,12 +181,13 @@ def test_resume_continues_the_steps_curve_and_train_time(data, tmp_path):
     info_first = json.loads((tmp_path / "result.json").read_text())["train"]
     checkpoints = tmp_path / "checkpoints"
     assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-6")
-    seconds_at_6 = float(
+    seconds_at_6 = json.loads(
         tf.train.load_variable(str(checkpoints / "ckpt-6"), "clock/.ATTRIBUTES/py_state")
-    )
+    )["wall"]
     assert len(first) == 6 and info_first["steps"] == 6
     assert info_first["resumed_seconds"] == 0
     assert 0 < seconds_at_6 <= info_first["seconds"] <= wall_first
+    assert 0 < info_first["cpu_seconds"] <= os.cpu_count() * info_first["seconds"] + 1
 
     # A finished folder is not trained again (its result stands): extending the run takes a
     # folder whose result.json is gone, i.e. an unfinished run, as after a kill.

@@ -229,6 +229,7 @@ def _train(config, model_dir, task_class, strategy, batch_note, progress):
         "steps": task.train_steps,
         "seconds": clock.seconds(),
         "resumed_seconds": clock.resumed,
+        "cpu_seconds": clock.cpu_seconds(),
         "final_metrics": history[-1] if history else None,
         "replicas": strategy.num_replicas_in_sync,
         "global_batch": config.batch_size,

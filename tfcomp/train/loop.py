@@ -23,6 +23,7 @@ step of a call stops training before anything is saved, leaving the last good ch
 steps). TensorBoard scalars and a progress bar on the chief.
 """
 
+import json
 import os
 import shutil
 import time
@@ -45,22 +46,31 @@ def _all_finite(tensors):
 
 
 class TrainClock(tf.train.experimental.PythonState):
-    """Training wall time that survives resumes. Saved in every checkpoint, it holds the seconds
-    of earlier runs up to the checkpoint this run resumed from plus this run's seconds so far
-    (time a killed run spent after its last checkpoint is not counted: no model holds it)."""
+    """Training wall and CPU time that survive resumes. Saved in every checkpoint, it holds the
+    seconds of earlier runs up to the checkpoint this run resumed from plus this run's seconds
+    so far (time a killed run spent after its last checkpoint is not counted: no model holds
+    it). CPU seconds are the process's, all threads (the input pipeline's included)."""
 
-    def __init__(self, started=None):
+    def __init__(self, started=None, started_cpu=None):
         self.started = time.time() if started is None else started
+        self.started_cpu = time.process_time() if started_cpu is None else started_cpu
         self.resumed = 0.0  # seconds recorded in the checkpoint this run resumed from
+        self.resumed_cpu = 0.0
 
     def seconds(self, now=None):
         return self.resumed + ((time.time() if now is None else now) - self.started)
 
+    def cpu_seconds(self, now=None):
+        return self.resumed_cpu + ((time.process_time() if now is None else now) - self.started_cpu)
+
     def serialize(self):
-        return repr(self.seconds())
+        return json.dumps({"wall": self.seconds(), "cpu": self.cpu_seconds()})
 
     def deserialize(self, string_value):
-        self.resumed = float(string_value)
+        value = json.loads(string_value)
+        if isinstance(value, float):  # checkpoints written before CPU time was kept
+            value = {"wall": value, "cpu": 0.0}
+        self.resumed, self.resumed_cpu = value["wall"], value["cpu"]
 
 
 def _default_variables(state):
