@@ -57,7 +57,7 @@ def main(argv):
         write(f"{model_dir}/result.json", {"metrics": {"miou": score(model_dir) / 2}})
     elif target == "experiments.eval_compression":
         codecs = {}
-        for i, path in enumerate(flags["codecs"].split(",")):
+        for i, path in enumerate(c for c in flags["codecs"].split(",") if c):
             label = os.path.basename(os.path.dirname(path))
             mean = {"bpp_real": 0.1 * (i + 1), "psnr": 20 + i, "ssim": 0.5, "ms_ssim": 0.7}
             codecs[label] = {"mean": mean}

@@ -48,9 +48,9 @@ def test_tiny_grid_runs_every_step_once_and_resumes_after_a_failure(tmp_path, jo
     lines = [line for line in second.stdout.splitlines() if line.startswith("==> [")]
     steps = [line for line in lines if "] [" in line and "/" in line.split("] [")[1][:6]]
     total = int(steps[0].split("/")[1].split("]")[0])
-    # 38 trainings and evaluations, 5 stores (one per codec: at tiny scale classifiers and
-    # segmenters share it).
-    assert len(steps) == total == 43  # every step announced once, numbered k/N
+    # 41 trainings and evaluations (rate-distortion: the baselines once, each codec on its
+    # own), 5 stores (one per codec: at tiny scale classifiers and segmenters share it).
+    assert len(steps) == total == 46  # every step announced once, numbered k/N
     kept = [line for line in steps if "done before, kept" in line]
     assert len(kept) == done_before - 1  # what finished before the failure was not redone
     experiments = [c for c in calls(tmp_path)]
@@ -75,6 +75,8 @@ def test_tiny_grid_runs_every_step_once_and_resumes_after_a_failure(tmp_path, jo
     assert float(c51["top5"]) == pytest.approx(100 * score(str(run / "cls/bpp0.0983/cresnet51")))
     assert float(c51["paper_top5"]) == 78.20 and float(c51["paper_miou"]) == 54.62
     assert float(by_key[("original", "ResNet-50")]["paper_top1"]) == 71.06
+    # Every codec's rate, each from its own rate-distortion step (merged by tools/table2.py).
+    assert {r["bpp_measured"] for r in rows if r["point"] != "original"} == {"0.1"}
     table = (run / "table2.md").read_text()
     assert "| bpp0.0983 | joint ft. |" in table
     # Section 6.1's control: a cResNet-51 from scratch on the finetuned codec, then more epochs
@@ -104,6 +106,7 @@ def test_tiny_grid_runs_every_step_once_and_resumes_after_a_failure(tmp_path, jo
         "fig5_segmentation.png",
         "fig6_accuracy_vs_flops.png",
         "fig7_joint_training.png",
+        "fig8_rate_distortion.png",
         "fig11_joint_rate_distortion.png",
         "fig12_runtime.png",
     ):
@@ -244,8 +247,10 @@ def test_steps_name_a_preset_and_data_paths_only(tmp_path, scale):
         if step.name != "flops":
             assert flags.pop("config") == scale, step.name
         assert set(flags) <= wiring | data, (step.name, set(flags) - wiring - data)
-        if step.name == "rate_distortion" or "baselines" in flags:
-            assert flags.get("baselines", "") == ""  # only the joint RD turns baselines off
+        if step.name == "rate_distortion/baselines":  # the baselines once, no codec
+            assert flags["codecs"] == "" and "baselines" not in flags
+        elif "baselines" in flags:  # every codec's own evaluation turns them off
+            assert flags["baselines"] == "" and flags["codecs"], step.name
         # Networks on a codec read its store (encoded once), never images through the codec.
         if flags.get("input_mode") in ("compressed", "reconstructed"):
             assert flags["dataset"].startswith(f"store:{tmp_path}/stores/"), step.name

@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from table2 import NAMES, POINT_ORDER, joint_rows, load, rows  # noqa: E402
+from table2 import NAMES, POINT_ORDER, joint_rows, load, load_rd, rows  # noqa: E402
 
 from tfcomp import io  # noqa: E402
 from tfcomp.eval import stats  # noqa: E402
@@ -232,9 +232,7 @@ def joint_claims(run_dir, claims):
 
 def rd_claims(run_dir, claims):
     """Section 3.1: each codec above JPEG and JPEG 2000 on SSIM and MS-SSIM at its real bpp."""
-    rd = load(os.path.join(run_dir, "rd", "rd.json"))
-    if not rd:
-        return
+    rd = load_rd(run_dir)
     for name, codec in sorted(rd["codecs"].items()):
         bpp = codec["mean"]["bpp_real"]
         for baseline in ("jpeg", "jpeg2000"):

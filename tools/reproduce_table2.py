@@ -184,9 +184,9 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
             else plan.store(p, "segmenter", plan.codec(p), f"codec_{p}")
         )
         flag, step = stores[p, "classifier"]
-        for net in NETWORKS + (EXTRA_AT_LOW_RATE if p == "bpp0.0983" else ()):
-            mode = "compressed" if net.startswith("c") else "reconstructed"
-            for seed in plan.seeds(p):
+        for seed in plan.seeds(p):  # every row's first seed first: a partial run has each row
+            for net in NETWORKS + (EXTRA_AT_LOW_RATE if p == "bpp0.0983" else ()):
+                mode = "compressed" if net.startswith("c") else "reconstructed"
                 name = seeded(f"{p}/{net}", seed)
                 plan.classifier(name, net, mode, plan.codec(p), flag, needs=[step], seed=seed)
     # Joint training's chain of steps is the longest: it starts as soon as its classifier is
@@ -194,20 +194,31 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
     for p in joint_points:
         for seed in plan.seeds(p):
             joint_steps(plan, p, seed)
+    # Fig. 8: the baselines once, each codec on its own (a run given more points later
+    # evaluates only the new codecs; tools/table2.py merges rd/*/rd.json).
     plan.add(
-        "rate_distortion",
-        f"{out}/rd/rd.json",
+        "rate_distortion/baselines",
+        f"{out}/rd/baselines/rd.json",
         "experiments.eval_compression",
-        f"--codecs={','.join(plan.codec(p) for p in points)}",
-        f"--output_dir={out}/rd",
-        needs=[f"codec_{p}" for p in points],
+        "--codecs=",
+        f"--output_dir={out}/rd/baselines",
     )
+    for p in points:
+        plan.add(
+            f"rate_distortion/{p}",
+            f"{out}/rd/{p}/rd.json",
+            "experiments.eval_compression",
+            f"--codecs={plan.codec(p)}",
+            "--baselines=",
+            f"--output_dir={out}/rd/{p}",
+            needs=[f"codec_{p}"],
+        )
     plan.segmenter("rgb/resnet50_d", "resnet50_d", "rgb", "cls/rgb/resnet50")
     for p in points:
         flag, step = stores[p, "segmenter"]
-        for net in NETWORKS + (EXTRA_AT_LOW_RATE if p == "bpp0.0983" else ()):
-            mode = "compressed" if net.startswith("c") else "reconstructed"
-            for seed in plan.seeds(p):
+        for seed in plan.seeds(p):
+            for net in NETWORKS + (EXTRA_AT_LOW_RATE if p == "bpp0.0983" else ()):
+                mode = "compressed" if net.startswith("c") else "reconstructed"
                 plan.segmenter(
                     seeded(f"{p}/{net}_d", seed),
                     f"{net}_d",

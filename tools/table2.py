@@ -79,6 +79,22 @@ def over_seeds(pattern, names):
     return {name: stats.estimate([pct(m.get(name)) for m in runs]) for name in names}
 
 
+def load_rd(run_dir):
+    """The run's rate-distortion results merged: {'dataset', 'codecs', 'baselines'} from
+    RUN_DIR/rd/*/rd.json (one per codec, one for the baselines) and RUN_DIR/rd/rd.json (the
+    layout of runs before per-codec steps)."""
+    merged = {"dataset": None, "codecs": {}, "baselines": {}}
+    paths = [os.path.join(run_dir, "rd", "rd.json")]
+    paths += sorted(glob.glob(os.path.join(run_dir, "rd", "*", "rd.json")))
+    for path in paths:
+        part = load(path)
+        if part:
+            merged["dataset"] = merged["dataset"] or part.get("dataset")
+            merged["codecs"].update(part.get("codecs", {}))
+            merged["baselines"].update(part.get("baselines", {}))
+    return merged
+
+
 def pct(value):
     return None if value is None else 100.0 * value
 
@@ -103,7 +119,7 @@ def half(e):
 def rows(run_dir):
     """Table 2 rows: dicts with point, network, input, measured and paper numbers."""
     points = [p for p in POINT_ORDER if os.path.isdir(os.path.join(run_dir, "cls", p))]
-    rd = load(os.path.join(run_dir, "rd", "rd.json")) or {"codecs": {}}
+    rd = load_rd(run_dir)
     table = []
 
     def row(point, net, cls_dir, seg_dir):
@@ -352,12 +368,21 @@ def fig_runtime(run_dir, figures):
         print(f"wrote {path}")
 
 
-def copy_figures(run_dir, figures):
-    """Fig. 8 (rd.png) and Fig. 9 (latent channels) written by eval_compression."""
-    for src, dst in ((os.path.join(run_dir, "rd", "rd.png"), "fig8_rate_distortion.png"),):
-        if os.path.isfile(src):
-            shutil.copyfile(src, os.path.join(figures, dst))
-    for src in sorted(glob.glob(os.path.join(run_dir, "rd", "latents_*.png"))):
+def fig_rate_distortion(run_dir, figures):
+    """Fig. 8 from the merged rate-distortion results; Fig. 9 (latent channels) copied from
+    the codecs' evaluations."""
+    rd = load_rd(run_dir)
+    if rd["codecs"] or rd["baselines"]:
+        path = os.path.join(figures, "fig8_rate_distortion.png")
+        plots.rate_distortion(
+            rd["baselines"],
+            {label: r["mean"] for label, r in rd["codecs"].items()},
+            path,
+            title=f"{rd['dataset']}",
+        )
+        print(f"wrote {path}")
+    latents = glob.glob(os.path.join(run_dir, "rd", "latents_*.png"))
+    for src in sorted(latents + glob.glob(os.path.join(run_dir, "rd", "*", "latents_*.png"))):
         name = os.path.basename(src)[len("latents_") :]
         shutil.copyfile(src, os.path.join(figures, f"fig9_latents_{name}"))
 
@@ -381,7 +406,7 @@ def main(argv=None):
         plots.joint_movement(joint, os.path.join(figures, "fig7_joint_training.png"))
     fig_joint_rd(args.run_dir, figures)
     fig_runtime(args.run_dir, figures)
-    copy_figures(args.run_dir, figures)
+    fig_rate_distortion(args.run_dir, figures)
     missing = [r["network"] + " @ " + r["point"] for r in table if r["top5"] is None]
     if missing:
         print("rows without a classification result yet: " + ", ".join(missing))
