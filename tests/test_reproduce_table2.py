@@ -191,6 +191,22 @@ def score(text):
     return fake_score(text)
 
 
+def test_only_runs_the_matching_steps_and_what_they_need(tmp_path):
+    result = drive(tmp_path, "--scale=tiny", "--only=cls/bpp0.0983/cresnet51,flops")
+    assert result.returncode == 0, result.stderr
+    ran = sorted(
+        " ".join(c.split(" ")[:1] + [os.path.basename(c.split(" ")[1])]) for c in calls(tmp_path)
+    )
+    assert ran == [
+        "experiments.count_flops ",
+        "experiments.encode_dataset ",  # the store it reads, from ...
+        "experiments.train_classifier cresnet51",
+        "experiments.train_compression codec_bpp0.0983",  # ... the codec it needs
+    ]
+    refused = drive(tmp_path, "--scale=tiny", "--only=nonesuch/*")
+    assert refused.returncode == 2 and "no step of the plan matches" in refused.stderr
+
+
 def test_claim_verdicts_follow_their_rules():
     """tools/claims.py: greater / not worse / equivalent against the 95% interval."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))

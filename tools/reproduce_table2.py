@@ -1,7 +1,7 @@
 """The paper's Table 2 and figures with one driver, over the `experiments` commands.
 
   tools/reproduce_table2.sh --scale=tiny  [--out=DIR] [--points=bpp0.0983,...]
-  tools/reproduce_table2.sh --scale=small [--out=DIR] [--points=...] [--seeds=N]
+  tools/reproduce_table2.sh --scale=small [--out=DIR] [--points=...] [--seeds=N] [--only=STEPS]
       (DATA=../shared/datasets)
   tools/reproduce_table2.sh --scale=paper [--out=DIR]    (MANUAL=dir with the ImageNet tars,
       VOC_MANUAL=dir with VOCtrainval_11-May-2012.tar and benchmark.tgz, TFDS_DIR=prepared data)
@@ -30,6 +30,7 @@ the figures, and tools/claims.py checks each of the paper's claims against them 
 import argparse
 import atexit
 import dataclasses
+import fnmatch
 import importlib
 import os
 import runpy
@@ -75,6 +76,20 @@ class Plan:
         self.steps = []
         self.points = points
         self.num_seeds = seeds
+
+    def only(self, patterns):
+        """Keeps the steps whose names match one of the shell-style `patterns` and every step
+        they need; returns how many matched."""
+        by_name = {s.name: s for s in self.steps}
+        stack = [s.name for s in self.steps if any(fnmatch.fnmatch(s.name, p) for p in patterns)]
+        matched, keep = len(stack), set()
+        while stack:
+            name = stack.pop()
+            if name in by_name and name not in keep:
+                keep.add(name)
+                stack.extend(by_name[name].needs)
+        self.steps = [s for s in self.steps if s.name in keep]
+        return matched
 
     def seeds(self, point):
         """The seeds of the rows at `point`."""
@@ -562,6 +577,12 @@ def main(argv=None):
     parser.add_argument("--out", default=None)
     parser.add_argument("--points", default=None, help="comma-separated operating points")
     parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated step names or shell patterns (cls/bpp0.0983/*): run these and the "
+        "steps they need, nothing else",
+    )
+    parser.add_argument(
         "--seeds",
         type=int,
         default=None,
@@ -598,6 +619,9 @@ def main(argv=None):
         print(f"--seeds={args.seeds}: expected at least 1", file=sys.stderr)
         return 2
     plan = table2_plan(args.scale, out, points, joint, env, args.seeds)
+    if args.only and not plan.only(args.only.split(",")):
+        print(f"--only={args.only}: no step of the plan matches", file=sys.stderr)
+        return 2
     python = os.environ.get("PY")
     jobs = int(os.environ.get("JOBS", DEFAULT_JOBS[args.scale]))
     start = time.time()
