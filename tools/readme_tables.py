@@ -123,6 +123,7 @@ def run_report(folder, figures_dir, link_root=ROOT):
         "| --- | --- | --- | --- | --- |",
     ]
     total_cpu, total_wall, unknown = 0.0, 0.0, []
+    cpu_by_task = {}
     for path in sorted(glob.glob(os.path.join(folder, "**", "result.json"), recursive=True)):
         name = os.path.relpath(os.path.dirname(path), folder)
         result = table2.load(path)
@@ -132,6 +133,9 @@ def run_report(folder, figures_dir, link_root=ROOT):
         cpu = timed.get("cpu_s", train.get("cpu_seconds"))
         if cpu is None:
             unknown.append(name)
+        else:
+            task = (result.get("config") or {}).get("task")
+            cpu_by_task.setdefault(task, []).append(cpu)
         total_cpu += cpu or 0.0
         total_wall += wall or 0.0
         codec = rd["codecs"].get(name, {}).get("mean")
@@ -151,6 +155,8 @@ def run_report(folder, figures_dir, link_root=ROOT):
         + ".",
         "",
     ]
+    if os.path.basename(os.path.normpath(folder)).endswith("_small"):
+        lines += [projection(cpu_by_task), ""]
     table = [r for r in table2.rows(folder) if r["top1"] is not None or r["miou"] is not None]
     if table:
         lines += [
@@ -188,6 +194,42 @@ def run_report(folder, figures_dir, link_root=ROOT):
     for path in drawn:
         lines.append(f"![{os.path.basename(path)}]({os.path.relpath(path, link_root)})")
     return "\n".join(lines).rstrip()
+
+
+TRAINERS = {
+    "experiments.train_compression": "codec",
+    "experiments.train_classifier": "classifier",
+    "experiments.train_segmentation": "segmenter",
+    "experiments.train_joint": "joint",
+}
+
+
+def projection(cpu_by_task):
+    """The whole small plan's training CPU hours at the mean measured per kind of trainer."""
+    from reproduce_table2 import DEFAULT_POINTS, JOINT_POINTS, table2_plan
+
+    points = DEFAULT_POINTS["small"]
+    joint = [p for p in JOINT_POINTS["small"] if p in points]
+    plan = table2_plan("small", "/run", points, joint, {"DATA": "/data"})
+    counts = {}
+    for step in plan.steps:
+        task = TRAINERS.get(step.argv[1]) if step.argv[0] == "-m" else None
+        if task:
+            counts[task] = counts.get(task, 0) + 1
+    parts, known, missing = [], 0.0, []
+    for task, n in counts.items():
+        cpu = cpu_by_task.get(task)
+        if cpu:
+            mean = sum(cpu) / len(cpu) / 3600
+            known += n * mean
+            parts.append(f"{n} {task} trainings x {mean:.2f} h")
+        else:
+            missing.append(f"{n} {task} trainings")
+    text = (
+        f"The small preset's plan ({len(plan.steps)} steps) at the CPU hours measured per "
+        f"trainer so far: {', '.join(parts) or 'nothing measured yet'} = {known:.1f} CPU hours"
+    )
+    return text + (f"; not measured yet: {', '.join(missing)}." if missing else ".")
 
 
 def _curves(folder, path):

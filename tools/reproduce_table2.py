@@ -42,7 +42,7 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCALES = ("tiny", "small", "paper")
 ALL_POINTS = ("bpp0.0983", "bpp0.330", "bpp0.635")
-DEFAULT_POINTS = {"tiny": ALL_POINTS, "small": ("bpp0.0983",), "paper": ALL_POINTS}
+DEFAULT_POINTS = {"tiny": ALL_POINTS, "small": ALL_POINTS, "paper": ALL_POINTS}
 JOINT_POINTS = {"tiny": ("bpp0.0983",), "small": ("bpp0.0983",), "paper": ("bpp0.0983", "bpp0.635")}
 DEFAULT_JOBS = {"tiny": 3, "small": 2, "paper": 1}
 # Seeds of the rows where the paper's effects are a point or two (the 0.0983 bpp classification

@@ -61,15 +61,18 @@ class TrainClock(tf.train.experimental.PythonState):
         return self.resumed + ((time.time() if now is None else now) - self.started)
 
     def cpu_seconds(self, now=None):
+        """None when the run resumed from a checkpoint that did not keep CPU seconds."""
+        if self.resumed_cpu is None:
+            return None
         return self.resumed_cpu + ((time.process_time() if now is None else now) - self.started_cpu)
 
     def serialize(self):
-        return json.dumps({"wall": self.seconds(), "cpu": self.cpu_seconds()})
+        return json.dumps({"wall": self.seconds(), "cpu": self.cpu_seconds()})  # cpu may be null
 
     def deserialize(self, string_value):
         value = json.loads(string_value)
         if isinstance(value, float):  # checkpoints written before CPU time was kept
-            value = {"wall": value, "cpu": 0.0}
+            value = {"wall": value, "cpu": None}
         self.resumed, self.resumed_cpu = value["wall"], value["cpu"]
 
 
