@@ -129,7 +129,10 @@ def run_report(folder, figures_dir, link_root=ROOT):
         result = table2.load(path)
         train = result.get("train") or {}
         timed = timing.get(name) or {}
-        wall = timed.get("wall_s", train.get("seconds"))
+        # Trainers before CPU seconds were recorded did not keep wall seconds across resumes
+        # either: their times are unknown unless the driver timed the step.
+        clocked = "cpu_seconds" in train
+        wall = timed.get("wall_s", train.get("seconds") if clocked else None)
         cpu = timed.get("cpu_s", train.get("cpu_seconds"))
         if cpu is None:
             unknown.append(name)
@@ -151,7 +154,7 @@ def run_report(folder, figures_dir, link_root=ROOT):
     lines += [
         "",
         f"Total: {total_wall / 3600:.2f} wall hours, {total_cpu / 3600:.2f} CPU hours"
-        + (f" (CPU time not recorded for {', '.join(unknown)})" if unknown else "")
+        + (f" (time not recorded for {', '.join(unknown)})" if unknown else "")
         + ".",
         "",
     ]
