@@ -335,6 +335,9 @@ def encode_split(files, dataset, split, store_dir, *, num_shards=1, shard_index=
     """Encodes one split's shards (or only `shard_index`); returns ([(name, status)], count)."""
     listing = list_split(dataset, split, tfds_data_dir, manual_dir, limit)
     wanted = range(num_shards) if shard_index is None else [shard_index]
+    if progress is not None and getattr(progress, "target", 0) is None:
+        # A progress bar with a total: the split's images, or one shard's share of them.
+        progress.target = listing.count if shard_index is None else -(-listing.count // num_shards)
     done = [
         encode_shard(
             files,
