@@ -342,6 +342,34 @@ def test_forked_steps_run_scripts_and_modules_like_python_does(tmp_path):
     assert "No module named no_such_module_here" in (tmp_path / "crash.log").read_text()
 
 
+def test_steps_start_a_fresh_interpreter_once_the_code_changed(tmp_path):
+    """A source file of the project edited during a run: the next step runs the new code in a
+    new Python (a fork would run the old modules, and autograph would read the new file at the
+    old line numbers), not a fork of the driver."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from reproduce_table2 import Launcher
+
+    launcher = Launcher(None, jobs=1)
+    script = tmp_path / "step.py"
+    script.write_text("import sys\nprint('preloaded', 'tfcomp.train.job' in sys.modules)\n")
+
+    def run(name):
+        pid = launcher.start([str(script)], str(tmp_path / f"{name}.log"))
+        _, status, _ = os.wait4(pid, 0)
+        launcher.reaped(pid, os.waitstatus_to_exitcode(status))
+        return (tmp_path / f"{name}.log").read_text()
+
+    assert "preloaded True" in run("fork")
+    source = os.path.join(ROOT, "tfcomp", "train", "job.py")
+    stat = os.stat(source)
+    try:
+        os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        log = run("fresh")
+    finally:
+        os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert "sources changed" in log and "preloaded False" in log
+
+
 def test_collected_results_keep_the_small_files_only(tmp_path):
     """tools/collect_results.py: results, configs, curves, timings and tables into the
     repository; models, checkpoints, stores and logs stay behind; the destination is replaced."""

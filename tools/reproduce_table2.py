@@ -385,7 +385,8 @@ class Launcher:
     With `python` None (the driver runs in the project's environment: the default) each step is
     a fork of the driver, which imported `PRELOAD` once, running the step's module or script as
     `python -m` / `python script` would; measured at tiny scale, importing them costs 5 s of CPU
-    per step, 43 times. With `python` given (PY=...), each step is that interpreter's process.
+    per step, 43 times. With `python` given (PY=...), each step is that interpreter's process;
+    so is every step started after a source file of the project changed (`stale`).
     """
 
     def __init__(self, python, jobs):
@@ -410,6 +411,15 @@ class Launcher:
             finally:
                 os.dup2(saved, 2)
                 os.close(saved)
+        self.sources = _project_sources()  # what the preloaded modules were imported from
+
+    def stale(self):
+        """The project's source files changed since the driver imported them: a fork would run
+        the old code, and autograph, which reads a function's source from its file when it
+        traces it, would read the new file at the old line numbers."""
+        return any(
+            not os.path.exists(p) or os.stat(p).st_mtime_ns != t for p, t in self.sources.items()
+        )
 
     def reaped(self, pid, returncode):
         """Tells the launcher that `execute` reaped `pid`."""
@@ -419,8 +429,14 @@ class Launcher:
 
     def start(self, argv, log_path):
         with open(log_path, "w") as log:
-            if self.python is not None:
-                cmd = [self.python, *argv]
+            python = self.python
+            if python is None and self.stale():
+                # The code was edited during the run: this step starts a fresh interpreter.
+                log.write("tfcomp sources changed since the driver started: a new process\n")
+                log.flush()
+                python = sys.executable
+            if python is not None:
+                cmd = [python, *argv]
                 proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log)
                 # Kept until reaped: a dropped Popen is reaped by the subprocess module itself.
                 self.popens[proc.pid] = proc
@@ -438,6 +454,16 @@ class Launcher:
         os.environ.clear()
         os.environ.update(self.env)
         os._exit(_run_in_child(argv))
+
+
+def _project_sources():
+    """{path: mtime} of the repository's modules imported in this process."""
+    found = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None) or ""
+        if path.startswith(ROOT + os.sep) and os.path.exists(path):
+            found[path] = os.stat(path).st_mtime_ns
+    return found
 
 
 def _run_in_child(argv):
