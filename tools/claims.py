@@ -117,44 +117,24 @@ class Claims:
     def __init__(self):
         self.items = []
 
-    def add(self, key, what, diff, rule, margin=0.0, unit="points", note=""):
+    def _append(self, key, what, rule, measured, low, high, seeds, verdict_, reason, ratio):
         section, quote = QUOTES[key]
-        result, reason = verdict(diff, rule, margin)
         self.items.append(
-            dict(
-                claim=key,
-                section=section,
-                quote=quote,
-                what=what,
-                rule=rule_text(rule, margin, unit),
-                measured=None if diff is None else diff.mean,
-                low=None if diff is None else diff.low,
-                high=None if diff is None else diff.high,
-                seeds=None if diff is None else diff.n,
-                verdict=result,
-                reason="; ".join(r for r in (reason, note) if r),
-            )
-        )
+            dict(claim=key, section=section, quote=quote, what=what, rule=rule, measured=measured,
+                 ratio=ratio, low=low, high=high, seeds=seeds, verdict=verdict_, reason=reason)
+        )  # fmt: skip
+
+    def add(self, key, what, diff, rule, margin=0.0, unit="points", note=""):
+        result, reason = verdict(diff, rule, margin)
+        d = diff or stats.Estimate(None, None, None)
+        reason = "; ".join(r for r in (reason, note) if r)
+        label = rule_text(rule, margin, unit)
+        self._append(key, what, label, d.mean, d.low, d.high, d.n, result, reason, False)
 
     def add_exact(self, key, what, value, rule_label, ok, note="", ratio=False):
         """A claim measured without sampling error (operation counts, one codec's RD means)."""
-        section, quote = QUOTES[key]
-        self.items.append(
-            dict(
-                claim=key,
-                section=section,
-                quote=quote,
-                what=what,
-                rule=rule_label,
-                measured=value,
-                ratio=ratio,
-                low=None,
-                high=None,
-                seeds=None,
-                verdict=OPEN if ok is None else (HOLDS if ok else CONTRADICTED),
-                reason=note,
-            )  # fmt: skip
-        )
+        result = OPEN if ok is None else (HOLDS if ok else CONTRADICTED)
+        self._append(key, what, rule_label, value, None, None, None, result, note, ratio)
 
 
 def table_claims(run_dir, claims):
