@@ -53,11 +53,6 @@ def load(path):
     return io.read_json(path) if os.path.isfile(path) else None
 
 
-def metrics(model_dir):
-    """The evaluation of a finished training folder (its result.json), {} if unfinished."""
-    return (load(os.path.join(model_dir, "result.json")) or {}).get("metrics", {})
-
-
 SEED = "@SEED@"  # where a folder pattern has "" (seed 0) or ".seedK" (tools/reproduce_table2.py)
 
 
@@ -75,7 +70,7 @@ def seed_paths(pattern):
 
 def over_seeds(pattern, names):
     """{metric: stats.Estimate over seeds, in percent} of the folders of `pattern`."""
-    runs = [load(path)["metrics"] for path in seed_paths(pattern + "/result.json")]
+    runs = [load(path).get("metrics", {}) for path in seed_paths(pattern + "/result.json")]
     return {name: stats.estimate([pct(m.get(name)) for m in runs]) for name in names}
 
 
