@@ -136,6 +136,8 @@ def _compiled_calls(strategy, state, loss_fn, variables_fn, gradient_transform, 
     # nothing in the steps branches on tensors.
     @tf.function(autograph=False)
     def calls(iterator, n):
+        if isinstance(n, int):  # one step per call: no while loop in the graph
+            return one_step(iterator)
         first = one_step(iterator)
         keys = list(first)
 
@@ -250,7 +252,8 @@ def train(
     history = []
     while current < train_steps:
         before, n = current, min(steps_per_execution, train_steps - current)
-        metrics = {k: float(v) for k, v in calls(iterator, tf.constant(n)).items()}
+        # n == 1 traces a graph of one step; other counts share one graph with a while loop.
+        metrics = {k: float(v) for k, v in calls(iterator, 1 if n == 1 else tf.constant(n)).items()}
         current += n
         _check_finite(metrics, loss_scaled, current, manager)
         history.append(metrics)
