@@ -467,3 +467,28 @@ def test_readme_blocks_are_regenerated_from_a_run_folder(tmp_path):
     figure = tmp_path / "docs" / "figures" / "run_classification_curves.png"
     assert figure.stat().st_size > 0
     assert "](docs/figures/run_classification_curves.png)" in text
+
+
+def test_benchmark_alternates_bare_and_loop_timing():
+    """tools/benchmark_training.py times bare and loop steps in `repeats` alternations: one
+    overhead per alternation, each the ratio of that alternation's median step times, and
+    rates (examples per second of the batch of 4) from the medians of every timed call."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from benchmark_training import side_by_side
+
+    def build():
+        model = keras.Sequential([keras.layers.Dense(3)])
+        model(np.zeros([1, 5], np.float32))
+        return {"model": model, "optimizer": keras.optimizers.SGD(0.1)}
+
+    def loss(state, data):
+        x, y = data
+        return tf.reduce_mean(tf.square(state["model"](x) - y)), {}
+
+    data = (np.ones([4, 5], np.float32), np.zeros([4, 3], np.float32))
+    bare, through, overheads = side_by_side(build, data, loss, 3, False, repeats=2)
+    assert len(overheads) == 2 and all(o > -1 for o in overheads)
+    assert 0 < bare < float("inf") and 0 < through < float("inf")

@@ -1,8 +1,8 @@
 """Training speed of every trainer's step, bare and through the shared loop, side by side.
 
   .venv/bin/python tools/benchmark_training.py [--cases=codec,classifier_z,...] \
-      [--precisions=float32,mixed_bfloat16] [--xla=off,on] [--steps=6] [--json=out.json]
-      [--merge]   (keep the rows of out.json this run does not measure)
+      [--precisions=float32,mixed_bfloat16] [--xla=off,on] [--steps=6] [--repeats=2]
+      [--json=out.json] [--merge]   (keep the rows of out.json this run does not measure)
 
 For each case (a trainer's step at a given network, width, input and batch): examples/s of a
 bare compiled training step (forward, backward, optimizer update on one fixed batch), and of
@@ -11,10 +11,13 @@ summaries off, checkpoints off) with `steps_per_execution` 1 and the loop's cost
 step; and the training rate in multiply-accumulates per second (3 x the forward MACs, counted
 from the built model) as a share of a 4096^2 float32 matrix product measured in the same run.
 Each in float32 and mixed_bfloat16, without and with XLA (`jit_compile`). Timing skips each
-function's first call (tracing); the median of the timed calls is used.
+function's first call (tracing). Bare and loop timing alternate `--repeats` times (a slow
+spell of a shared machine falls on both); each rate is the median of all its timed calls, and
+the loop overhead's range over the alternations is reported beside it as its noise.
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -47,6 +50,9 @@ CASES = {
     "classifier_z": ("cResNet-51 width 1, z 28 x 28 x 8 (the paper's)", 32),
     "segmenter_z": ("cResNet-51-d width 1, z 40 x 40 x 8, 21 classes (the paper's)", 10),
     "joint": ("codec C=8 + cResNet-51 width 1, 224 x 224 (Eq. 2)", 16),
+    # The loop's own cost per step: the small preset's RGB batch through a step that computes
+    # almost nothing (global average pool + dense), so loop minus bare is the loop's time.
+    "loop_floor": ("global pool + dense on a 64 x 128 x 128 x 3 batch (the loop's own cost)", 64),
 }
 
 
@@ -105,6 +111,24 @@ def build_case(name):
         macs += flops.count_macs(state["model"].decoder, (28, 28, 8))
         macs += flops.count_macs(state["classifier"], (28, 28, 8))
         return build, (images, labels), loss, macs
+    if name == "loop_floor":
+        x = rng.uniform(0, 255, (batch, 128, 128, 3)).astype(np.float32)
+        y = rng.integers(0, 10, batch).astype(np.int32)
+
+        def build():
+            model = keras.Sequential(
+                [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)]
+            )
+            model(tf.zeros([1, 128, 128, 3]))
+            return {"model": model, "optimizer": keras.optimizers.SGD(1e-4, momentum=0.9)}
+
+        def loss(state, data):
+            inputs, labels = data
+            logits = tf.cast(state["model"](inputs, training=True), tf.float32)
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            return tf.reduce_mean(ce), {}
+
+        return build, (x, y), loss, flops.count_macs(build()["model"], (128, 128, 3))
     net, shape, classes = {
         "classifier_rgb_q": ("resnet50", (128, 128, 3), 10),
         "classifier_z_q": ("cresnet51", (16, 16, 8), 10),
@@ -137,8 +161,9 @@ def build_case(name):
     return build, (x, y), loss, macs
 
 
-def bare_rate(build, data, loss_fn, steps, jit_compile):
-    """Examples/s of one compiled training step on a fixed batch (median of `steps` calls)."""
+def bare_times(build, data, loss_fn, steps, jit_compile):
+    """Seconds of each of `steps` calls of one compiled training step on a fixed batch (the
+    first, tracing call excluded)."""
     state = build()
     state["step"] = tf.Variable(0, dtype=tf.int64)
     variables = [
@@ -160,11 +185,12 @@ def bare_rate(build, data, loss_fn, steps, jit_compile):
         start = time.perf_counter()
         step(batch).numpy()
         times.append(time.perf_counter() - start)
-    return len(tf.nest.flatten(data)[0]) / statistics.median(times)
+    return times
 
 
-def loop_rate(build, data, loss_fn, steps, jit_compile):
-    """Examples/s through loop.train (steps_per_execution 1), first call excluded."""
+def loop_times(build, data, loss_fn, steps, jit_compile):
+    """Seconds between `steps` consecutive steps of loop.train (steps_per_execution 1), the
+    first call excluded."""
     stamps = []
 
     def dataset_fn(context):
@@ -189,8 +215,34 @@ def loop_rate(build, data, loss_fn, steps, jit_compile):
             progress=False,
             after_step=lambda before, step, state, metrics: stamps.append(time.perf_counter()),
         )
-    gaps = np.diff(stamps)
-    return len(tf.nest.flatten(data)[0]) / statistics.median(gaps)
+    return list(np.diff(stamps))
+
+
+@contextlib.contextmanager
+def without_batchnorm():
+    """Every Keras batch-norm layer built and called in this block returns its input: the step
+    time saved is what batch norm (forward and backward, memory-bound) costs in the step."""
+    call = keras.layers.BatchNormalization.call
+    keras.layers.BatchNormalization.call = lambda self, inputs, training=None, mask=None: inputs
+    try:
+        yield
+    finally:
+        keras.layers.BatchNormalization.call = call
+
+
+def side_by_side(build, data, loss_fn, steps, jit_compile, repeats):
+    """(bare ex/s, loop ex/s, per-alternation overheads): `repeats` alternations of `steps`
+    bare steps then `steps` loop steps, each rate from the median of all its timed calls, so a
+    slow spell of the machine falls on both and the spread of the alternations shows the noise."""
+    batch = len(tf.nest.flatten(data)[0])
+    bare, through, overheads = [], [], []
+    for _ in range(repeats):
+        b = bare_times(build, data, loss_fn, steps, jit_compile)
+        t = loop_times(build, data, loss_fn, steps, jit_compile)
+        bare += b
+        through += t
+        overheads.append(statistics.median(t) / statistics.median(b) - 1)
+    return batch / statistics.median(bare), batch / statistics.median(through), overheads
 
 
 def merged_rows(earlier, rows):
@@ -211,7 +263,20 @@ def main():
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     parser.add_argument("--xla", default="off,on")
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=6, help="timed calls per alternation")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="alternations of bare and loop timing per row (the overhead's spread over them is "
+        "reported)",
+    )
+    parser.add_argument(
+        "--ablate_batchnorm",
+        action="store_true",
+        help="also time each network's bare step with batch norm replaced by the identity: the "
+        "share of the step it takes (what limits a network below the matmul rate)",
+    )
     parser.add_argument("--json", help="write the rows here (after each row)")
     parser.add_argument(
         "--merge",
@@ -241,8 +306,9 @@ def main():
             for xla in args.xla.split(","):
                 jit = xla == "on"
                 try:
-                    bare = bare_rate(build, data, loss_fn, args.steps, jit)
-                    through = loop_rate(build, data, loss_fn, args.steps, jit)
+                    bare, through, overheads = side_by_side(
+                        build, data, loss_fn, args.steps, jit, args.repeats
+                    )
                 except Exception as error:  # XLA may not compile every op here: say so
                     print(f"{name} {precision} xla={xla}: failed ({type(error).__name__})")
                     rows.append({"case": name, "precision": precision, "xla": jit,
@@ -259,15 +325,31 @@ def main():
                     "bare_examples_per_s": bare,
                     "loop_examples_per_s": through,
                     "loop_overhead": bare / through - 1,
+                    "loop_ms_per_step": 1000 * CASES[name][1] * (1 / through - 1 / bare),
+                    "loop_overhead_range": [min(overheads), max(overheads)],
+                    "timed_steps": args.steps * args.repeats,
                     "train_gmacs_per_s": rate,
                     "share_of_matmul": rate / matmul,
                     "forward_macs": macs,
                     "matmul_gmacs_per_s": matmul,
                 }
+                if args.ablate_batchnorm and name not in ("codec", "codec_b32", "loop_floor"):
+                    with without_batchnorm():
+                        times = []
+                        for _ in range(args.repeats):
+                            times += bare_times(build, data, loss_fn, args.steps, jit)
+                    without = CASES[name][1] / statistics.median(times)
+                    row["bare_examples_per_s_without_batchnorm"] = without
+                    row["batchnorm_share"] = 1 - bare / without
+                    print(
+                        f"  without batch norm: bare {without:.1f} ex/s; batch norm takes "
+                        f"{100 * row['batchnorm_share']:.0f}% of the step"
+                    )
                 rows.append(row)
                 print(
                     f"{name:<17} {precision:<15} xla={xla:<3} bare {bare:8.1f} ex/s  loop "
-                    f"{through:8.1f} ex/s ({100 * row['loop_overhead']:+5.1f}%)  "
+                    f"{through:8.1f} ex/s ({100 * row['loop_overhead']:+5.1f}%, "
+                    f"{100 * min(overheads):+.1f}..{100 * max(overheads):+.1f}%)  "
                     f"{rate:6.1f} GMAC/s = {100 * rate / matmul:5.1f}% of matmul"
                 )
                 if args.json:  # after every row: a run stopped early keeps what it measured

@@ -42,23 +42,56 @@ def training(report):
         "",
         *([f"Partial run: {report['partial']}.", ""] if report.get("partial") else []),
         "| case | batch | precision | XLA | bare step ex/s | through the loop ex/s | loop "
-        "overhead | training GMAC/s | share of matmul |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "overhead | its range over alternations (timed steps) | training GMAC/s | share of "
+        "matmul |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in report["rows"]:
         if "error" in row:
             lines.append(
                 f"| {row['case']} | | {row['precision']} | {'on' if row['xla'] else 'off'} | "
-                f"failed: {row['error'][:80]} | | | | |"
+                f"failed: {row['error'][:80]} | | | | | |"
             )
             continue
         lines.append(
             f"| {row['what']} | {row['batch']} | {row['precision']} | "
             f"{'on' if row['xla'] else 'off'} | {row['bare_examples_per_s']:.1f} | "
             f"{row['loop_examples_per_s']:.1f} | {100 * row['loop_overhead']:+.1f}% | "
-            f"{row['train_gmacs_per_s']:.1f} | {100 * row['share_of_matmul']:.0f}% |"
+            f"{_overhead_range(row)} | {row['train_gmacs_per_s']:.1f} | "
+            f"{100 * row['share_of_matmul']:.0f}% |"
         )
+    floor = [r for r in report["rows"] if r["case"] == "loop_floor" and "loop_ms_per_step" in r]
+    if floor:
+        costs = ", ".join(f"{r['loop_ms_per_step']:.2f} ms ({r['precision']})" for r in floor)
+        lines += ["", f"The loop's own cost per step (loop minus bare, `loop_floor`): {costs}."]
+    ablated = [r for r in report["rows"] if "batchnorm_share" in r]
+    if ablated:
+        lines += [
+            "",
+            "What batch norm costs: the same bare step with every batch-norm layer replaced by "
+            "the identity (`--ablate_batchnorm`).",
+            "",
+            "| case | precision | XLA | bare step ex/s | without batch norm ex/s | batch norm's "
+            "share of the step |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in ablated:
+            lines.append(
+                f"| {row['what']} | {row['precision']} | {'on' if row['xla'] else 'off'} | "
+                f"{row['bare_examples_per_s']:.1f} | "
+                f"{row['bare_examples_per_s_without_batchnorm']:.1f} | "
+                f"{100 * row['batchnorm_share']:.0f}% |"
+            )
     return "\n".join(lines)
+
+
+def _overhead_range(row):
+    """The loop overhead's spread over a row's bare / loop alternations, or "one pass" for rows of
+    the tool's earlier, single-pass runs."""
+    if "loop_overhead_range" not in row:
+        return "one pass"
+    low, high = row["loop_overhead_range"]
+    return f"{100 * low:+.1f}% .. {100 * high:+.1f}% ({row['timed_steps']})"
 
 
 def pipelines(report):
