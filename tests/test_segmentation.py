@@ -273,6 +273,7 @@ def test_segmenter_learns_beyond_a_constant_prediction(tmp_path, arch, mode):
     curve = json.loads((tmp_path / "run" / "curve.json").read_text())
     assert [c["step"] for c in curve] == [60, 120]
     assert curve[-1]["miou"] == pytest.approx(evaluation["miou"])
+    assert curve[-1]["per_class_iou"] == pytest.approx(evaluation["per_class_iou"])
     print("mIoU", evaluation["miou"], "constant", baseline)
     assert evaluation["miou"] > baseline + 0.06, (evaluation, baseline)
     assert history[-1]["cross_entropy"] < history[0]["cross_entropy"]

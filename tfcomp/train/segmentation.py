@@ -89,7 +89,8 @@ class SegmenterTask(outline.Task):
             every=config.curve_every_steps,
             last=config.train_steps,
             evaluate=lambda state, step: self.evaluate(),
-            fields=("miou",),
+            # Per-class IoU too: the budget at which thin classes leave 0 IoU is read off it.
+            fields=("miou", "per_class_iou"),
         )
 
     def evaluate(self, progress=None):
