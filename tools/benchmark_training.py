@@ -2,7 +2,8 @@
 
   .venv/bin/python tools/benchmark_training.py [--cases=codec,classifier_z,...] \
       [--precisions=float32,mixed_bfloat16] [--xla=off,on] [--steps=6] [--repeats=2]
-      [--json=out.json] [--merge]   (keep the rows of out.json this run does not measure)
+      [--ablate_batchnorm] [--json=out.json] [--merge]   (keep the rows of out.json this run
+      does not measure)
 
 For each case (a trainer's step at a given network, width, input and batch): examples/s of a
 bare compiled training step (forward, backward, optimizer update on one fixed batch), and of
@@ -13,7 +14,10 @@ from the built model) as a share of a 4096^2 float32 matrix product measured in 
 Each in float32 and mixed_bfloat16, without and with XLA (`jit_compile`). Timing skips each
 function's first call (tracing). Bare and loop timing alternate `--repeats` times (a slow
 spell of a shared machine falls on both); each rate is the median of all its timed calls, and
-the loop overhead's range over the alternations is reported beside it as its noise.
+the loop overhead's range over the alternations is reported beside it as its noise. The case
+`loop_floor` (a step that computes almost nothing) gives the loop's own cost per step in ms;
+`--ablate_batchnorm` times each network's bare step again with batch norm replaced by the
+identity, the share of the step batch norm takes.
 """
 
 import argparse
