@@ -234,6 +234,16 @@ def without_batchnorm():
         keras.layers.BatchNormalization.call = call
 
 
+def bare_rate_without_batchnorm(build, data, loss_fn, steps, jit_compile, repeats):
+    """Examples/s of the bare step with batch norm replaced by the identity (median of
+    `repeats` x `steps` timed calls, as the bare rate of `side_by_side`)."""
+    with without_batchnorm():
+        times = []
+        for _ in range(repeats):
+            times += bare_times(build, data, loss_fn, steps, jit_compile)
+    return len(tf.nest.flatten(data)[0]) / statistics.median(times)
+
+
 def side_by_side(build, data, loss_fn, steps, jit_compile, repeats):
     """(bare ex/s, loop ex/s, per-alternation overheads): `repeats` alternations of `steps`
     bare steps then `steps` loop steps, each rate from the median of all its timed calls, so a
@@ -338,11 +348,9 @@ def main():
                     "matmul_gmacs_per_s": matmul,
                 }
                 if args.ablate_batchnorm and name not in ("codec", "codec_b32", "loop_floor"):
-                    with without_batchnorm():
-                        times = []
-                        for _ in range(args.repeats):
-                            times += bare_times(build, data, loss_fn, args.steps, jit)
-                    without = CASES[name][1] / statistics.median(times)
+                    without = bare_rate_without_batchnorm(
+                        build, data, loss_fn, args.steps, jit, args.repeats
+                    )
                     row["bare_examples_per_s_without_batchnorm"] = without
                     row["batchnorm_share"] = 1 - bare / without
                     print(
