@@ -76,9 +76,27 @@ def test_small_and_tiny_differ_from_paper_only_in_the_fields_they_list(task, pre
         paper = configs.get(task, "paper", **extra)
         derived = configs.get(task, preset, **extra)
         listed = set(configs.PRESET_OVERRIDES[preset][task])
+        listed |= set(configs.PRESET_POINT_OVERRIDES[preset].get(point, {}))
         assert configs.differing_fields(paper, derived) <= listed
         # ...and every listed field is a real field (a typo would silently be the paper's).
         assert listed <= {f.name for f in dataclasses.fields(paper)}
+
+
+def test_small_codecs_take_each_points_lr_but_0330_bpp_at_1e_4():
+    # A.1's 1e-3 at 0.0983 and 0.635 bpp; 0.330 bpp collapsed at 1e-3 and A.1's 1e-5 is too
+    # slow for 10k steps (configs.PRESET_POINT_OVERRIDES).
+    lrs = {
+        p: configs.get("codec", "small", operating_point=p).learning_rate
+        for p in configs.OPERATING_POINTS
+    }
+    assert lrs == {"bpp0.0983": 1e-3, "bpp0.330": 1e-4, "bpp0.635": 1e-3}
+    assert configs.get("codec", "small").learning_rate == 1e-3  # the default point, 0.0983
+    # A flag still wins over the preset's point value.
+    assert (
+        configs.get("codec", "small", operating_point="bpp0.330", learning_rate=3e-4).learning_rate
+        == 3e-4
+    )
+    assert configs.PRESET_POINT_OVERRIDES.keys() == set(configs.PRESETS)
 
 
 def test_small_data_paths_come_from_the_data_folder(tmp_path):
