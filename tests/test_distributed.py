@@ -14,7 +14,7 @@ import tensorflow as tf
 from tests.helpers import train
 from tests.test_train_classification import make_folder
 from tests.test_train_compression import _free_ports
-from tfcomp import configs
+from tfcomp import configs, hardware
 from tfcomp.codec import Codec, compression_loss
 from tfcomp.nets import registry
 from tfcomp.train import distribute, loop
@@ -277,3 +277,32 @@ def test_two_worker_processes_train_one_classifier(tmp_path):
     assert (tmp_path / "run" / "classifier.keras").exists()
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["train"]["replicas"] == 2
+
+
+@pytest.mark.parametrize(
+    "line, native",
+    [
+        ("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile", True),  # Xeon, AVX-512 BF16
+        ("flags\t\t: fpu sse2 avx2 amx_bf16", True),  # AMX
+        ("flags\t\t: fpu sse2 avx2 fma", False),  # an AVX2-only AMD EPYC
+        ("Features\t: fp asimd sve bf16 i8mm", True),  # Arm with BF16
+        ("Features\t: fp asimd", False),
+    ],
+)
+def test_mixed_precision_on_a_cpu_is_bfloat16_only_where_the_cpu_computes_it(
+    tmp_path, monkeypatch, line, native
+):
+    # Emulated bfloat16 is 16x slower than float32 on the codec (AVX2-only EPYC), so mixed
+    # precision on such a CPU trains in float32; TFCOMP_CPU_BFLOAT16 forces either way.
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: x\n{line}\n\nprocessor\t: 1\n{line}\n")
+    monkeypatch.delenv(hardware.BFLOAT16_ENV, raising=False)
+    assert hardware.cpu_has_native_bfloat16(str(cpuinfo)) is native
+    assert hardware.cpu_has_native_bfloat16(str(tmp_path / "missing")) is False  # not Linux
+    monkeypatch.setenv(hardware.BFLOAT16_ENV, "1")
+    assert hardware.cpu_has_native_bfloat16(str(cpuinfo)) is True
+    assert distribute.precision_policy(True) == "mixed_bfloat16"
+    monkeypatch.setenv(hardware.BFLOAT16_ENV, "0")
+    assert hardware.cpu_has_native_bfloat16(str(cpuinfo)) is False
+    assert distribute.precision_policy(True) == "float32"
+    assert distribute.precision_policy(False) == "float32"

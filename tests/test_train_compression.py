@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcomp import configs
+from tfcomp import configs, hardware
 from tfcomp.codec import Codec, compression_loss
 from tfcomp.data import preprocess
 from tfcomp.data.sources import image_dataset
@@ -134,7 +134,8 @@ def test_codec_trains_under_mirrored_strategy_on_two_cpus(tmp_path):
     assert len(history) == 3 and all(np.isfinite(h["loss"]) for h in history)
 
 
-def test_codec_trains_under_mixed_bfloat16(tmp_path):
+def test_codec_trains_under_mixed_bfloat16(tmp_path, monkeypatch):
+    monkeypatch.setenv(hardware.BFLOAT16_ENV, "1")  # the bfloat16 path, on any CPU
     codec, history = train_compression(
         str(tmp_path), train_steps=3, mixed_precision=True, batch_size=4
     )
@@ -174,6 +175,7 @@ def test_multi_worker_training_keeps_weights_identical_on_both_workers(tmp_path)
     procs = []
     for index in range(2):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+        env[hardware.BFLOAT16_ENV] = "1"  # the tiny codec's mixed precision, on any CPU
         env["TF_CONFIG"] = json.dumps(
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         )

@@ -19,23 +19,16 @@ and input size (one trace, `input_signature` with unknown dimensions).
 import numpy as np
 import tensorflow as tf
 
+from tfcomp import hardware
 from tfcomp.nets.deeplab import DeepLab
 from tfcomp.nets.resnet import ResNet
 
 
-def cpu_has_bf16():
-    """True where the CPU computes bfloat16 natively (AVX-512 BF16 or AMX); Linux only."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
 def default_precision():
     return (
-        "bfloat16" if cpu_has_bf16() and not tf.config.list_physical_devices("GPU") else "float32"
+        "bfloat16"
+        if hardware.cpu_has_native_bfloat16() and not tf.config.list_physical_devices("GPU")
+        else "float32"
     )
 
 

@@ -4,8 +4,10 @@
     mirrored       MirroredStrategy over the visible GPUs (or logical CPU devices)
     multi_worker   MultiWorkerMirroredStrategy; the cluster comes from the TF_CONFIG variable
 
-Mixed precision is bfloat16 on CPUs (this CPU has AVX-512 BF16: ~2x on a large matmul) and
-float16 on GPUs, where the trainer wraps the optimizer in a LossScaleOptimizer.
+Mixed precision is float16 on GPUs, where the trainer wraps the optimizer in a
+LossScaleOptimizer, and bfloat16 on CPUs that compute it natively (AVX-512 BF16, AMX, Arm BF16:
+1.3-3x float32 on this project's networks); other CPUs emulate bfloat16, 16x slower than
+float32 on the codec, so there mixed precision means float32.
 """
 
 import json
@@ -13,6 +15,9 @@ import os
 
 import keras
 import tensorflow as tf
+from absl import logging
+
+from tfcomp import hardware
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -52,10 +57,21 @@ def worker_id():
 
 
 def precision_policy(mixed_precision):
-    """'float32', or the mixed policy suited to the hardware present."""
+    """'float32', or the mixed policy suited to the hardware present: mixed_float16 on GPUs,
+    mixed_bfloat16 on CPUs with native bfloat16, else float32 (emulated bfloat16 is slower)."""
     if not mixed_precision:
         return "float32"
-    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    if hardware.cpu_has_native_bfloat16():
+        return "mixed_bfloat16"
+    logging.warning(
+        "mixed precision asked, but this CPU has no native bfloat16 (none of %s in its flags): "
+        "training in float32, which is faster here (%s=1 forces mixed_bfloat16)",
+        sorted(hardware.NATIVE_BFLOAT16_FLAGS),
+        hardware.BFLOAT16_ENV,
+    )
+    return "float32"
 
 
 def set_precision(mixed_precision):

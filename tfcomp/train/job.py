@@ -27,7 +27,7 @@ import platform
 import keras
 import tensorflow as tf
 
-from tfcomp import configs, io
+from tfcomp import configs, hardware, io
 from tfcomp.train import distribute, loop
 
 
@@ -98,6 +98,9 @@ def machine_info():
     return {
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
+        # Whether the CPU computes bfloat16 natively: mixed precision on the CPU is float32
+        # where it does not (tfcomp.hardware).
+        "cpu_bfloat16": bool(hardware.cpu_flags() & hardware.NATIVE_BFLOAT16_FLAGS),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
