@@ -23,6 +23,14 @@ def score(text):
     return 0.2 + (zlib.crc32(text.encode()) % 700) / 1000
 
 
+def card(kind, flags):
+    """The result's model card: the codec's model id (the fake codec file's text), as the real
+    trainers record it (`codec_model_id`)."""
+    codec = flags.get("codec")
+    model_id = open(codec).read() if codec and os.path.exists(codec) else None
+    return {kind: {"codec_model_id": model_id}}
+
+
 def main(argv):
     if argv[0].endswith(("tools/table2.py", "tools/claims.py", "tools/reproduce_table2.py")):
         sys.exit(subprocess.call([sys.executable, *argv]))
@@ -42,7 +50,7 @@ def main(argv):
         names += ["cresnet51", "cresnet72", "resnet50_d", "cresnet39_d", "cresnet51_d"]
         write(flags["json"], [{"name": n, "macs": (i + 1) * 1e9} for i, n in enumerate(names)])
     elif target == "experiments.train_compression":
-        write(f"{model_dir}/codec.keras", "codec")
+        write(f"{model_dir}/codec.keras", os.urandom(8).hex())  # a new codec, a new model id
         write(f"{model_dir}/result.json", {"metrics": {}})
     elif target in ("experiments.train_classifier", "experiments.train_joint"):
         s = score(model_dir)
@@ -51,10 +59,11 @@ def main(argv):
         write(f"{model_dir}/codec.keras", "codec")
         write(f"{model_dir}/curve.json", [{"epoch": 1, "step": 5, "top5": s, "top1": s / 2}])
         result = {} if flags.get("mode") == "codec_only" else {"top1": s / 2, "top5": s}
-        write(f"{model_dir}/result.json", {"metrics": result})
+        write(f"{model_dir}/result.json", {"metrics": result, "models": card("classifier", flags)})
     elif target == "experiments.train_segmentation":
         write(f"{model_dir}/curve.json", [{"step": 5, "miou": score(model_dir) / 3}])
-        write(f"{model_dir}/result.json", {"metrics": {"miou": score(model_dir) / 2}})
+        metrics = {"miou": score(model_dir) / 2}
+        write(f"{model_dir}/result.json", {"metrics": metrics, "models": card("segmenter", flags)})
     elif target == "experiments.eval_compression":
         codecs = {}
         for i, path in enumerate(c for c in flags["codecs"].split(",") if c):

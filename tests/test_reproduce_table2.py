@@ -207,6 +207,53 @@ def test_only_runs_the_matching_steps_and_what_they_need(tmp_path):
     assert refused.returncode == 2 and "no step of the plan matches" in refused.stderr
 
 
+def test_a_run_continues_on_a_new_machine_from_its_collected_results(tmp_path):
+    """Results collected into the repository come back into a new run folder (--restore); a
+    step is kept only when nothing it needs was lost: the RGB network is kept, the codec (its
+    model lost) trains again and so do the store and network that read it, the old network set
+    aside; a row left from the old codec is not compared with one of the new."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    only = "--only=cls/bpp0.0983/cresnet51,cls/bpp0.0983/resnet50,cls/rgb/resnet50"
+    assert drive(first, "--scale=tiny", only).returncode == 0
+    tool = os.path.join(ROOT, "tools", "collect_results.py")
+    results = tmp_path / "results"
+    assert subprocess.run([sys.executable, tool, str(first / "run"), str(results)]).returncode == 0
+    run = second / "run"
+    restore = [sys.executable, tool, "--restore", str(results), str(run)]
+    assert subprocess.run(restore).returncode == 0
+    assert (run / "cls/bpp0.0983/cresnet51/result.json").exists()
+    assert not (run / "codec_bpp0.0983" / "codec.keras").exists()  # models stay out of git
+    result = drive(second, "--scale=tiny", "--only=cls/bpp0.0983/cresnet51,cls/rgb/resnet50")
+    assert result.returncode == 0, result.stderr
+    ran = sorted(c.split(" ")[0] for c in calls(second))
+    assert ran == [
+        "experiments.encode_dataset",
+        "experiments.train_classifier",  # cResNet-51 only: the RGB ResNet-50 is kept
+        "experiments.train_compression",
+    ]
+    assert "cls/rgb/resnet50: done before, kept" in result.stdout
+    assert "cls/bpp0.0983/cresnet51: done before, but a step it needs runs again" in result.stdout
+    stale = run / "cls/bpp0.0983/cresnet51.stale/result.json"
+    new = run / "cls/bpp0.0983/cresnet51/result.json"
+    new_id = json.loads(new.read_text())["models"]["classifier"]["codec_model_id"]
+    old_id = json.loads(stale.read_text())["models"]["classifier"]["codec_model_id"]
+    assert new_id == (run / "codec_bpp0.0983" / "codec.keras").read_text() != old_id
+    # Timing of the first machine's steps is kept beside the second's.
+    timing = json.loads((run / "timing.json").read_text())
+    assert {"cls/rgb/resnet50", "codec_bpp0.0983"} <= set(timing)
+    # ResNet-50 on reconstructions came back from the old codec: the claim that compares it
+    # with the new cResNet-51 names both codecs instead of judging.
+    claims = {c["what"]: c for c in json.loads((run / "claims.json").read_text())}
+    z = claims["bpp0.0983: top-1, cResNet-51 on z - ResNet-50 on reconstructions"]
+    assert z["verdict"] == "not resolved" and "different codecs" in z["reason"]
+    assert new_id in z["reason"] and old_id in z["reason"]
+    # A run whose rows share one codec judges them (here: no spread, one seed each).
+    claims = {c["what"]: c for c in json.loads((first / "run" / "claims.json").read_text())}
+    z = claims["bpp0.0983: top-1, cResNet-51 on z - ResNet-50 on reconstructions"]
+    assert "different codecs" not in z["reason"]
+
+
 def test_claim_verdicts_follow_their_rules():
     """tools/claims.py: greater / not worse / equivalent against the 95% interval."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))

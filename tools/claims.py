@@ -124,8 +124,9 @@ class Claims:
                  ratio=ratio, low=low, high=high, seeds=seeds, verdict=verdict_, reason=reason)
         )  # fmt: skip
 
-    def add(self, key, what, diff, rule, margin=0.0, unit="points", note=""):
-        result, reason = verdict(diff, rule, margin)
+    def add(self, key, what, diff, rule, margin=0.0, unit="points", note="", blocked=""):
+        """`blocked`: why the difference cannot be judged although both rows exist."""
+        result, reason = (OPEN, blocked) if blocked else verdict(diff, rule, margin)
         d = diff or stats.Estimate(None, None, None)
         reason = "; ".join(r for r in (reason, note) if r)
         label = rule_text(rule, margin, unit)
@@ -141,6 +142,7 @@ def table_claims(run_dir, claims):
     """Classification and segmentation claims from Table 2's rows."""
     table = rows(run_dir)
     by = {(r["point"], r["network"]): r["estimates"] for r in table}
+    codecs = {(r["point"], r["network"]): r["codecs"] for r in table}
     spread = {
         m: stats.pooled_sd(r["estimates"][m] for r in table if r["estimates"][m])
         for m in ("top1", "miou")
@@ -157,35 +159,55 @@ def table_claims(run_dir, claims):
             return f"spread over seeds pooled from the rows with several seeds ({metric})"
         return ""
 
+    def mixed(point, a, b, metric):
+        """Why rows trained on different codecs (a codec retrained, e.g. on a new machine,
+        after one row finished) cannot be compared; "" when they share one."""
+        ids = [codecs.get((point, NAMES[n]), {}).get(metric) or set() for n in (a, b)]
+        if all(ids) and ids[0] != ids[1] or any(len(i) > 1 for i in ids):
+            found = " vs ".join("/".join(sorted(i)) or "none" for i in ids)
+            return f"the rows were trained on different codecs ({found}); rerun them on one"
+        return ""
+
+    def compare(key, point, a, b, metric, rule, margin, what):
+        claims.add(
+            key,
+            f"{point}: {what}",
+            diff(point, a, b, metric),
+            rule,
+            margin,
+            note=borrowed(point, a, b, metric),
+            blocked=mixed(point, a, b, metric),
+        )
+
     points = [p for p in POINT_ORDER if any(r["point"] == p for r in table)]
     for p in points:
-        claims.add(
+        what = "top-1, cResNet-51 on z - ResNet-50 on reconstructions"
+        compare(
             "z_vs_reconstructed",
-            f"{p}: top-1, cResNet-51 on z - ResNet-50 on reconstructions",
-            diff(p, "cresnet51", "resnet50", "top1"),
+            p,
+            "cresnet51",
+            "resnet50",
+            "top1",
             "equivalent",
             MARGIN_TOP1,
-            note=borrowed(p, "cresnet51", "resnet50", "top1"),
+            what,
         )
     if "bpp0.0983" in points:
-        claims.add(
+        what = "top-1, cResNet-39 on z - cResNet-51 on z"
+        compare(
             "cresnet39",
-            "bpp0.0983: top-1, cResNet-39 on z - cResNet-51 on z",
-            diff("bpp0.0983", "cresnet39", "cresnet51", "top1"),
+            "bpp0.0983",
+            "cresnet39",
+            "cresnet51",
+            "top1",
             "equivalent",
             MARGIN_TOP1,
-            note=borrowed("bpp0.0983", "cresnet39", "cresnet51", "top1"),
+            what,
         )
     rules = {"bpp0.635": "equivalent", "bpp0.330": "not worse", "bpp0.0983": "greater"}
     for p in points:
-        claims.add(
-            "segmentation",
-            f"{p}: mIoU, cResNet-51-d on z - ResNet-50-d on reconstructions",
-            diff(p, "cresnet51", "resnet50", "miou"),
-            rules[p],
-            MARGIN_MIOU,
-            note=borrowed(p, "cresnet51", "resnet50", "miou"),
-        )
+        what = "mIoU, cResNet-51-d on z - ResNet-50-d on reconstructions"
+        compare("segmentation", p, "cresnet51", "resnet50", "miou", rules[p], MARGIN_MIOU, what)
 
 
 def joint_claims(run_dir, claims):

@@ -1,17 +1,30 @@
-"""Copies what a Table 2 run measured into the repository: its small files only.
+"""Copies what a Table 2 run measured into the repository: its small files only; and back.
 
   .venv/bin/python tools/collect_results.py runs/table2_tiny results/table2_tiny
+  .venv/bin/python tools/collect_results.py --restore results/table2_small RUN_DIR
 
 Copies every result.json, config.json, curve.json, rd.json, bench/*.json, timing.json,
 flops.json, the tables (table2*.md / *.csv) and the claims (claims.md / .json) of RUN_DIR into
 DEST, keeping the folder layout, and leaves out models, checkpoints, stores and logs (they stay
 out of git). DEST is replaced as a whole, so it never mixes two runs.
+
+--restore continues a run on another machine (the run folder, its models and checkpoints lost):
+it copies the committed files of DEST into a new or partial RUN_DIR, never over a file that is
+there (merging timing.json, whose entries in RUN_DIR win). The driver then keeps the steps whose
+results came back and that need nothing lost (RGB networks, the JPEG baselines) and redoes the
+rest: a codec whose model was lost, and every step that reads it, since a retrained codec is a
+new codec (tools/reproduce_table2.py `done_before`). Collecting the run afterwards replaces
+DEST with the union.
 """
 
 import argparse
 import os
 import shutil
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfcomp import io  # noqa: E402
 
 KEPT_NAMES = {"result.json", "config.json", "curve.json", "rd.json", "timing.json", "flops.json"}
 SKIPPED_FOLDERS = {"checkpoints", "stores", "logs", "train", "scratch"}
@@ -27,11 +40,43 @@ def kept(relative):
     return top and name.startswith(("table2", "claims")) and name.endswith((".md", ".csv", ".json"))
 
 
+def restore(dest, run_dir):
+    """Copies DEST's files into RUN_DIR where RUN_DIR has none; returns how many."""
+    if not os.path.isdir(dest):
+        print(f"{dest} is not a folder of collected results", file=sys.stderr)
+        return None
+    copied = 0
+    for root, folders, names in os.walk(dest):
+        folders.sort()
+        for name in sorted(names):
+            relative = os.path.relpath(os.path.join(root, name), dest)
+            target = os.path.join(run_dir, relative)
+            if relative == "timing.json" and os.path.exists(target):
+                merged = {**io.read_json(os.path.join(dest, relative)), **io.read_json(target)}
+                io.write_json(merged, target)
+            elif not os.path.exists(target):
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copy2(os.path.join(root, name), target)
+                copied += 1
+    return copied
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir")
-    parser.add_argument("dest")
+    parser.add_argument("run_dir", help="the run folder (with --restore: DEST)")
+    parser.add_argument("dest", help="the results folder (with --restore: RUN_DIR)")
+    parser.add_argument(
+        "--restore",
+        action="store_true",
+        help="copy a results folder back into a run folder (first DEST, then RUN_DIR)",
+    )
     args = parser.parse_args(argv)
+    if args.restore:
+        copied = restore(args.run_dir, args.dest)
+        if copied is None:
+            return 2
+        print(f"{copied} files of {args.run_dir} restored into {args.dest}")
+        return 0
     if not os.path.isfile(os.path.join(args.run_dir, "table2.md")):
         print(f"{args.run_dir} holds no finished run (no table2.md)", file=sys.stderr)
         return 2

@@ -34,6 +34,7 @@ import fnmatch
 import importlib
 import os
 import runpy
+import shutil
 import subprocess
 import sys
 import time
@@ -491,6 +492,41 @@ def _run_in_child(argv):
     return code
 
 
+def done_before(steps):
+    """Names of the steps that need not run: their result exists and so do the results of all
+    the steps they need, transitively. A step that reads something made again (a retrained
+    codec, its store) is redone, so that no row mixes a new codec with an old network; results
+    restored from the repository on a new machine (tools/collect_results.py --restore) keep only
+    the steps that need nothing lost, such as RGB networks and the JPEG baselines."""
+    names = {s.name for s in steps}
+    kept = {s.name for s in steps if os.path.exists(s.result)}
+    changed = True
+    while changed:
+        changed = False
+        for s in steps:
+            if s.name in kept and any(n in names and n not in kept for n in s.needs):
+                kept.discard(s.name)
+                changed = True
+    return kept
+
+
+def set_aside(step, steps, out):
+    """Moves a stale step's output out of the way so that it runs from scratch (a trainer would
+    otherwise keep its finished folder or resume its old checkpoints): its folder, when the
+    folder is the step's own, else its result file alone; to NAME.stale (replacing an older
+    one). Returns the new path."""
+    folder = os.path.dirname(step.result)
+    shared = any(os.path.dirname(s.result) == folder for s in steps if s is not step)
+    source = step.result if shared or os.path.abspath(folder) == os.path.abspath(out) else folder
+    target = source + ".stale"
+    if os.path.isdir(target):
+        shutil.rmtree(target)
+    elif os.path.exists(target):
+        os.remove(target)
+    os.replace(source, target)
+    return target
+
+
 def execute(plan, launcher, jobs, log_dir):
     """Runs the plan's steps (see the module docstring); returns 0, or 1 after a failure."""
     os.makedirs(log_dir, exist_ok=True)
@@ -505,11 +541,20 @@ def execute(plan, launcher, jobs, log_dir):
     failed = []
     started = {}  # name -> launch time
     timing = os.path.join(os.path.dirname(log_dir), "timing.json")  # each step's wall, CPU s
+    kept = done_before(plan.steps)
     for k, step in list(pending):
-        if os.path.exists(step.result):
+        if step.name in kept:
             print(f"==> [{_stamp()}] [{k}/{total}] {step.name}: done before, kept ({step.result})")
             done.add(step.name)
             pending.remove((k, step))
+        elif os.path.exists(step.result):
+            aside = set_aside(step, plan.steps, os.path.dirname(log_dir))
+            print(
+                f"==> [{_stamp()}] [{k}/{total}] {step.name}: done before, but a step it needs "
+                f"runs again (e.g. a codec whose model did not survive a new machine): redone, "
+                f"the old one moved to {aside}",
+                flush=True,
+            )
     while pending or running:
         launchable = [
             (k, s) for k, s in pending if all(n in done or n not in names for n in s.needs)

@@ -74,6 +74,17 @@ def over_seeds(pattern, names):
     return {name: stats.estimate([pct(m.get(name)) for m in runs]) for name in names}
 
 
+def codec_ids(pattern):
+    """The codec model ids (hex) that the networks of `pattern`'s folders, over seeds, were
+    trained on (their result cards' `codec_model_id`); empty for RGB inputs."""
+    ids = set()
+    for path in seed_paths(pattern + "/result.json"):
+        for card in (load(path).get("models") or {}).values():
+            if isinstance(card, dict) and card.get("codec_model_id"):
+                ids.add(card["codec_model_id"])
+    return ids
+
+
 def load_rd(run_dir):
     """The run's rate-distortion results merged: {'dataset', 'codecs', 'baselines'} from
     RUN_DIR/rd/*/rd.json (one per codec, one for the baselines) and RUN_DIR/rd/rd.json (the
@@ -123,6 +134,7 @@ def rows(run_dir):
         codec = rd["codecs"].get(f"codec_{point}", {}).get("mean", {})
         paper = PAPER.get((point, net), (None, None, None))
         estimates = {**cls, **seg}
+        cls_codecs, seg_codecs = codec_ids(cls_dir + SEED), codec_ids(seg_dir + SEED)
         table.append(
             dict(
                 point=point,
@@ -139,6 +151,7 @@ def rows(run_dir):
                 paper_top1=paper[1],
                 paper_miou=paper[2],
                 estimates=estimates,
+                codecs={"top5": cls_codecs, "top1": cls_codecs, "miou": seg_codecs},
             )
         )
 
