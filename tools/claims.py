@@ -232,6 +232,14 @@ def joint_claims(run_dir, claims):
             )
 
 
+def dataset_label(spec):
+    """A dataset spec without the machine's paths: "folder:/data/kodak" -> "kodak"."""
+    if not spec:
+        return "?"
+    _, _, path = spec.partition(":")
+    return os.path.basename(path.rstrip("/")) if "/" in path else spec
+
+
 def rd_claims(run_dir, claims):
     """Section 3.1: each codec above JPEG and JPEG 2000 on SSIM and MS-SSIM at its real bpp."""
     rd = load_rd(run_dir)
@@ -251,7 +259,7 @@ def rd_claims(run_dir, claims):
                     continue
                 ref = float(np.interp(bpp, xs, [r[metric] for r in curve]))
                 value = codec["mean"][metric] - ref
-                note = f"mean over {rd.get('dataset', '?')} images; baseline interpolated"
+                note = f"mean over {dataset_label(rd.get('dataset'))} images; baseline interpolated"
                 claims.add_exact("rd", what, value, "> 0", value > 0, note)
 
 
