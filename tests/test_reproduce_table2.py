@@ -239,6 +239,11 @@ def test_a_run_continues_on_a_new_machine_from_its_collected_results(tmp_path):
     new_id = json.loads(new.read_text())["models"]["classifier"]["codec_model_id"]
     old_id = json.loads(stale.read_text())["models"]["classifier"]["codec_model_id"]
     assert new_id == (run / "codec_bpp0.0983" / "codec.keras").read_text() != old_id
+    # What was set aside is not collected again.
+    again = tmp_path / "results2"
+    assert subprocess.run([sys.executable, tool, str(run), str(again)]).returncode == 0
+    assert (again / "cls/bpp0.0983/cresnet51/result.json").exists()
+    assert not list(again.rglob("*.stale*"))
     # Timing of the first machine's steps is kept beside the second's.
     timing = json.loads((run / "timing.json").read_text())
     assert {"cls/rgb/resnet50", "codec_bpp0.0983"} <= set(timing)

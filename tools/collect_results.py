@@ -6,7 +6,8 @@
 Copies every result.json, config.json, curve.json, rd.json, bench/*.json, timing.json,
 flops.json, the tables (table2*.md / *.csv) and the claims (claims.md / .json) of RUN_DIR into
 DEST, keeping the folder layout, and leaves out models, checkpoints, stores and logs (they stay
-out of git). DEST is replaced as a whole, so it never mixes two runs.
+out of git), and what the driver set aside (`NAME.stale`). DEST is replaced as a whole, so it
+never mixes two runs.
 
 --restore continues a run on another machine (the run folder, its models and checkpoints lost):
 it copies the committed files of DEST into a new or partial RUN_DIR, never over a file that is
@@ -82,7 +83,9 @@ def main(argv=None):
         return 2
     files = []
     for root, folders, names in os.walk(args.run_dir):
-        folders[:] = sorted(f for f in folders if f not in SKIPPED_FOLDERS)
+        folders[:] = sorted(
+            f for f in folders if f not in SKIPPED_FOLDERS and not f.endswith(".stale")
+        )
         for name in sorted(names):
             relative = os.path.relpath(os.path.join(root, name), args.run_dir)
             if kept(relative):
