@@ -15,8 +15,10 @@ rate-distortion curves, Fig. 5 and Fig. 12. Where the paper's effects are a poin
 0.0983 bpp classification and segmentation rows, joint training and its control) each row trains
 with `SEEDS[scale]` seeds (3 at small scale, `--seeds=N` to change), in NAME, NAME.seed1, ...
 
-Every step writes its result file last (atomically); a step whose result exists is skipped, so
-an interrupted reproduction resumes where it stopped (trainers also resume from checkpoints).
+Every step writes its result file last (atomically); a step whose result exists is skipped
+when every step it needs is skipped too, so an interrupted reproduction resumes where it
+stopped (trainers also resume from checkpoints), and a step that reads something made again (a
+codec retrained on a new machine: tools/collect_results.py --restore) is redone (`done_before`).
 Steps start as soon as the steps they need are done, up to JOBS at once (default 3 at tiny, 2
 at small, 1 at paper scale, where each step fills the GPUs), each with its share of the CPU
 cores as TensorFlow's thread pools, as a fork of the driver, which imported TensorFlow once
