@@ -299,8 +299,10 @@ def test_mixed_precision_on_a_cpu_is_bfloat16_only_where_the_cpu_computes_it(
     monkeypatch.delenv(hardware.BFLOAT16_ENV, raising=False)
     assert hardware.cpu_has_native_bfloat16(str(cpuinfo)) is native
     assert hardware.cpu_has_native_bfloat16(str(tmp_path / "missing")) is False  # not Linux
+    assert hardware.cpu_computes_bfloat16(str(cpuinfo)) is native
     monkeypatch.setenv(hardware.BFLOAT16_ENV, "1")
     assert hardware.cpu_has_native_bfloat16(str(cpuinfo)) is True
+    assert hardware.cpu_computes_bfloat16(str(cpuinfo)) is native  # the machine, recorded
     assert distribute.precision_policy(True) == "mixed_bfloat16"
     monkeypatch.setenv(hardware.BFLOAT16_ENV, "0")
     assert hardware.cpu_has_native_bfloat16(str(cpuinfo)) is False

@@ -277,12 +277,12 @@ def test_tfcomp_classify_reads_compressed_files_without_decoding(
 
 def test_classifier_trains_under_mirrored_and_bfloat16_and_evaluates(data, tmp_path, monkeypatch):
     import os
+    import subprocess
+    import sys
 
     from tfcomp import hardware
 
     monkeypatch.setenv(hardware.BFLOAT16_ENV, "1")  # the bfloat16 path, on any CPU
-    import subprocess
-    import sys
 
     for strategy, mixed in (("mirrored", False), ("default", True)):
         outcome = train(

@@ -28,9 +28,15 @@ def cpu_flags(cpuinfo="/proc/cpuinfo"):
     return found
 
 
+def cpu_computes_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """True when the CPU has one of NATIVE_BFLOAT16_FLAGS (what the machine is, whatever the
+    environment asks; results record it)."""
+    return bool(cpu_flags(cpuinfo) & NATIVE_BFLOAT16_FLAGS)
+
+
 def cpu_has_native_bfloat16(cpuinfo="/proc/cpuinfo"):
-    """True when mixed_bfloat16 pays on this CPU (see NATIVE_BFLOAT16_FLAGS; BFLOAT16_ENV wins)."""
+    """True when mixed_bfloat16 pays on this CPU (`cpu_computes_bfloat16`; BFLOAT16_ENV wins)."""
     forced = os.environ.get(BFLOAT16_ENV)
     if forced in ("0", "1"):
         return forced == "1"
-    return bool(cpu_flags(cpuinfo) & NATIVE_BFLOAT16_FLAGS)
+    return cpu_computes_bfloat16(cpuinfo)

@@ -163,7 +163,7 @@ def table_claims(run_dir, claims):
         """Why rows trained on different codecs (a codec retrained, e.g. on a new machine,
         after one row finished) cannot be compared; "" when they share one."""
         ids = [codecs.get((point, NAMES[n]), {}).get(metric) or set() for n in (a, b)]
-        if all(ids) and ids[0] != ids[1] or any(len(i) > 1 for i in ids):
+        if (all(ids) and ids[0] != ids[1]) or any(len(i) > 1 for i in ids):
             found = " vs ".join("/".join(sorted(i)) or "none" for i in ids)
             return f"the rows were trained on different codecs ({found}); rerun them on one"
         return ""

@@ -100,7 +100,7 @@ def machine_info():
         "cpu_count": os.cpu_count(),
         # Whether the CPU computes bfloat16 natively: mixed precision on the CPU is float32
         # where it does not (tfcomp.hardware).
-        "cpu_bfloat16": bool(hardware.cpu_flags() & hardware.NATIVE_BFLOAT16_FLAGS),
+        "cpu_bfloat16": hardware.cpu_computes_bfloat16(),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
