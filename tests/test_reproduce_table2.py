@@ -233,6 +233,8 @@ def test_a_run_continues_on_a_new_machine_from_its_collected_results(tmp_path):
         "experiments.train_compression",
     ]
     assert "cls/rgb/resnet50: done before, kept" in result.stdout
+    assert "codec_bpp0.0983: its result came back without codec.keras" in result.stdout
+    assert (run / "codec_bpp0.0983.stale" / "result.json").exists()
     assert "cls/bpp0.0983/cresnet51: done before, but a step it needs runs again" in result.stdout
     stale = run / "cls/bpp0.0983/cresnet51.stale/result.json"
     new = run / "cls/bpp0.0983/cresnet51/result.json"

@@ -512,6 +512,16 @@ def done_before(steps):
     return kept
 
 
+def finished_folder(step, steps):
+    """True when the step's own folder holds a trainer's result.json although the step's result
+    file is missing: a codec restored on a new machine (its result came back from the
+    repository, its model did not). Its trainer would take the folder for finished and fail on
+    the missing model, so it is set aside like any step to redo."""
+    folder = os.path.dirname(step.result)
+    own = not any(os.path.dirname(s.result) == folder for s in steps if s is not step)
+    return own and os.path.isfile(os.path.join(folder, "result.json"))
+
+
 def set_aside(step, steps, out):
     """Moves a stale step's output out of the way so that it runs from scratch (a trainer would
     otherwise keep its finished folder or resume its old checkpoints): its folder, when the
@@ -555,6 +565,14 @@ def execute(plan, launcher, jobs, log_dir):
                 f"==> [{_stamp()}] [{k}/{total}] {step.name}: done before, but a step it needs "
                 f"runs again (e.g. a codec whose model did not survive a new machine): redone, "
                 f"the old one moved to {aside}",
+                flush=True,
+            )
+        elif finished_folder(step, plan.steps):
+            aside = set_aside(step, plan.steps, os.path.dirname(log_dir))
+            print(
+                f"==> [{_stamp()}] [{k}/{total}] {step.name}: its result came back without "
+                f"{os.path.basename(step.result)} (restored on a new machine): trained again, "
+                f"the old folder moved to {aside}",
                 flush=True,
             )
     while pending or running:
