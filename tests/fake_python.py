@@ -66,7 +66,8 @@ def main(argv):
         write(f"{model_dir}/codec.keras", os.urandom(8).hex())  # a new codec, a new model id
         write(f"{model_dir}/result.json", {"metrics": {}})
     elif target in ("experiments.train_classifier", "experiments.train_joint"):
-        if finished_before(model_dir, ["codec.keras"]):
+        model = "codec.keras" if flags.get("mode") == "codec_only" else "classifier.keras"
+        if finished_before(model_dir, [model]):
             return
         s = score(model_dir)
         if flags.get("mode") != "codec_only":
@@ -76,6 +77,8 @@ def main(argv):
         result = {} if flags.get("mode") == "codec_only" else {"top1": s / 2, "top5": s}
         write(f"{model_dir}/result.json", {"metrics": result, "models": card("classifier", flags)})
     elif target == "experiments.train_segmentation":
+        if not os.path.exists(flags["init_classifier"]):
+            sys.exit(f"error: {flags['init_classifier']}: file not found")
         write(f"{model_dir}/curve.json", [{"step": 5, "miou": score(model_dir) / 3}])
         metrics = {"miou": score(model_dir) / 2}
         write(f"{model_dir}/result.json", {"metrics": metrics, "models": card("segmenter", flags)})

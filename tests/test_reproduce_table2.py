@@ -249,6 +249,13 @@ def test_a_run_continues_on_a_new_machine_from_its_collected_results(tmp_path):
     # Timing of the first machine's steps is kept beside the second's.
     timing = json.loads((run / "timing.json").read_text())
     assert {"cls/rgb/resnet50", "codec_bpp0.0983"} <= set(timing)
+    # The RGB network's row was kept, its weights were not: a segmenter that starts from them
+    # trains it again first.
+    result = drive(second, "--scale=tiny", "--only=seg/rgb/resnet50_d")
+    assert result.returncode == 0, result.stderr
+    assert "cls/rgb/resnet50: done before, but its classifier.keras is missing" in result.stdout
+    assert (run / "cls/rgb/resnet50/classifier.keras").exists()
+    assert (run / "seg/rgb/resnet50_d/result.json").exists()
     # ResNet-50 on reconstructions came back from the old codec: the claim that compares it
     # with the new cResNet-51 names both codecs instead of judging.
     claims = {c["what"]: c for c in json.loads((run / "claims.json").read_text())}

@@ -64,6 +64,10 @@ class Step:
     result: str  # the file whose existence means the step is done
     argv: list  # after the python executable
     needs: tuple = ()  # names of steps that must be done first
+    # The model files the step writes that the steps needing it read. They are not in the
+    # repository: on a new machine a restored step whose models are missing is redone when a
+    # step that reads them runs (`done_before`).
+    models: tuple = ()
 
 
 def seeded(name, seed):
@@ -98,12 +102,12 @@ class Plan:
         """The seeds of the rows at `point`."""
         return range(self.num_seeds if point == SEEDED_POINT else 1)
 
-    def add(self, name, result, module, *args, needs=(), config=True, data="classifier"):
+    def add(self, name, result, module, *args, needs=(), config=True, data="classifier", models=()):
         argv = ["-m", module] if not module.endswith(".py") else [module]
         if config:
             argv += [f"--config={self.scale}", *self.data_args(data)]
         argv += args
-        self.steps.append(Step(name, result, argv, tuple(needs)))
+        self.steps.append(Step(name, result, argv, tuple(needs), tuple(models)))
 
     def codec(self, point):
         return f"{self.out}/codec_{point}/codec.keras"
@@ -136,6 +140,7 @@ class Plan:
             "experiments.train_classifier",
             *args,
             needs=needs,
+            models=[f"{folder}/classifier.keras"],
         )
 
     def segmenter(self, name, arch, mode, init_step, codec=None, store=None, needs=(), seed=0):
@@ -153,6 +158,7 @@ class Plan:
             *args,
             needs=[init_step, *needs],
             data="segmenter",
+            models=[f"{folder}/segmenter.keras"],
         )
 
 
@@ -292,6 +298,7 @@ def joint_steps(plan, p, seed=0):
         f"--model_dir={j}/joint",
         *seed_arg,
         needs=[c51_step],
+        models=[f"{j}/joint/codec.keras", f"{j}/joint/classifier.keras"],
     )
     plan.add(
         f"joint/{ps}/codec_ft",
@@ -302,6 +309,7 @@ def joint_steps(plan, p, seed=0):
         f"--model_dir={j}/codec_ft",
         *seed_arg,
         needs=[f"codec_{p}"],
+        models=[f"{j}/codec_ft/codec.keras"],
     )
     ft, jc = f"{j}/codec_ft/codec.keras", f"{j}/joint/codec.keras"
     ft_cls = plan.store(f"joint_{ps}_codec_ft", "classifier", ft, f"joint/{ps}/codec_ft")
@@ -350,6 +358,7 @@ def joint_steps(plan, p, seed=0):
         f"--model_dir={j}/control",
         *seed_arg,
         needs=[f"cls/../joint/{ps}/control_scratch"],
+        models=[f"{j}/control/classifier.keras"],
     )
     plan.segmenter(
         f"../joint/{ps}/seg_control",
@@ -495,18 +504,26 @@ def _run_in_child(argv):
 
 
 def done_before(steps):
-    """Names of the steps that need not run: their result exists and so do the results of all
-    the steps they need, transitively. A step that reads something made again (a retrained
-    codec, its store) is redone, so that no row mixes a new codec with an old network; results
-    restored from the repository on a new machine (tools/collect_results.py --restore) keep only
-    the steps that need nothing lost, such as RGB networks and the JPEG baselines."""
+    """Names of the steps that need not run: their result exists, so do the results of all the
+    steps they need (transitively), and so do their model files when a step that reads them
+    runs. A step that reads something made again (a retrained codec, its store) is redone, so
+    that no row mixes a new codec with an old network; results restored from the repository on
+    a new machine (tools/collect_results.py --restore) keep only the steps that need nothing
+    lost, such as the RGB networks' rows and the JPEG baselines, and an RGB network is trained
+    again only when a step that starts from its weights (a segmenter) runs."""
     names = {s.name for s in steps}
     kept = {s.name for s in steps if os.path.exists(s.result)}
+    readers = {s.name: [t.name for t in steps if s.name in t.needs] for s in steps}
     changed = True
     while changed:
         changed = False
         for s in steps:
-            if s.name in kept and any(n in names and n not in kept for n in s.needs):
+            if s.name not in kept:
+                continue
+            lost = any(n in names and n not in kept for n in s.needs)
+            if not lost and not all(os.path.exists(m) for m in s.models):
+                lost = any(r not in kept for r in readers[s.name])
+            if lost:
                 kept.discard(s.name)
                 changed = True
     return kept
@@ -560,10 +577,15 @@ def execute(plan, launcher, jobs, log_dir):
             done.add(step.name)
             pending.remove((k, step))
         elif os.path.exists(step.result):
+            if any(n in names and n not in kept for n in step.needs):
+                why = "a step it needs runs again (e.g. a codec whose model did not survive a new"
+                why += " machine)"
+            else:
+                missing = [os.path.basename(m) for m in step.models if not os.path.exists(m)]
+                why = f"its {', '.join(missing)} is missing (a new machine) and a step reads it"
             aside = set_aside(step, plan.steps, os.path.dirname(log_dir))
             print(
-                f"==> [{_stamp()}] [{k}/{total}] {step.name}: done before, but a step it needs "
-                f"runs again (e.g. a codec whose model did not survive a new machine): redone, "
+                f"==> [{_stamp()}] [{k}/{total}] {step.name}: done before, but {why}: redone, "
                 f"the old one moved to {aside}",
                 flush=True,
             )
