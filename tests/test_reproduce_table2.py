@@ -79,6 +79,7 @@ def test_tiny_grid_runs_every_step_once_and_resumes_after_a_failure(tmp_path, jo
     assert {r["bpp_measured"] for r in rows if r["point"] != "original"} == {"0.1"}
     table = (run / "table2.md").read_text()
     assert "| bpp0.0983 | joint ft. |" in table
+    assert table.startswith("# Table 2 (tiny scale, run run)") and str(tmp_path) not in table
     # Section 6.1's control: a cResNet-51 from scratch on the finetuned codec, then more epochs
     # with that codec fixed, starting from the scratch classifier; joint from the trained pair.
     joint_dir = run / "joint" / "bpp0.0983"

@@ -234,7 +234,7 @@ def write_tables(run_dir, scale, table, joint):
         writer.writeheader()
         writer.writerows(table)
     lines = [
-        f"# Table 2 ({scale} scale, {run_dir})",
+        f"# Table 2 ({scale} scale, run {os.path.basename(os.path.normpath(run_dir))})",
         "",
         "Measured here beside the paper's Table 2 (ImageNet top-1/top-5 after 28 epochs; PASCAL "
         "VOC 2012 mIoU). At tiny and small scale the data, budgets and network widths differ from "
