@@ -486,6 +486,10 @@ def test_benchmark_merge_keeps_earlier_rows_until_they_are_measured_again():
     new = row("resnet50", "float32", 0.6, 85.0)
     assert merged_rows(earlier, [new]) == [row("codec", "float32", 1.1, 80.0), new]
     assert merged_rows(None, [new]) == [new]
+    # An earlier file's machine stays with its rows.
+    earlier["machine"] = {"cpu": "AMD EPYC", "cpu_bfloat16": False}
+    assert merged_rows(earlier, [new])[0]["machine"] == earlier["machine"]
+    assert "machine" not in merged_rows(earlier, [new])[1]
 
 
 def test_readme_blocks_are_regenerated_from_a_run_folder(tmp_path):

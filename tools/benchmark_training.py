@@ -38,7 +38,7 @@ import tensorflow as tf  # noqa: E402
 from tfcomp import flops, io  # noqa: E402
 from tfcomp.codec import Codec  # noqa: E402
 from tfcomp.nets import registry  # noqa: E402
-from tfcomp.train import loop  # noqa: E402
+from tfcomp.train import job, loop  # noqa: E402
 from tfcomp.train.classification import classification_step  # noqa: E402
 from tfcomp.train.compression import compression_step  # noqa: E402
 from tfcomp.train.joint import joint_step  # noqa: E402
@@ -262,13 +262,17 @@ def side_by_side(build, data, loss_fn, steps, jit_compile, repeats):
 def merged_rows(earlier, rows):
     """`earlier`'s rows (a report, or None) that `rows` do not replace, then `rows`: an earlier
     row stays until this run has measured its (case, precision, xla), so a run stopped early
-    keeps every row it did not reach. Earlier rows keep their own run's matmul rate."""
+    keeps every row it did not reach. Earlier rows keep their own run's matmul rate and machine
+    (`tfcomp.train.job.machine_info`, when the earlier file recorded one)."""
     key = lambda r: (r["case"], r["precision"], r["xla"])  # noqa: E731
     replaced = {key(r) for r in rows}
     kept = []
     for row in (earlier or {}).get("rows", []):
         if key(row) not in replaced:
-            kept.append({"matmul_gmacs_per_s": earlier["matmul_gmacs_per_s"], **row})
+            own = {"matmul_gmacs_per_s": earlier["matmul_gmacs_per_s"]}
+            if earlier.get("machine"):
+                own["machine"] = earlier["machine"]
+            kept.append({**own, **row})
     return kept + list(rows)
 
 
@@ -302,6 +306,7 @@ def main():
     matmul = matmul_gmacs()
     print(f"4096^2 float32 matmul: {matmul:.0f} GMAC/s")
     rows, earlier = [], None
+    machine = job.machine_info()
     if args.merge and args.json and os.path.exists(args.json):
         earlier = io.read_json(args.json)
 
@@ -310,6 +315,7 @@ def main():
         return {
             "matmul_gmacs_per_s": sorted({r.get("matmul_gmacs_per_s", matmul) for r in every}),
             "cpu_count": os.cpu_count(),
+            "machine": dict(machine, date=time.strftime("%Y-%m-%d")),
             "rows": sorted(every, key=lambda r: list(CASES).index(r["case"])),
         }
 
