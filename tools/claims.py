@@ -17,7 +17,8 @@ and "not resolved at this scale" otherwise, with the reason. Intervals are Welch
 seeds of the two rows (tfcomp.eval.stats); a row with one seed borrows the spread over seeds
 pooled from the run's rows of that metric that have several seeds, and a difference with no
 spread to judge by is not resolved. Rate-distortion claims compare the codec's mean over the
-rate-distortion images with the baseline's curve interpolated at the codec's real bpp, and
+rate-distortion images with the baseline's curve interpolated at the codec's real bpp (outside
+the baseline's rates, with its nearest point where that decides: `against_curve`), and
 operation counts are exact: those have no interval.
 """
 
@@ -252,15 +253,32 @@ def rd_claims(run_dir, claims):
                 if not curve:
                     claims.add_exact("rd", what, None, "> 0", None, "baseline not run")
                     continue
-                xs = [r["bpp_real"] for r in curve]
-                if not xs[0] <= bpp <= xs[-1]:
-                    note = f"{bpp:.3f} bpp is outside {baseline}'s sweep ({xs[0]:.3f}-{xs[-1]:.3f})"
-                    claims.add_exact("rd", what, None, "> 0", None, note)
-                    continue
-                ref = float(np.interp(bpp, xs, [r[metric] for r in curve]))
-                value = codec["mean"][metric] - ref
-                note = f"mean over {dataset_label(rd.get('dataset'))} images; baseline interpolated"
-                claims.add_exact("rd", what, value, "> 0", value > 0, note)
+                value, holds, note = against_curve(codec["mean"][metric], bpp, curve, metric)
+                note = f"mean over {dataset_label(rd.get('dataset'))} images; {note}"
+                claims.add_exact("rd", what, value, "> 0", holds, note)
+
+
+def against_curve(value, bpp, curve, metric):
+    """A codec's `metric` at `bpp` against a baseline's curve (points sorted by real bpp):
+    (codec - baseline, whether the codec is above, note). Inside the curve's rates the curve is
+    interpolated. Outside them a baseline's quality is taken to grow with its rate: a codec
+    below the lowest rate that beats the lowest point beats every rate the baseline reaches
+    (and the baseline cannot reach the codec's), so the claim holds; a codec above the highest
+    rate that trails the highest point is beaten with fewer bits, so it is contradicted; the
+    other two cases are not resolved (difference None)."""
+    xs, ys = [r["bpp_real"] for r in curve], [r[metric] for r in curve]
+    if xs[0] <= bpp <= xs[-1]:
+        value = value - float(np.interp(bpp, xs, ys))
+        return value, value > 0, "baseline interpolated"
+    end = 0 if bpp < xs[0] else -1
+    side = "below the lowest" if end == 0 else "above the highest"
+    note = f"{bpp:.3f} bpp is {side} rate of the baseline's sweep ({xs[0]:.3f}-{xs[-1]:.3f})"
+    difference = value - ys[end]
+    if end == 0 and difference > 0:
+        return difference, True, f"{note}; above its {xs[0]:.3f} bpp point, which spends more bits"
+    if end == -1 and difference < 0:
+        return difference, False, f"{note}; below its {xs[-1]:.3f} bpp point, which spends fewer"
+    return None, None, note
 
 
 def flops_claims(run_dir, claims):
