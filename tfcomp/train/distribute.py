@@ -65,9 +65,11 @@ def precision_policy(mixed_precision):
         return "mixed_float16"
     if hardware.cpu_has_native_bfloat16():
         return "mixed_bfloat16"
-    logging.warning(
+    logging.log_first_n(  # once per process, not at each trainer or predictor built
+        logging.WARNING,
         "mixed precision asked, but this CPU has no native bfloat16 (none of %s in its flags): "
         "training in float32, which is faster here (%s=1 forces mixed_bfloat16)",
+        1,
         sorted(hardware.NATIVE_BFLOAT16_FLAGS),
         hardware.BFLOAT16_ENV,
     )
