@@ -54,6 +54,18 @@ def test_loss_falls(tmp_path):
     assert history[-1]["loss"] < 0.05 * history[0]["loss"]
 
 
+def test_progress_is_written_for_whoever_watches_the_run(tmp_path):
+    # tfcomp/train/loop.py: MODEL_DIR/progress.json at every summary (every 5 steps here).
+    run(tmp_path, 10)
+    progress = loop.read_progress(str(tmp_path))
+    assert (progress["step"], progress["train_steps"], progress["eta_s"]) == (10, 10, 0)
+    assert progress["steps_per_s"] > 0
+    # A resumed run counts its rate from where it started.
+    run(tmp_path, 15)
+    assert loop.read_progress(str(tmp_path))["step"] == 15
+    assert loop.read_progress(str(tmp_path / "nothing")) is None
+
+
 def test_mirrored_over_two_devices_equals_one_device(tmp_path):
     # Replica losses are divided by the replica count, so 2 replicas x 2 examples must take
     # exactly the step that 1 device takes on the same 4 examples.

@@ -315,6 +315,23 @@ def test_a_codec_outside_a_baselines_rates_is_judged_by_its_nearest_point():
     assert (value, holds) == (None, None) and "above the highest rate" in note
 
 
+def test_the_driver_says_where_a_running_trainer_is(tmp_path):
+    """tools/reproduce_table2.py progress_line: from the trainer's progress.json."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from reproduce_table2 import Step, progress_line
+
+    from tfcomp import io
+
+    step = Step("codec_bpp0.0983", str(tmp_path / "codec" / "codec.keras"), [])
+    assert progress_line(step) is None  # not started, or no summary yet
+    progress = dict(step=4210, train_steps=10000, steps_per_s=0.5, eta_s=(10000 - 4210) / 0.5)
+    io.write_json(progress, str(tmp_path / "codec" / "progress.json"))
+    assert progress_line(step) == (
+        "codec_bpp0.0983: step 4,210 / 10,000 (42%), about 3.2 h left at this session's "
+        "0.50 steps/s"
+    )
+
+
 def test_unknown_scale_is_refused(tmp_path):
     result = drive(tmp_path, "--scale=huge")
     assert result.returncode == 2 and "unknown --scale=huge" in result.stderr

@@ -556,6 +556,25 @@ def set_aside(step, steps, out):
     return target
 
 
+def progress_line(step):
+    """Where a running trainer is, from its MODEL_DIR/progress.json (tfcomp.train.loop), or
+    None for a step that writes none (stores, evaluations) or has not reached a summary yet."""
+    from tfcomp.train.loop import read_progress
+
+    progress = read_progress(os.path.dirname(step.result))
+    if not progress:
+        return None
+    done, total = progress["step"], progress["train_steps"]
+    line = f"{step.name}: step {done:,} / {total:,} ({100 * done / max(total, 1):.0f}%)"
+    if progress.get("eta_s") is not None:
+        line += f", about {progress['eta_s'] / 3600:.1f} h left at this session's "
+        line += f"{progress['steps_per_s']:.2f} steps/s"
+    return line
+
+
+STATUS_EVERY_S = 600  # how often the driver says where its running trainers are
+
+
 def execute(plan, launcher, jobs, log_dir):
     """Runs the plan's steps (see the module docstring); returns 0, or 1 after a failure."""
     os.makedirs(log_dir, exist_ok=True)
@@ -571,6 +590,7 @@ def execute(plan, launcher, jobs, log_dir):
     started = {}  # name -> launch time
     timing = os.path.join(os.path.dirname(log_dir), "timing.json")  # each step's wall, CPU s
     kept = done_before(plan.steps)
+    last_status = time.time()
     for k, step in list(pending):
         if step.name in kept:
             print(f"==> [{_stamp()}] [{k}/{total}] {step.name}: done before, kept ({step.result})")
@@ -616,6 +636,12 @@ def execute(plan, launcher, jobs, log_dir):
                 raise RuntimeError(f"steps wait on steps never run: {[s.name for _, s in pending]}")
             break
         time.sleep(0.2)
+        if time.time() - last_status >= STATUS_EVERY_S:
+            last_status = time.time()
+            for _, step, _ in running.values():
+                line = progress_line(step)
+                if line:
+                    print(f"    [{_stamp()}] {line}", flush=True)
         for name, (pid, step, log) in list(running.items()):
             finished, status, usage = os.wait4(pid, os.WNOHANG)
             if finished == 0:

@@ -164,16 +164,35 @@ def _check_finite(metrics, loss_scaled, current, manager):
     )
 
 
-class _Reporter:
-    """Progress bar (moving averages over ~10 reports) and TensorBoard scalars / images."""
+PROGRESS_FILE = "progress.json"
 
-    def __init__(self, chief, progress, model_dir, train_steps, summary_every, images_fn):
+
+def read_progress(model_dir):
+    """MODEL_DIR/progress.json ({step, train_steps, steps_per_s, eta_s, updated}) of a run in
+    progress, or None."""
+    from tfcomp import io
+
+    path = os.path.join(model_dir, PROGRESS_FILE)
+    try:
+        return io.read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
+class _Reporter:
+    """Progress bar (moving averages over ~10 reports), TensorBoard scalars / images, and on
+    the chief MODEL_DIR/progress.json at every summary: the step, the rate of this process and
+    the time left at that rate, for whoever watches the run from outside (the Table 2
+    driver)."""
+
+    def __init__(self, chief, progress, model_dir, train_steps, summary_every, images_fn, start):
         self.progress, self.train_steps, self.summary_every = progress, train_steps, summary_every
         self.writer = None
         if chief:
             self.writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
         self.images_fn = images_fn if self.writer is not None else None
         self.chief, self.bar, self.smoothed, self.preview = chief, None, {}, None
+        self.model_dir, self.start = model_dir, (start, time.time())
 
     def report(self, before, current, metrics, state, preview_fn):
         if self.progress and self.chief:
@@ -186,6 +205,7 @@ class _Reporter:
         due = crossed(before, current, self.summary_every) or current == self.train_steps
         if self.writer is None or not due:
             return
+        self.write_progress(current)
         with self.writer.as_default(step=current):
             for name, value in metrics.items():
                 tf.summary.scalar(name, value)
@@ -193,6 +213,16 @@ class _Reporter:
                 self.preview = self.preview if self.preview is not None else preview_fn()
                 for name, images in self.images_fn(state, self.preview).items():
                     tf.summary.image(name, images, max_outputs=3)
+
+    def write_progress(self, current):
+        from tfcomp import io
+
+        first_step, first_time = self.start
+        rate = (current - first_step) / max(time.time() - first_time, 1e-9)
+        left = (self.train_steps - current) / rate if rate > 0 else None
+        progress = dict(step=current, train_steps=self.train_steps, steps_per_s=rate, eta_s=left)
+        progress["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        io.write_json(progress, os.path.join(self.model_dir, PROGRESS_FILE))
 
     def close(self):
         if self.writer is not None:
@@ -244,7 +274,9 @@ def train(
     if tf.config.list_physical_devices("GPU"):  # batches wait on the devices, not the host
         options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn, options))
-    reporter = _Reporter(chief, progress, model_dir, train_steps, summary_every, image_summaries_fn)
+    reporter = _Reporter(
+        chief, progress, model_dir, train_steps, summary_every, image_summaries_fn, current
+    )
 
     def preview():
         return next(iter(dataset_fn(tf.distribute.InputContext())))
