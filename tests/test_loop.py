@@ -57,6 +57,7 @@ def test_loss_falls(tmp_path):
 def test_progress_is_written_for_whoever_watches_the_run(tmp_path):
     # tfcomp/train/loop.py: MODEL_DIR/progress.json at every summary (every 5 steps here).
     run(tmp_path, 10)
+    path, seen = str(tmp_path), []
     progress = loop.read_progress(str(tmp_path))
     assert (progress["step"], progress["train_steps"], progress["eta_s"]) == (10, 10, 0)
     assert progress["steps_per_s"] > 0
@@ -64,6 +65,18 @@ def test_progress_is_written_for_whoever_watches_the_run(tmp_path):
     run(tmp_path, 15)
     assert loop.read_progress(str(tmp_path))["step"] == 15
     assert loop.read_progress(str(tmp_path / "nothing")) is None
+    # Written when a run starts, before its first summary: no earlier run's step stays shown.
+    loop.train(
+        strategy=tf.distribute.get_strategy(),
+        model_dir=str(tmp_path),
+        train_steps=40,
+        checkpoint_every=5,
+        summary_every=100,
+        progress=False,
+        after_step=lambda before, step, state, metrics: seen.append(loop.read_progress(path)),
+        **linear_task(),
+    )
+    assert seen[0]["step"] == 15 and seen[0]["eta_s"] is None and seen[-1]["step"] == 40
 
 
 def test_mirrored_over_two_devices_equals_one_device(tmp_path):

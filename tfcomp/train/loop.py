@@ -181,9 +181,9 @@ def read_progress(model_dir):
 
 class _Reporter:
     """Progress bar (moving averages over ~10 reports), TensorBoard scalars / images, and on
-    the chief MODEL_DIR/progress.json at every summary: the step, the rate of this process and
-    the time left at that rate, for whoever watches the run from outside (the Table 2
-    driver)."""
+    the chief MODEL_DIR/progress.json at the start and at every summary: the step, the rate of
+    this process and the time left at that rate, for whoever watches the run from outside (the
+    Table 2 driver)."""
 
     def __init__(self, chief, progress, model_dir, train_steps, summary_every, images_fn, start):
         self.progress, self.train_steps, self.summary_every = progress, train_steps, summary_every
@@ -193,6 +193,8 @@ class _Reporter:
         self.images_fn = images_fn if self.writer is not None else None
         self.chief, self.bar, self.smoothed, self.preview = chief, None, {}, None
         self.model_dir, self.start = model_dir, (start, time.time())
+        if chief:  # at once: a resumed run does not show the step and rate of an earlier one
+            self.write_progress(start)
 
     def report(self, before, current, metrics, state, preview_fn):
         if self.progress and self.chief:
@@ -219,7 +221,8 @@ class _Reporter:
 
         first_step, first_time = self.start
         rate = (current - first_step) / max(time.time() - first_time, 1e-9)
-        left = (self.train_steps - current) / rate if rate > 0 else None
+        left = (self.train_steps - current) / rate if rate > 0 else None  # None: not known yet
+        left = 0 if current >= self.train_steps else left
         progress = dict(step=current, train_steps=self.train_steps, steps_per_s=rate, eta_s=left)
         progress["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         io.write_json(progress, os.path.join(self.model_dir, PROGRESS_FILE))
