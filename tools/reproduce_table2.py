@@ -535,8 +535,13 @@ def finished_folder(step, steps):
     repository, its model did not). Its trainer would take the folder for finished and fail on
     the missing model, so it is set aside like any step to redo."""
     folder = os.path.dirname(step.result)
-    own = not any(os.path.dirname(s.result) == folder for s in steps if s is not step)
-    return own and os.path.isfile(os.path.join(folder, "result.json"))
+    return not shares_folder(step, steps) and os.path.isfile(os.path.join(folder, "result.json"))
+
+
+def shares_folder(step, steps):
+    """True when another step's result lies in the folder of this step's result."""
+    folder = os.path.dirname(step.result)
+    return any(os.path.dirname(s.result) == folder for s in steps if s is not step)
 
 
 def set_aside(step, steps, out):
@@ -545,7 +550,7 @@ def set_aside(step, steps, out):
     folder is the step's own, else its result file alone; to NAME.stale (replacing an older
     one). Returns the new path."""
     folder = os.path.dirname(step.result)
-    shared = any(os.path.dirname(s.result) == folder for s in steps if s is not step)
+    shared = shares_folder(step, steps)
     source = step.result if shared or os.path.abspath(folder) == os.path.abspath(out) else folder
     target = source + ".stale"
     if os.path.isdir(target):
