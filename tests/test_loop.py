@@ -126,3 +126,16 @@ def test_nan_gradient_with_a_finite_loss_stops_before_saving(tmp_path):
     assert latest.endswith("ckpt-5")
     state, _ = run(tmp_path, 5)
     assert np.all(np.isfinite(state["model"].get_weights()[0]))
+
+
+def test_a_resumed_runs_bar_counts_only_the_steps_it_ran():
+    # A run resumed at step 3,500 that takes 1 s per step: after its first step (not counted,
+    # as keras does) 10 more steps in 10 s are 1 s per step, so 6,489 steps left are 6,489 s.
+    bar = loop.ResumedProgbar(10000, 3500, verbose=0)
+    assert bar._estimate_step_duration(3500, 100.0) == 0
+    bar._estimate_step_duration(3501, 101.0)  # the first step: compiling, not counted
+    assert bar._estimate_step_duration(3511, 111.0) == pytest.approx(1.0)
+    # keras' own bar divides by the absolute step: 1 s per step would show as ~3 ms.
+    plain = keras.utils.Progbar(10000, verbose=0)
+    plain._start = 100.0
+    assert plain._estimate_step_duration(3511, 111.0) == pytest.approx(11.0 / 3511)

@@ -179,6 +179,20 @@ def read_progress(model_dir):
         return None
 
 
+class ResumedProgbar(keras.utils.Progbar):
+    """keras' progress bar for a run that resumes at step `first`: its time per step (and so
+    the time left it shows) counts only the steps this process ran. keras' own bar divides the
+    time since it was made by the absolute step, so a run resumed at step 3,500 of 10,000 showed
+    minutes left where hours were."""
+
+    def __init__(self, target, first, **kwargs):
+        super().__init__(target, **kwargs)
+        self.first = first
+
+    def _estimate_step_duration(self, current, now):
+        return super()._estimate_step_duration(max(current - self.first, 0), now)
+
+
 class _Reporter:
     """Progress bar (moving averages over ~10 reports), TensorBoard scalars / images, and on
     the chief MODEL_DIR/progress.json at the start and at every summary: the step, the rate of
@@ -202,7 +216,9 @@ class _Reporter:
                 old = self.smoothed.get(name, value)
                 self.smoothed[name] = 0.9 * old + 0.1 * value
             if self.bar is None:
-                self.bar = keras.utils.Progbar(self.train_steps, stateful_metrics=list(metrics))
+                self.bar = ResumedProgbar(
+                    self.train_steps, self.start[0], stateful_metrics=list(metrics)
+                )
             self.bar.update(current, list(self.smoothed.items()))
         due = crossed(before, current, self.summary_every) or current == self.train_steps
         if self.writer is None or not due:
