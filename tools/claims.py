@@ -169,7 +169,8 @@ def table_claims(run_dir, claims):
             return f"the rows were trained on different codecs ({found}); rerun them on one"
         return ""
 
-    def compare(key, point, a, b, metric, rule, margin, what):
+    def compare(key, point, a, b, *, metric, rule, margin, what):
+        """Claim `key` at `point`: row `a` - row `b` on `metric`, judged by `rule`."""
         claims.add(
             key,
             f"{point}: {what}",
@@ -180,35 +181,27 @@ def table_claims(run_dir, claims):
             blocked=mixed(point, a, b, metric),
         )
 
+    top1 = dict(metric="top1", rule="equivalent", margin=MARGIN_TOP1)
     points = [p for p in POINT_ORDER if any(r["point"] == p for r in table)]
     for p in points:
         what = "top-1, cResNet-51 on z - ResNet-50 on reconstructions"
-        compare(
-            "z_vs_reconstructed",
-            p,
-            "cresnet51",
-            "resnet50",
-            "top1",
-            "equivalent",
-            MARGIN_TOP1,
-            what,
-        )
+        compare("z_vs_reconstructed", p, "cresnet51", "resnet50", what=what, **top1)
     if "bpp0.0983" in points:
         what = "top-1, cResNet-39 on z - cResNet-51 on z"
-        compare(
-            "cresnet39",
-            "bpp0.0983",
-            "cresnet39",
-            "cresnet51",
-            "top1",
-            "equivalent",
-            MARGIN_TOP1,
-            what,
-        )
+        compare("cresnet39", "bpp0.0983", "cresnet39", "cresnet51", what=what, **top1)
     rules = {"bpp0.635": "equivalent", "bpp0.330": "not worse", "bpp0.0983": "greater"}
     for p in points:
         what = "mIoU, cResNet-51-d on z - ResNet-50-d on reconstructions"
-        compare("segmentation", p, "cresnet51", "resnet50", "miou", rules[p], MARGIN_MIOU, what)
+        compare(
+            "segmentation",
+            p,
+            "cresnet51",
+            "resnet50",
+            metric="miou",
+            rule=rules[p],
+            margin=MARGIN_MIOU,
+            what=what,
+        )
 
 
 def joint_claims(run_dir, claims):
