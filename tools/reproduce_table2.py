@@ -654,9 +654,9 @@ def execute(plan, launcher, jobs, log_dir):
             returncode = os.waitstatus_to_exitcode(status)
             launcher.reaped(pid, returncode)
             del running[name]
-            cpu = usage.ru_utime + usage.ru_stime
-            _record_time(timing, name, time.time() - started[name], cpu)
             if returncode == 0 and os.path.exists(step.result):
+                cpu = usage.ru_utime + usage.ru_stime
+                _record_time(timing, name, time.time() - started[name], cpu)
                 done.add(name)
                 continue
             failed.append(_record_failure(step, returncode, log))
@@ -671,7 +671,8 @@ def execute(plan, launcher, jobs, log_dir):
 
 def _record_time(path, name, wall, cpu):
     """Adds a finished step's {wall_s, cpu_s} to the JSON at `path` (an interrupted or resumed
-    run keeps the earlier steps' times)."""
+    run keeps the earlier steps' times). A step that failed or was stopped is not recorded: its
+    seconds would stand in the CPU-hours table as a finished step's."""
     from tfcomp import io
 
     record = io.read_json(path) if os.path.exists(path) else {}
