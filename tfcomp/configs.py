@@ -335,7 +335,7 @@ PRESET_OVERRIDES = {
         # images, AMD EPYC, 2 cores, 1.34 s per step with the evaluations): mIoU 33.6% after
         # the earlier 100 steps, 42.1 / 46.7 / 51.5% at steps 250 / 1,000 / 1,500 of a
         # 1,500-step run; the thin classes stay near 0 IoU (Pole 0.0, SignSymbol 0.4,
-        # Pedestrian 4.7, Bicyclist 19.4%).
+        # Pedestrian 4.7, Bicyclist 19.4%; results/pilots/seg_rgb_1500).
         "segmenter": dict(
             _CPU,
             dataset="camvid:{data}/camvid",
