@@ -101,6 +101,50 @@ def test_batched_evaluation_of_mixed_sizes_equals_one_image_at_a_time():
         assert result["pixel_accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
 
 
+def test_median_frequency_weights_in_closed_form():
+    # Image A: 4 pixels of class 0. Image B: 3 of class 0, 1 of class 1, 2 ignored. Class 2
+    # never occurs. f(0) = 7 / 8 (both images hold it), f(1) = 1 / 4 (B's 4 labelled pixels);
+    # median 9 / 16, so w = (9 / 16) / f = 9 / 14 and 9 / 4; the absent class weighs 0.
+    masks = [
+        np.zeros([2, 2, 1], np.uint8),
+        np.array([[0, 0, 255], [0, 1, 255]], np.uint8)[..., None],
+    ]
+    examples = tf.data.Dataset.from_generator(
+        lambda: ((np.zeros([*m.shape[:2], 3], np.uint8), m) for m in masks),
+        output_signature=(
+            tf.TensorSpec([None, None, 3], tf.uint8),
+            tf.TensorSpec([None, None, 1], tf.uint8),
+        ),
+    )
+    pixels, image_pixels = segmentation.class_pixel_counts(examples, 3)
+    assert pixels.tolist() == [7, 1, 0] and image_pixels.tolist() == [8, 4, 0]
+    weights = segmentation.class_weights("median_frequency", pixels, image_pixels)
+    np.testing.assert_allclose(weights, [9 / 14, 9 / 4, 0.0], rtol=1e-6)
+    assert segmentation.class_weights("none", pixels, image_pixels).tolist() == [1, 1, 1]
+    with pytest.raises(ValueError, match="'inverse'.*median_frequency"):
+        segmentation.class_weights("inverse", pixels, image_pixels)
+
+
+def test_weighted_loss_matches_numpy():
+    from tfcomp.train.segmentation import segmentation_loss
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=[2, 4, 4, 3]).astype(np.float32)
+    labels = rng.integers(0, 3, size=[2, 4, 4]).astype(np.int32)
+    labels[0, 0, :] = 255
+    weights = np.array([0.5, 2.0, 3.0], np.float32)
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    valid = labels != 255
+    ce = -np.take_along_axis(log_p, np.where(valid, labels, 0)[..., None], -1)[..., 0]
+    w = np.where(valid, weights[np.where(valid, labels, 0)], 0.0)
+    accuracy = ((logits.argmax(-1) == labels) & valid).sum() / valid.sum()
+    loss, acc = segmentation_loss(tf.constant(logits), tf.constant(labels), weights)
+    np.testing.assert_allclose(loss, (ce * w).sum() / w.sum(), rtol=1e-5)
+    np.testing.assert_allclose(acc, accuracy, rtol=1e-6)
+    loss, _ = segmentation_loss(tf.constant(logits), tf.constant(labels))
+    np.testing.assert_allclose(loss, ce[valid].mean(), rtol=1e-5)
+
+
 def test_backbone_starts_from_a_classifier_of_the_same_architecture():
     classifier = registry.build("cresnet_tiny", 10, input_channels=4, width=0.25)
     classifier(tf.zeros([1, 16, 16, 4]))
@@ -228,14 +272,14 @@ def constant_prediction_miou(dataset):
 
 
 @pytest.mark.parametrize(
-    "arch,mode",
+    "arch,mode,weighting",
     [
-        ("resnet_tiny_d", "rgb"),
-        ("resnet_tiny_d", "reconstructed"),
-        ("cresnet_tiny_d", "compressed"),
+        ("resnet_tiny_d", "rgb", "median_frequency"),
+        ("resnet_tiny_d", "reconstructed", "none"),
+        ("cresnet_tiny_d", "compressed", "none"),
     ],
 )
-def test_segmenter_learns_beyond_a_constant_prediction(tmp_path, arch, mode):
+def test_segmenter_learns_beyond_a_constant_prediction(tmp_path, arch, mode, weighting):
     from tfcomp.codec import Codec
     from tfcomp.codec.files import fit_entropy_model
 
@@ -265,8 +309,18 @@ def test_segmenter_learns_beyond_a_constant_prediction(tmp_path, arch, mode):
         val_limit=None,
         cache=True,
         curve_every_steps=60,
+        class_weighting=weighting,
     )
     history, evaluation = outcome.history, outcome.metrics
+    if weighting != "none":  # the fixture's training masks, counted again here
+        record = json.loads((tmp_path / "run" / "class_weights.json").read_text())
+        examples, _, _ = segmentation.segmentation_dataset(data, "train")
+        masks = np.concatenate([m.numpy().ravel() for _, m in examples])
+        pixels = np.bincount(masks[masks != 255], minlength=11)
+        assert record["pixels"] == pixels.tolist()
+        assert record["weights"] == pytest.approx(
+            segmentation.class_weights(weighting, pixels, record["image_pixels"]).tolist()
+        )
     baseline = constant_prediction_miou(data)
     assert evaluation["images"] == 4
     # The validation curve (Fig. 4): at steps 60 and 120; its last point is the final model.

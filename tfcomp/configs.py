@@ -206,6 +206,11 @@ class SegmenterConfig(DataConfig, RunConfig):
     curve_every_steps: int = _field(
         2000, "Validation mIoU every this many steps into curve.json (Fig. 4); 0: off."
     )
+    class_weighting: str = _field(
+        "none",
+        "Per-class weights of the pixels' cross-entropy: none (the paper) or median_frequency "
+        "(median class frequency / the class's, from the training masks; SegNet on CamVid).",
+    )
     freeze_batch_norm: bool = _field(
         True,
         "Keep the backbone's batch norm fixed (statistics and scale / offset) as DeepLab-v2, "

@@ -18,6 +18,7 @@ in the step (`tfcomp.data.device`).
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from tfcomp.codec import rate
@@ -85,6 +86,46 @@ def segmentation_dataset(dataset, split, tfds_data_dir=None, manual_dir=None, li
     raise sources.DataError(
         f"unknown segmentation dataset {dataset!r}; expected default, camvid:PATH or voc2012_sbd"
     )
+
+
+CLASS_WEIGHTINGS = ("none", "median_frequency")
+
+
+def class_pixel_counts(examples, num_classes):
+    """(pixels of each class, pixels of the images holding each class) over the masks of
+    (x, mask) examples; ignored pixels count in neither."""
+    pixels = np.zeros(num_classes, np.int64)
+    image_pixels = np.zeros(num_classes, np.int64)
+    for mask in examples.map(lambda x, m: m).as_numpy_iterator():
+        mask = mask.ravel()
+        mask = mask[mask != IGNORE]
+        counts = np.bincount(mask, minlength=num_classes)[:num_classes]
+        pixels += counts
+        image_pixels += np.where(counts > 0, mask.size, 0)
+    return pixels, image_pixels
+
+
+def class_weights(weighting, pixels, image_pixels):
+    """Per-class loss weights (float32 [K]) from `class_pixel_counts`.
+
+    none: all 1 (the paper). median_frequency: median(f) / f(c) with f(c) the class's pixels
+    over the labelled pixels of the images that hold it (Eigen & Fergus, ICCV 2015; SegNet's CamVid
+    training), so that rare, thin classes (CamVid's poles, signs, pedestrians) are not
+    outvoted by road and sky; a class absent from training gets 0 (it never occurs there).
+    """
+    if weighting not in CLASS_WEIGHTINGS:
+        raise ValueError(
+            f"unknown class weighting {weighting!r}; expected one of {CLASS_WEIGHTINGS}"
+        )
+    pixels = np.asarray(pixels, np.float64)
+    if weighting == "none":
+        return np.ones(len(pixels), np.float32)
+    present = pixels > 0
+    if not present.any():
+        raise ValueError("no labelled pixel in the training masks: cannot weight classes")
+    frequency = np.where(present, pixels / np.maximum(image_pixels, 1), np.nan)
+    median = np.median(frequency[present])
+    return np.where(present, median / np.where(present, frequency, 1.0), 0.0).astype(np.float32)
 
 
 def pad_mask(mask, height, width):

@@ -4,7 +4,9 @@
 step/max)^0.9 with `head_lr_multiplier` (10x) on the final (ASPP) layer, applied as a gradient
 multiplier; L2 weight decay; cross-entropy over pixels that are not the ignore label (255). The
 backbone starts from a classification network of the same architecture when `init_classifier`
-names one. Writes `segmenter.keras`, `config.json`, `result.json` (mIoU and per-class IoU over
+names one. With `class_weighting=median_frequency` each class's pixels weigh median(f) / f(c)
+in the loss (class_weights.json holds them and the counts they come from). Writes
+`segmenter.keras`, `config.json`, `result.json` (mIoU and per-class IoU over
 whole validation images, `tfcomp.eval.segmentation`) and, with `curve_every_steps`,
 `curve.json` (Fig. 4).
 """
@@ -15,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfcomp import io
 from tfcomp.codec.files import CodecFiles
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import segmentation, store
@@ -28,17 +31,22 @@ from tfcomp.train import job as outline
 from tfcomp.train.classification import codec_for, l2_penalty, network_card
 
 
-def segmentation_loss(logits, labels):
-    """Mean cross-entropy over non-ignored pixels and pixel accuracy; logits are upsampled to
-    the labels' size."""
+def segmentation_loss(logits, labels, class_weights=None):
+    """Cross-entropy over non-ignored pixels, their mean weighted by `class_weights[label]`
+    when given (float [K]; sum of weighted terms over the sum of weights), and pixel accuracy;
+    logits are upsampled to the labels' size."""
     logits = upsample(logits, tf.shape(labels)[1:3])
     valid = tf.not_equal(labels, segmentation.IGNORE)
     safe = tf.where(valid, labels, tf.zeros_like(labels))
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
-    weights = tf.cast(valid, tf.float32)
-    count = tf.maximum(tf.reduce_sum(weights), 1.0)
-    correct = tf.cast(tf.equal(tf.argmax(logits, -1, tf.int32), labels), tf.float32) * weights
-    return tf.reduce_sum(ce * weights) / count, tf.reduce_sum(correct) / count
+    valid = tf.cast(valid, tf.float32)
+    count = tf.maximum(tf.reduce_sum(valid), 1.0)
+    correct = tf.cast(tf.equal(tf.argmax(logits, -1, tf.int32), labels), tf.float32) * valid
+    weights = valid
+    if class_weights is not None:
+        weights = valid * tf.gather(tf.constant(class_weights, tf.float32), safe)
+    total = tf.maximum(tf.reduce_sum(weights), 1e-12)
+    return tf.reduce_sum(ce * weights) / total, tf.reduce_sum(correct) / count
 
 
 def segmentation_examples(config, split, codec, limit):
@@ -70,6 +78,7 @@ class SegmenterTask(outline.Task):
         self.train_examples, _, self.classes = segmentation_examples(
             config, "train", self.codec, config.train_limit
         )
+        self.class_weights = self.weigh_classes()
         val_examples, self.num_val, _ = segmentation_examples(
             config, "val", self.codec, config.val_limit
         )
@@ -92,6 +101,27 @@ class SegmenterTask(outline.Task):
             # Per-class IoU too: the budget at which thin classes leave 0 IoU is read off it.
             fields=("miou", "per_class_iou"),
         )
+
+    def weigh_classes(self):
+        """The loss's per-class weights (None: unweighted), written to class_weights.json."""
+        weighting = self.config.class_weighting
+        if weighting == "none":
+            return None
+        pixels, image_pixels = segmentation.class_pixel_counts(
+            self.train_examples, len(self.classes)
+        )
+        weights = segmentation.class_weights(weighting, pixels, image_pixels)
+        if self.chief:
+            os.makedirs(self.model_dir, exist_ok=True)
+            record = dict(
+                weighting=weighting,
+                classes=list(self.classes),
+                weights=weights.tolist(),
+                pixels=pixels.tolist(),
+                image_pixels=image_pixels.tolist(),
+            )
+            io.write_json(record, os.path.join(self.model_dir, "class_weights.json"))
+        return weights
 
     def evaluate(self, progress=None):
         """Scores of the model being trained on the validation split."""
@@ -136,7 +166,8 @@ class SegmenterTask(outline.Task):
 
     def loss(self, state, batch):
         x, labels = self.step_inputs(*batch, training=True)
-        ce, accuracy = segmentation_loss(state["model"](x, training=True)["logits"], labels)
+        logits = state["model"](x, training=True)["logits"]
+        ce, accuracy = segmentation_loss(logits, labels, self.class_weights)
         loss = ce + self.config.weight_decay * l2_penalty(state["model"])
         return loss, {"cross_entropy": ce, "pixel_accuracy": accuracy}
 
