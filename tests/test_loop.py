@@ -79,6 +79,24 @@ def test_progress_is_written_for_whoever_watches_the_run(tmp_path):
     assert seen[0]["step"] == 15 and seen[0]["eta_s"] is None and seen[-1]["step"] == 40
 
 
+def test_progress_rate_forgets_a_pause(tmp_path, monkeypatch):
+    # 10 steps per second, summaries every 10 steps, a 1,000 s pause (SIGSTOP) after step 10.
+    clock = [0.0]
+    monkeypatch.setattr(loop.time, "time", lambda: clock[0])
+    reporter = loop._Reporter(True, False, str(tmp_path), 100, 10, None, start=0)
+    rates = {}
+    for step in range(10, 101, 10):
+        clock[0] += 1.0 + (1000.0 if step == 20 else 0.0)
+        reporter.write_progress(step)
+        rates[step] = loop.read_progress(str(tmp_path))["steps_per_s"]
+    assert rates[10] == pytest.approx(10.0)
+    assert rates[20] == pytest.approx(20 / 1002)  # the pause is inside the window
+    assert rates[60] == pytest.approx(50 / 1005)  # steps 10..60: the pause still inside
+    assert rates[70] == pytest.approx(10.0)  # steps 20..70 in 5 s: the pause has left it
+    assert loop.read_progress(str(tmp_path))["eta_s"] == 0
+    reporter.close()
+
+
 def test_mirrored_over_two_devices_equals_one_device(tmp_path):
     # Replica losses are divided by the replica count, so 2 replicas x 2 examples must take
     # exactly the step that 1 device takes on the same 4 examples.

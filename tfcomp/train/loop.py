@@ -23,6 +23,7 @@ step of a call stops training before anything is saved, leaving the last good ch
 steps). TensorBoard scalars and a progress bar on the chief.
 """
 
+import collections
 import json
 import os
 import shutil
@@ -193,11 +194,16 @@ class ResumedProgbar(keras.utils.Progbar):
         return super()._estimate_step_duration(max(current - self.first, 0), now)
 
 
+# progress.json's rate: over the last this many summaries, so that a pause (a process stopped
+# with SIGSTOP while another job has the cores, a laptop asleep) leaves it after as many.
+PROGRESS_WINDOW = 5
+
+
 class _Reporter:
     """Progress bar (moving averages over ~10 reports), TensorBoard scalars / images, and on
     the chief MODEL_DIR/progress.json at the start and at every summary: the step, the rate of
-    this process and the time left at that rate, for whoever watches the run from outside (the
-    Table 2 driver)."""
+    this process over its last `PROGRESS_WINDOW` summaries and the time left at that rate, for
+    whoever watches the run from outside (the Table 2 driver)."""
 
     def __init__(self, chief, progress, model_dir, train_steps, summary_every, images_fn, start):
         self.progress, self.train_steps, self.summary_every = progress, train_steps, summary_every
@@ -207,6 +213,7 @@ class _Reporter:
         self.images_fn = images_fn if self.writer is not None else None
         self.chief, self.bar, self.smoothed, self.preview = chief, None, {}, None
         self.model_dir, self.start = model_dir, (start, time.time())
+        self.marks = collections.deque([self.start], maxlen=PROGRESS_WINDOW + 1)
         if chief:  # at once: a resumed run does not show the step and rate of an earlier one
             self.write_progress(start)
 
@@ -235,8 +242,11 @@ class _Reporter:
     def write_progress(self, current):
         from tfcomp import io
 
-        first_step, first_time = self.start
-        rate = (current - first_step) / max(time.time() - first_time, 1e-9)
+        now = time.time()
+        if current != self.marks[-1][0]:
+            self.marks.append((current, now))
+        first_step, first_time = self.marks[0]
+        rate = (current - first_step) / max(now - first_time, 1e-9)
         left = (self.train_steps - current) / rate if rate > 0 else None  # None: not known yet
         left = 0 if current >= self.train_steps else left
         progress = dict(step=current, train_steps=self.train_steps, steps_per_s=rate, eta_s=left)
