@@ -186,10 +186,16 @@ def test_masks_are_stored_beside_the_bitstream_and_train_a_segmenter(setup, tmp_
         batch_size=2,
         crop_size=32,
         val_limit=None,
+        class_weighting="median_frequency",  # counted from the store's masks
     )
     history, evaluation = outcome.history, outcome.metrics
     assert len(history) == 3 and np.isfinite(history[-1]["loss"])
     assert evaluation["images"] == 6 and 0 <= evaluation["miou"] <= 1
+    stored = store.store_latents(str(out), "train", files, masks=True)[0]
+    masks = np.concatenate([m.numpy().ravel() for _, m in stored])
+    assert masks.size == 6 * 64 * 64 and masks.max() <= 10  # no ignored pixel
+    weights = json.loads((tmp_path / "seg" / "class_weights.json").read_text())
+    assert weights["pixels"] == np.bincount(masks, minlength=11).tolist()
 
 
 def test_storage_table_counts_exactly_the_source_files_of_the_store(setup, tmp_path):
