@@ -1,5 +1,6 @@
 """Smoke tests of the codec trainer: real steps on the embedded photos."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -307,3 +308,18 @@ def test_a_collapsed_codec_is_kept_aside_and_trained_again_with_the_next_seed(
     assert seeds == [7, 8] and outcome == "outcome8"
     assert (tmp_path / "run.collapsed_seed7" / "seed.txt").read_text() == "7"
     assert (tmp_path / "run" / "seed.txt").read_text() == "8"
+
+
+def test_a_folder_finished_by_a_retry_is_finished_for_the_same_command(tmp_path):
+    # The driver (or a user) runs the same command again: the folder holds seed 8's finished
+    # run, the config still says seed 7; nothing trains, nothing is refused.
+    config = configs.get("codec", "tiny", seed=7, collapse_retries=2)
+    run = tmp_path / "run"
+    run.mkdir()
+    result = {"config": configs.to_dict(dataclasses.replace(config, seed=8)), "models": {}}
+    (run / "result.json").write_text(json.dumps(result))
+    outcome = compression.train_codec(config, str(run))
+    assert outcome.result["config"]["fields"]["seed"] == 8 and outcome.history == []
+    # A seed no retry of this config reaches is another run: refused, naming the seed.
+    with pytest.raises(FinishedError, match="seed 8 -> 5"):
+        compression.train_codec(dataclasses.replace(config, seed=5), str(run))

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfcomp import io
 from tfcomp.codec import Codec, compression_loss
 from tfcomp.codec.bitstream import model_id
 from tfcomp.codec.files import fit_entropy_model
@@ -152,13 +153,25 @@ class CodecTask(outline.Task):
         return outline.Finished(models={"codec": (codec, card)}, metrics={})
 
 
+def finished_retry(config, model_dir):
+    """Which retry finished the folder: its recorded seed minus `config.seed` when that is one
+    of the retries' (1..collapse_retries), else 0 (not finished, or not by a retry; the run's
+    own check then compares every field)."""
+    path = os.path.join(model_dir, "result.json")
+    if not config.collapse_retries or not os.path.isfile(path):
+        return 0
+    offset = io.read_json(path)["config"]["fields"].get("seed", 0) - config.seed
+    return offset if 0 < offset <= config.collapse_retries else 0
+
+
 def train_codec(config, model_dir, progress=True):
     """Trains a codec under `config` (a `CodecConfig`); returns the `job.Outcome`.
 
     With `config.collapse_retries`, a collapsed run is kept aside as MODEL_DIR.collapsed_seedN
-    and training starts again with the next seed.
+    and training starts again with the next seed; run again on a folder that a retry finished,
+    it returns that run (was: refused as a run of another seed).
     """
-    for attempt in range(config.collapse_retries + 1):
+    for attempt in range(finished_retry(config, model_dir), config.collapse_retries + 1):
         seed = config.seed + attempt
         try:
             return outline.run(
