@@ -2,6 +2,7 @@
 the experiments replaced by tests/fake_python.py so the whole grid runs in seconds."""
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -271,6 +272,26 @@ def test_a_run_continues_on_a_new_machine_from_its_collected_results(tmp_path):
     claims = {c["what"]: c for c in json.loads((first / "run" / "claims.json").read_text())}
     z = claims["bpp0.0983: top-1, cResNet-51 on z - ResNet-50 on reconstructions"]
     assert "different codecs" not in z["reason"]
+
+
+def test_a_kept_step_trained_under_other_settings_is_named(tmp_path):
+    """A preset changed after a step trained: the driver keeps the step's row but says which
+    fields its recorded config has that its command no longer gives."""
+    from tfcomp import configs
+
+    assert drive(tmp_path, "--scale=tiny", "--only=cls/rgb/resnet50").returncode == 0
+    path = tmp_path / "run" / "cls" / "rgb" / "resnet50" / "result.json"
+    result = json.loads(path.read_text())
+    now = configs.get("classifier", "tiny", arch="resnet50", input_mode="rgb")
+    for config, warned in ((now, False), (dataclasses.replace(now, epochs=99), True)):
+        result["config"] = configs.to_dict(config)
+        path.write_text(json.dumps(result))
+        again = drive(tmp_path, "--scale=tiny", "--only=cls/rgb/resnet50")
+        assert again.returncode == 0 and "cls/rgb/resnet50: done before, kept" in again.stdout
+        warning = "cls/rgb/resnet50 trained under other settings than its command gives now "
+        warning += f"(epochs 99 -> {now.epochs})"
+        assert (warning in again.stdout) is warned, again.stdout
+    assert json.loads(path.read_text())["config"]["fields"]["epochs"] == 99  # kept as it was
 
 
 def test_claim_verdicts_follow_their_rules():

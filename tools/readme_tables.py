@@ -235,17 +235,9 @@ def run_report(folder, figures_dir, link_root=ROOT):
     return "\n".join(lines).rstrip()
 
 
-TRAINERS = {
-    "experiments.train_compression": "codec",
-    "experiments.train_classifier": "classifier",
-    "experiments.train_segmentation": "segmenter",
-    "experiments.train_joint": "joint",
-}
-
-
 def projection(cpu_by_task):
     """The whole small plan's training CPU hours at the mean measured per kind of trainer."""
-    from reproduce_table2 import DEFAULT_POINTS, JOINT_POINTS, table2_plan
+    from reproduce_table2 import DEFAULT_POINTS, JOINT_POINTS, TRAINERS, table2_plan
 
     points = DEFAULT_POINTS["small"]
     joint = [p for p in JOINT_POINTS["small"] if p in points]

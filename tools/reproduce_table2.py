@@ -19,6 +19,8 @@ Every step writes its result file last (atomically); a step whose result exists 
 when every step it needs is skipped too, so an interrupted reproduction resumes where it
 stopped (trainers also resume from checkpoints), and a step that reads something made again (a
 codec retrained on a new machine: tools/collect_results.py --restore) is redone (`done_before`).
+A kept trainer whose recorded config differs from what its command gives now (a preset changed
+since) is named with the fields that differ (`settings_drift`); its row is kept as it is.
 Steps start as soon as the steps they need are done, up to JOBS at once (default 3 at tiny, 2
 at small, 1 at paper scale, where each step fills the GPUs), each with its share of the CPU
 cores as TensorFlow's thread pools, as a fork of the driver, which imported TensorFlow once
@@ -34,6 +36,7 @@ import atexit
 import dataclasses
 import fnmatch
 import importlib
+import json
 import os
 import runpy
 import shutil
@@ -529,6 +532,62 @@ def done_before(steps):
     return kept
 
 
+# The experiments that train, and their config task (`tfcomp.configs.TASKS`).
+TRAINERS = {
+    "experiments.train_compression": "codec",
+    "experiments.train_classifier": "classifier",
+    "experiments.train_segmentation": "segmenter",
+    "experiments.train_joint": "joint",
+}
+
+
+def _flag_value(cls, name, text):
+    """A field's value from its command-line text, as absl parses it for the experiment."""
+    from tfcomp import configs
+
+    kind, element = configs.field_type(cls, name)
+    if kind is tuple:
+        return tuple(element(v) for v in text.split(",") if v)
+    if kind is bool:
+        return text.lower() in ("true", "1", "yes")
+    return kind(text)
+
+
+def settings_drift(step):
+    """How a kept trainer step's recorded config differs from what its command gives now (a
+    preset changed since it trained): ["field old -> new", ...], [] when it does not or the step
+    is no trainer. Differences the trainer makes itself are not drift: the seed of a codec that
+    a collapse retry finished, the batch and lr a replica count rounded (`batch_rule`)."""
+    from tfcomp import configs
+
+    task = TRAINERS.get(step.argv[1]) if step.argv[0] == "-m" and len(step.argv) > 1 else None
+    if task is None or not os.path.isfile(step.result):
+        return []
+    with open(step.result) as f:
+        result = json.load(f)
+    if "config" not in result:
+        return []
+    try:
+        recorded = configs.from_dict(result["config"])
+    except (ValueError, TypeError) as error:
+        return [f"its config.json is not one of this version ({error})"]
+    flags = dict(a[2:].split("=", 1) for a in step.argv[2:] if a.startswith("--") and "=" in a)
+    cls = configs.TASKS[task]
+    overrides = {n: _flag_value(cls, n, flags[n]) for n in configs.field_help(cls) if n in flags}
+    expected = configs.resolve(
+        task, flags.get("config", "paper"), flags.get("data_dir"), **overrides
+    )
+    ignored = set()
+    if task == "codec" and 0 < recorded.seed - expected.seed <= expected.collapse_retries:
+        ignored.add("seed")
+    if result.get("train", {}).get("batch_rule"):
+        ignored |= {"batch_size", "learning_rate"}
+    return [
+        f"{n} {getattr(recorded, n)!r} -> {getattr(expected, n)!r}"
+        for n in sorted(configs.differing_fields(recorded, expected) - ignored)
+    ]
+
+
 def finished_folder(step, steps):
     """True when the step's own folder holds a trainer's result.json although the step's result
     file is missing: a codec restored on a new machine (its result came back from the
@@ -599,6 +658,14 @@ def execute(plan, launcher, jobs, log_dir):
     for k, step in list(pending):
         if step.name in kept:
             print(f"==> [{_stamp()}] [{k}/{total}] {step.name}: done before, kept ({step.result})")
+            drift = settings_drift(step)
+            if drift:
+                print(
+                    f"    warning: {step.name} trained under other settings than its command "
+                    f"gives now ({'; '.join(drift)}); its row stays as it is: move "
+                    f"{os.path.dirname(step.result)} away to train it again",
+                    flush=True,
+                )
             done.add(step.name)
             pending.remove((k, step))
         elif os.path.exists(step.result):
