@@ -15,7 +15,8 @@ from tfcomp import configs
 from tfcomp.codec import Codec
 from tfcomp.codec.files import CodecFiles, fit_entropy_model
 from tfcomp.data import classification, store
-from tfcomp.train.classification import classifier_inputs, codec_inputs
+from tfcomp.train import classification as train_classification
+from tfcomp.train.classification import classifier_inputs, codec_inputs, decodes_once
 
 from .test_train_classification import make_folder
 
@@ -129,6 +130,47 @@ def test_classifier_inputs_read_a_store_like_any_source(setup, tmp_path):
     with pytest.raises(ValueError, match="must be compressed or reconstructed"):
         rgb = configs.get("classifier", dataset=f"store:{tmp_path}", input_mode="rgb")
         classifier_inputs(rgb, "val", codec=None, training=False, batch_size=4, limit=None)
+
+
+def test_reconstructions_decoded_once_are_those_the_step_decodes(setup, tmp_path, monkeypatch):
+    data, codec_path, files = setup
+    encode(files, data, tmp_path)
+    config = configs.get(
+        "classifier",
+        dataset=f"store:{tmp_path}",
+        input_mode="reconstructed",
+        codec=codec_path,
+        crop_size=24,
+    )
+    # decode_once None: once when the 18 training reconstructions of 32 x 32 x 3 bytes fit.
+    assert decodes_once(config)
+    monkeypatch.setattr(train_classification, "DECODE_ONCE_BYTES", 18 * 32 * 32 * 3 - 1)
+    assert not decodes_once(config)
+    assert decodes_once(dataclasses.replace(config, decode_once=True))
+    assert not decodes_once(dataclasses.replace(config, input_mode="compressed"))
+    # Evaluation: the step decodes each batch's z and cuts the centre; decoded once, the
+    # pipeline cuts the centre of the reconstruction. The same pixels (a batch of 4 or of 32
+    # through the decoder may round a value differently).
+    kwargs = dict(codec=files.codec, training=False, batch_size=4, limit=None)
+    in_step, _, _ = classifier_inputs(config, "val", **kwargs)
+    decoded = {}
+    once, count, _ = classifier_inputs(config, "val", decoded=decoded, **kwargs)
+    step = codec_inputs(config, files.codec)
+    a = np.concatenate([step(z, training=False).numpy() for z, _ in in_step])
+    b = np.concatenate([x.numpy() for x, _ in once])
+    assert a.shape == b.shape == (9, 24, 24, 3) and b.dtype == np.uint8 and count == 9
+    assert np.abs(a - b).max() <= 1 and (a == b).mean() > 0.999
+    labels = [np.concatenate([y.numpy() for _, y in p]) for p in (in_step, once)]
+    np.testing.assert_array_equal(*labels)
+    # The step takes decoded batches as they are; a split is decoded once per limit.
+    assert codec_inputs(config, files.codec, decoded=True)(b, training=False) is b
+    classifier_inputs(config, "val", decoded=decoded, **kwargs)
+    assert list(decoded) == [("val", None)]
+    train_batches, _, _ = classifier_inputs(
+        config, "train", codec=files.codec, training=True, batch_size=4, limit=None, decoded=decoded
+    )
+    x, y = next(iter(train_batches))
+    assert x.shape == (4, 24, 24, 3) and x.dtype == np.uint8 and y.shape == (4,)
 
 
 def test_shards_are_shuffled_once_with_a_fixed_seed(setup, tmp_path):

@@ -164,6 +164,34 @@ def test_each_input_mode_trains_and_beats_chance(data, codec_path, tmp_path, arc
     assert loaded.num_classes == 3
 
 
+def test_reconstructed_from_a_store_decoded_once_trains_and_beats_chance(
+    data, codec_path, tmp_path, capsys
+):
+    from tfcomp.codec.files import CodecFiles
+    from tfcomp.data import store
+
+    files = CodecFiles(load_codec(codec_path))
+    for split in ("train", "val"):
+        store.encode_split(files, data, split, str(tmp_path / "store"), resize=SMALL["resize"])
+    store.write_manifest(str(tmp_path / "store"), data, ["train", "val"], 1)
+    outcome = train(
+        "classifier",
+        tmp_path / "run",
+        arch="resnet_tiny",
+        input_mode="reconstructed",
+        codec=codec_path,
+        dataset=f"store:{tmp_path / 'store'}",
+        epochs=12,
+        learning_rate=0.1 * 12 / 64,
+        **SMALL,
+    )
+    assert "decoding the 72 stored z of 'train' once" in capsys.readouterr().out
+    assert outcome.metrics["examples"] == 27
+    assert outcome.metrics["top1"] > 1 / 3 + 0.25, outcome.metrics
+    info = json.loads((tmp_path / "run" / "result.json").read_text())["models"]["classifier"]
+    assert info["input_mode"] == "reconstructed" and info["codec_model_id"] is not None
+
+
 def test_resume_continues_the_steps_curve_and_train_time(data, tmp_path):
     # 72 training images in batches of 12: 6 steps an epoch. One epoch, then the same model_dir
     # with two: the second run starts from step 6's checkpoint and runs steps 7..12 only.

@@ -171,6 +171,14 @@ class ClassifierConfig(DataConfig, RunConfig):
     width: float = _field(1.0, "Channel width multiplier of every stage (1.0: the paper).")
     resize: int = _field(256, "Shorter side before cropping, pixels (A.4, He et al. 2015).")
     crop_size: int = _field(224, "Random / centre crop in pixels; z crops are 1/8 (A.4).")
+    decode_once: bool | None = _field(
+        None,
+        "Reconstructed inputs from a store: decode every stored z once before training and keep "
+        "the 8-bit reconstructions in memory, so that the step only crops them as it crops RGB "
+        "images (not in the paper, which does not say); false: decode each batch in the step; "
+        "None: once when the training split's reconstructions fit in 4 GiB (Imagenette, not "
+        "ImageNet).",
+    )
     curve_every_epochs: float = _field(
         1.0, "Validation top-1 / top-5 every this many epochs into curve.json (Fig. 3); 0: off."
     )

@@ -19,7 +19,7 @@ from tfcomp.codec.bitstream import model_id
 from tfcomp.codec.files import CodecFiles
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import classification, store
-from tfcomp.data.device import CodecInputs
+from tfcomp.data.device import CodecInputs, to_8_bits
 from tfcomp.eval.classification import ClassifierEvaluator
 from tfcomp.eval.models import load_codec
 from tfcomp.nets import registry
@@ -75,14 +75,69 @@ def codec_for(config):
     return load_codec(config.codec)
 
 
-def classifier_inputs(config, split, *, codec, training, batch_size, limit):
+# The reconstructions `decode_once=None` holds in memory at most (the training split's).
+DECODE_ONCE_BYTES = 4 * 2**30
+
+
+def decodes_once(config):
+    """True when a reconstructed-mode classifier reads its store's z decoded once before
+    training (`ClassifierConfig.decode_once`; None: when the training split's 8-bit
+    reconstructions, side^2 x 3 bytes each at the store's side, fit in `DECODE_ONCE_BYTES`)."""
+    if config.input_mode != "reconstructed" or not store.is_store(config.dataset):
+        return False
+    choice = getattr(config, "decode_once", False)
+    if choice is not None:
+        return bool(choice)
+    manifest = store.read_manifest(config.dataset[len(store.STORE_PREFIX) :])
+    count = manifest["splits"]["train"]["count"]
+    count = min(count, config.train_limit) if config.train_limit else count
+    side = manifest.get("resize") or config.resize  # the stored images' side
+    return count * side**2 * 3 <= DECODE_ONCE_BYTES
+
+
+def reconstruct_once(codec, examples, count, batch_size=32, progress=True):
+    """(uint8 [N, H, W, 3] reconstructions, labels [N]) of a store split's (z, label)
+    examples: each z decoded once, rounded and clipped to 8 bits as a decoded file holds it
+    (`tfcomp.data.device.to_8_bits`), in a compiled function, in the store's order."""
+    decode = tf.function(lambda z: tf.cast(to_8_bits(codec.decode(z)), tf.uint8))
+    bar = keras.utils.Progbar(count, unit_name="image") if progress else None
+    images, labels = [], []
+    for z, y in examples.batch(batch_size).prefetch(2):
+        images.append(decode(z).numpy())
+        labels.append(y.numpy())
+        if bar is not None:
+            bar.add(len(labels[-1]))
+    if not images:
+        raise ValueError("the store split holds no example to decode")
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def classifier_inputs(config, split, *, codec, training, batch_size, limit, decoded=None):
     """(batched pipeline of (x, labels), example count, class names) for any source.
 
     `store:DIR` reads a compressed dataset store: z comes from the stored bitstreams (entropy
     decoding only, on the host); the step crops it (compressed) or decodes it (reconstructed).
-    From images, x is the resized image; `codec_inputs` says what the step makes of it.
+    From images, x is the resized image; `codec_inputs` says what the step makes of it. With
+    `decoded` (a dict, kept by the caller across calls: `decodes_once`), a store's z are
+    decoded once per split and limit (`reconstruct_once`) and x is their crop, as for RGB.
     """
     from_store = store.is_store(config.dataset)
+    if decoded is not None and from_store:
+        key = (split, limit)
+        if key not in decoded:
+            examples, count, classes = store.read_split(
+                config.dataset, split, CodecFiles(codec), limit=limit
+            )
+            print(f"decoding the {count} stored z of {split!r} once", flush=True)
+            decoded[key] = (*reconstruct_once(codec, examples, count), count, classes)
+        images, labels, count, classes = decoded[key]
+        pipeline = classification.augment_and_batch(
+            tf.data.Dataset.from_tensor_slices((images, labels)),
+            size=config.crop_size,
+            training=training,
+            batch_size=batch_size,
+        )
+        return pipeline, count, classes
     if from_store:
         if config.input_mode == "rgb":
             raise ValueError("a store holds z: input mode must be compressed or reconstructed")
@@ -104,8 +159,11 @@ def classifier_inputs(config, split, *, codec, training, batch_size, limit):
     return pipeline, count, classes
 
 
-def codec_inputs(config, codec):
-    """The step's part of the model input (`tfcomp.data.device.CodecInputs`) for a config."""
+def codec_inputs(config, codec, decoded=False):
+    """The step's part of the model input (`tfcomp.data.device.CodecInputs`) for a config;
+    `decoded`: the batches hold reconstructions decoded once, which the step takes as they are."""
+    if decoded:
+        return CodecInputs("rgb", None, config.crop_size, False)
     return CodecInputs(config.input_mode, codec, config.crop_size, store.is_store(config.dataset))
 
 
@@ -149,7 +207,9 @@ class ClassifierTask(outline.Task):
         super().__init__(config, strategy, model_dir)
         self.spec = registry.check_input(config.arch, config.input_mode, dilated=False)
         self.codec = codec_for(config)  # for evaluation on the chief; the step has its own
-        self.host_inputs = codec_inputs(config, self.codec)
+        # Reconstructions decoded once, per (split, limit), when the config says so.
+        self.decoded = {} if decodes_once(config) else None
+        self.host_inputs = codec_inputs(config, self.codec, self.decoded is not None)
         # Counts the examples and measures the input mean (z's is measured, not assumed).
         plain, num_train, self.classes = self.inputs("train", False, 32, config.train_limit)
         self.steps_per_epoch = max(1, num_train // config.batch_size)
@@ -176,14 +236,15 @@ class ClassifierTask(outline.Task):
     def inputs(self, split, training, batch_size, limit):
         return classifier_inputs(
             self.config, split, codec=self.codec, training=training, batch_size=batch_size,
-            limit=limit,
+            limit=limit, decoded=self.decoded,
         )  # fmt: skip
 
     def build_state(self):
         c = self.config
         # The step's codec: built here, under the strategy's scope, on every replica's device.
-        codec = load_codec(c.codec) if c.input_mode != "rgb" else None
-        self.step_inputs = codec_inputs(c, codec)
+        decoded = self.decoded is not None
+        codec = load_codec(c.codec) if c.input_mode != "rgb" and not decoded else None
+        self.step_inputs = codec_inputs(c, codec, decoded)
         channels = self.codec.channels if c.input_mode == "compressed" else 3
         sync = c.sync_batch_norm and self.strategy.num_replicas_in_sync > 1
         model = registry.build(self.spec.name, len(self.classes), channels, c.width, sync)
