@@ -37,6 +37,7 @@ import tensorflow as tf  # noqa: E402
 
 from tfcomp import flops, io  # noqa: E402
 from tfcomp.codec import Codec  # noqa: E402
+from tfcomp.data.device import CodecInputs  # noqa: E402
 from tfcomp.nets import registry  # noqa: E402
 from tfcomp.train import job, loop  # noqa: E402
 from tfcomp.train.classification import classification_step  # noqa: E402
@@ -50,6 +51,12 @@ CASES = {
     "codec_b32": ("codec C=8, 128 x 128 crops", 32),
     "classifier_rgb_q": ("ResNet-50 width 0.25, RGB 128 x 128 (small preset)", 64),
     "classifier_z_q": ("cResNet-51 width 0.25, z 16 x 16 x 8 (small preset)", 64),
+    # ResNet-50 on reconstructions with the decoder in the step (z of the 144 px store, decoded,
+    # cropped to 128); decoded once before training (`decode_once`), the step is the RGB one.
+    "classifier_recon_q": (
+        "ResNet-50 width 0.25, reconstructions decoded in the step, z 18 x 18 x 8 (small preset)",
+        64,
+    ),
     "classifier_rgb": ("ResNet-50 width 1, RGB 224 x 224 (the paper's)", 32),
     "classifier_z": ("cResNet-51 width 1, z 28 x 28 x 8 (the paper's)", 32),
     "segmenter_z": ("cResNet-51-d width 1, z 40 x 40 x 8, 21 classes (the paper's)", 10),
@@ -115,6 +122,26 @@ def build_case(name):
         macs += flops.count_macs(state["model"].decoder, (28, 28, 8))
         macs += flops.count_macs(state["classifier"], (28, 28, 8))
         return build, (images, labels), loss, macs
+    if name == "classifier_recon_q":
+        z = rng.integers(-2, 3, (batch, 18, 18, 8)).astype(np.float32)
+        labels = rng.integers(0, 10, batch).astype(np.int32)
+        codec = Codec(channels=8)
+        codec(tf.zeros([1, 144, 144, 3]))
+        inputs = CodecInputs("reconstructed", codec, 128, from_store=True)
+
+        def build():
+            model = registry.build("resnet50", 10, 3, 0.25)
+            model(tf.zeros([1, 128, 128, 3]))
+            return {"model": model, "optimizer": keras.optimizers.SGD(1e-4, momentum=0.9)}
+
+        def loss(state, data):
+            x = inputs(data[0], training=True)
+            return classification_step(state["model"], x, data[1], 1e-4)
+
+        # Rows count 3x forward MACs (forward and backward); the decoder runs forward only.
+        macs = flops.count_macs(codec.decoder, (18, 18, 8)) / 3
+        macs += flops.count_macs(build()["model"], (128, 128, 3))
+        return build, (z, labels), loss, macs
     if name == "loop_floor":
         x = rng.uniform(0, 255, (batch, 128, 128, 3)).astype(np.float32)
         y = rng.integers(0, 10, batch).astype(np.int32)
