@@ -240,6 +240,50 @@ def test_masks_are_stored_beside_the_bitstream_and_train_a_segmenter(setup, tmp_
     assert weights["pixels"] == np.bincount(masks, minlength=11).tolist()
 
 
+def test_a_reconstructed_segmenter_decodes_its_store_once(setup, tmp_path, capsys):
+    import tensorflow as tf
+
+    from tfcomp.data.device import SegmentationInputs
+    from tfcomp.train.segmentation import reconstruct_examples
+
+    _, codec_path, files = setup
+    out = tmp_path / "store"
+    for split in ("train", "val"):
+        store.encode_split(files, "default", split, str(out), num_shards=2, resize=0, limit=6)
+    store.write_manifest(str(out), "default", ["train", "val"], 2)
+    assert store.split_pixels(f"store:{out}", "train") == 6 * 64 * 64
+    # The whole images the step's evaluation decodes, cut to the masks: the same pixels.
+    examples, count, _ = store.read_split(f"store:{out}", "val", files, masks=True)
+    decoded = reconstruct_examples(files.codec, examples, count, "val", progress=False)
+    step = SegmentationInputs("reconstructed", files.codec, from_store=True)
+    pairs = 0
+    for (z, mask), (x, same_mask) in zip(examples, decoded):
+        labels = tf.cast(mask[None, ..., 0], tf.int32)
+        expected = step(z[None], labels, training=False)[0][0].numpy()
+        assert x.dtype == tf.uint8 and x.shape == expected.shape == (64, 64, 3)
+        assert np.abs(expected - x.numpy()).max() <= 1
+        np.testing.assert_array_equal(mask, same_mask)
+        pairs += 1
+    assert pairs == count == 6
+    capsys.readouterr()
+    outcome = train(
+        "segmenter",
+        tmp_path / "seg",
+        arch="resnet_tiny_d",
+        input_mode="reconstructed",
+        codec=codec_path,
+        dataset=f"store:{out}",
+        train_steps=3,
+        batch_size=2,
+        crop_size=32,
+        val_limit=None,
+    )
+    printed = capsys.readouterr().out
+    assert "z of 'train' once" in printed and "decoding the 6 stored z of 'val' once" in printed
+    assert len(outcome.history) == 3 and np.isfinite(outcome.history[-1]["loss"])
+    assert outcome.metrics["images"] == 6
+
+
 def test_storage_table_counts_exactly_the_source_files_of_the_store(setup, tmp_path):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
     from storage_table import storage_row

@@ -146,6 +146,15 @@ class CodecConfig(DataConfig, RunConfig):
                 object.__setattr__(self, name, value)
 
 
+_DECODE_ONCE = (
+    "Reconstructed inputs from a store: decode every stored z once before training and keep the "
+    "8-bit reconstructions in memory, so that the step takes them as it takes RGB images and the "
+    "pipeline crops them (the paper does not say how it fed reconstructions); false: decode in "
+    "the step; None: once when the training split's reconstructions fit in 4 GiB (Imagenette, "
+    "CamVid; not ImageNet)."
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig(DataConfig, RunConfig):
     """ResNet / cResNet classification (Section 4, Appendix A.4)."""
@@ -171,14 +180,7 @@ class ClassifierConfig(DataConfig, RunConfig):
     width: float = _field(1.0, "Channel width multiplier of every stage (1.0: the paper).")
     resize: int = _field(256, "Shorter side before cropping, pixels (A.4, He et al. 2015).")
     crop_size: int = _field(224, "Random / centre crop in pixels; z crops are 1/8 (A.4).")
-    decode_once: bool | None = _field(
-        None,
-        "Reconstructed inputs from a store: decode every stored z once before training and keep "
-        "the 8-bit reconstructions in memory, so that the step only crops them as it crops RGB "
-        "images (not in the paper, which does not say); false: decode each batch in the step; "
-        "None: once when the training split's reconstructions fit in 4 GiB (Imagenette, not "
-        "ImageNet).",
-    )
+    decode_once: bool | None = _field(None, _DECODE_ONCE)
     curve_every_epochs: float = _field(
         1.0, "Validation top-1 / top-5 every this many epochs into curve.json (Fig. 3); 0: off."
     )
@@ -214,6 +216,7 @@ class SegmenterConfig(DataConfig, RunConfig):
     curve_every_steps: int = _field(
         2000, "Validation mIoU every this many steps into curve.json (Fig. 4); 0: off."
     )
+    decode_once: bool | None = _field(None, _DECODE_ONCE)
     class_weighting: str = _field(
         "none",
         "Per-class weights of the pixels' cross-entropy: none (the paper) or median_frequency "

@@ -375,6 +375,7 @@ def write_manifest(store_dir, dataset, splits, num_shards):
             "bytes": sum(r["bytes"] for r in receipts),
             "bitstream_bytes": bits // 8,
             "bpp_real": bits / max(1, sum(r["pixels"] for r in receipts)),
+            "pixels": sum(r["pixels"] for r in receipts),
             "masks": sum(r.get("masks", 0) for r in receipts),
             "shards": num_shards,
         }
@@ -565,6 +566,19 @@ def source_of(dataset):
     if not is_store(dataset):
         return dataset
     return read_manifest(dataset[len(STORE_PREFIX) :])["dataset"]
+
+
+def split_pixels(dataset, split, limit=None):
+    """Pixels of a `store:DIR` split's stored images (the first `limit` examples': their share),
+    from its manifest; a manifest written before it counted them gives them by its rate."""
+    manifest = read_manifest(dataset[len(STORE_PREFIX) :])
+    if split not in manifest["splits"]:
+        split = {"val": "validation", "validation": "val"}.get(split, split)
+    info = manifest["splits"][split]
+    pixels = info.get("pixels")
+    if pixels is None:
+        pixels = round(8 * info["bitstream_bytes"] / info["bpp_real"]) if info["bpp_real"] else 0
+    return pixels * min(limit, info["count"]) / info["count"] if limit else pixels
 
 
 def read_split(dataset, split, files, *, limit=None, shuffle=False, masks=False):

@@ -80,19 +80,15 @@ DECODE_ONCE_BYTES = 4 * 2**30
 
 
 def decodes_once(config):
-    """True when a reconstructed-mode classifier reads its store's z decoded once before
-    training (`ClassifierConfig.decode_once`; None: when the training split's 8-bit
-    reconstructions, side^2 x 3 bytes each at the store's side, fit in `DECODE_ONCE_BYTES`)."""
+    """True when a reconstructed-mode classifier or segmenter reads its store's z decoded once
+    before training (`decode_once` of its config; None: when the training split's 8-bit
+    reconstructions, 3 bytes per stored pixel, fit in `DECODE_ONCE_BYTES`)."""
     if config.input_mode != "reconstructed" or not store.is_store(config.dataset):
         return False
     choice = getattr(config, "decode_once", False)
     if choice is not None:
         return bool(choice)
-    manifest = store.read_manifest(config.dataset[len(store.STORE_PREFIX) :])
-    count = manifest["splits"]["train"]["count"]
-    count = min(count, config.train_limit) if config.train_limit else count
-    side = manifest.get("resize") or config.resize  # the stored images' side
-    return count * side**2 * 3 <= DECODE_ONCE_BYTES
+    return 3 * store.split_pixels(config.dataset, "train", config.train_limit) <= DECODE_ONCE_BYTES
 
 
 def reconstruct_once(codec, examples, count, batch_size=32, progress=True):

@@ -5,7 +5,10 @@ step/max)^0.9 with `head_lr_multiplier` (10x) on the final (ASPP) layer, applied
 multiplier; L2 weight decay; cross-entropy over pixels that are not the ignore label (255). The
 backbone starts from a classification network of the same architecture when `init_classifier`
 names one. With `class_weighting=median_frequency` each class's pixels weigh median(f) / f(c)
-in the loss (class_weights.json holds them and the counts they come from). Writes
+in the loss (class_weights.json holds them and the counts they come from). Reconstructed
+inputs from a store are decoded once before training when `decode_once` says so
+(`classification.decodes_once`) and then cropped like RGB images, at any pixel (in the step, z
+is cut at multiples of 8 pixels). Writes
 `segmenter.keras`, `config.json`, `result.json` (mIoU and per-class IoU over
 whole validation images, `tfcomp.eval.segmentation`) and, with `curve_every_steps`,
 `curve.json` (Fig. 4).
@@ -21,14 +24,14 @@ from tfcomp import io
 from tfcomp.codec.files import CodecFiles
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import segmentation, store
-from tfcomp.data.device import SegmentationInputs
+from tfcomp.data.device import SegmentationInputs, to_8_bits
 from tfcomp.eval.models import load_codec, load_keras
 from tfcomp.eval.segmentation import SegmenterEvaluator
 from tfcomp.nets import registry
 from tfcomp.nets.deeplab import freeze_batch_norm, load_backbone, upsample
 from tfcomp.train import distribute, loop
 from tfcomp.train import job as outline
-from tfcomp.train.classification import codec_for, l2_penalty, network_card
+from tfcomp.train.classification import codec_for, decodes_once, l2_penalty, network_card
 
 
 def segmentation_loss(logits, labels, class_weights=None):
@@ -60,6 +63,31 @@ def segmentation_examples(config, split, codec, limit):
     return store.read_split(config.dataset, split, CodecFiles(codec), limit=limit, masks=True)
 
 
+def reconstruct_examples(codec, examples, count, split, progress=True):
+    """(uint8 reconstruction [H, W, 3], mask [H, W, 1]) of a store's (z, mask) examples, each z
+    decoded once, rounded and clipped to 8 bits and cut to its mask's size, as the step cuts a
+    whole decoded image (`tfcomp.data.device.SegmentationInputs`); held in memory."""
+    decode = tf.function(
+        lambda z: tf.cast(to_8_bits(codec.decode(z[None]))[0], tf.uint8), reduce_retracing=True
+    )
+    print(f"decoding the {count} stored z of {split!r} once", flush=True)
+    bar = keras.utils.Progbar(count, unit_name="image") if progress else None
+    pairs = []
+    for z, mask in examples:
+        pairs.append((decode(z).numpy()[: mask.shape[0], : mask.shape[1]], mask.numpy()))
+        if bar is not None:
+            bar.add(1)
+    if not pairs:
+        raise ValueError("the store split holds no example to decode")
+    return tf.data.Dataset.from_generator(
+        lambda: iter(pairs),
+        output_signature=(
+            tf.TensorSpec([None, None, 3], tf.uint8),
+            tf.TensorSpec([None, None, 1], tf.uint8),
+        ),
+    )
+
+
 def train_segmenter(config, model_dir, progress=True):
     """Trains a segmenter under `config` (a `SegmenterConfig`); returns the `job.Outcome`."""
     return outline.run(config, model_dir, SegmenterTask, progress=progress)
@@ -74,20 +102,27 @@ class SegmenterTask(outline.Task):
         self.spec = registry.check_input(config.arch, config.input_mode, dilated=True)
         self.codec = codec_for(config)  # for evaluation on the chief; the step has its own
         self.from_store = store.is_store(config.dataset)
-        self.host_inputs = SegmentationInputs(config.input_mode, self.codec, self.from_store)
-        self.train_examples, _, self.classes = segmentation_examples(
+        # Reconstructions decoded once: the step and the pipeline then treat them as RGB.
+        self.decoded = decodes_once(config)
+        self.step_mode = ("rgb", False) if self.decoded else (config.input_mode, self.from_store)
+        self.host_inputs = SegmentationInputs(self.step_mode[0], self.codec, self.step_mode[1])
+        self.train_examples, num_train, self.classes = segmentation_examples(
             config, "train", self.codec, config.train_limit
         )
-        self.class_weights = self.weigh_classes()
         val_examples, self.num_val, _ = segmentation_examples(
             config, "val", self.codec, config.val_limit
         )
+        if self.decoded:
+            self.train_examples = reconstruct_examples(
+                self.codec, self.train_examples, num_train, "train"
+            )
+            val_examples = reconstruct_examples(self.codec, val_examples, self.num_val, "val")
+        self.class_weights = self.weigh_classes()
         self.classifier = (
             load_keras(config.init_classifier, "classifier") if config.init_classifier else None
         )
-        self.pipeline = dict(
-            input_mode=config.input_mode, cache=config.cache, from_store=self.from_store
-        )
+        mode, from_store = self.step_mode
+        self.pipeline = dict(input_mode=mode, cache=config.cache, from_store=from_store)
         self.val = segmentation.segmentation_pipeline(
             val_examples, training=False, batch_size=config.batch_size, **self.pipeline
         )
@@ -130,8 +165,9 @@ class SegmenterTask(outline.Task):
     def build_state(self):
         c = self.config
         # The step's codec: built here, under the strategy's scope, on every replica's device.
-        codec = load_codec(c.codec) if c.input_mode != "rgb" else None
-        self.step_inputs = SegmentationInputs(c.input_mode, codec, self.from_store)
+        mode, from_store = self.step_mode
+        codec = load_codec(c.codec) if mode != "rgb" else None
+        self.step_inputs = SegmentationInputs(mode, codec, from_store)
         compressed = c.input_mode == "compressed"
         channels = self.codec.channels if compressed else 3
         model = registry.build(self.spec.name, len(self.classes), channels, c.width)
