@@ -8,10 +8,9 @@ names one. With `class_weighting=median_frequency` each class's pixels weigh med
 in the loss (class_weights.json holds them and the counts they come from). Reconstructed
 inputs from a store are decoded once before training when `decode_once` says so
 (`classification.decodes_once`) and then cropped like RGB images, at any pixel (in the step, z
-is cut at multiples of 8 pixels). Writes
-`segmenter.keras`, `config.json`, `result.json` (mIoU and per-class IoU over
-whole validation images, `tfcomp.eval.segmentation`) and, with `curve_every_steps`,
-`curve.json` (Fig. 4).
+is cut at multiples of 8 pixels). Writes `segmenter.keras`, `config.json`, `result.json` (mIoU
+and per-class IoU over whole validation images, `tfcomp.eval.segmentation`) and, with
+`curve_every_steps`, `curve.json` (Fig. 4).
 """
 
 import os
