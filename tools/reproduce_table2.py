@@ -563,8 +563,11 @@ def settings_drift(step):
     task = TRAINERS.get(step.argv[1]) if step.argv[0] == "-m" and len(step.argv) > 1 else None
     if task is None or not os.path.isfile(step.result):
         return []
-    with open(step.result) as f:
-        result = json.load(f)
+    try:
+        with open(step.result) as f:
+            result = json.load(f)
+    except ValueError as error:
+        return [f"its {os.path.basename(step.result)} does not read ({error})"]
     if "config" not in result:
         return []
     try:
