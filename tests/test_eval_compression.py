@@ -100,10 +100,13 @@ def test_rate_distortion_plot_of_codecs_alone(tmp_path):
     assert (tmp_path / "rd.png").stat().st_size > 0
 
 
-def test_jpeg2000_baseline_uses_the_irreversible_9_7_wavelet():
-    # COD marker (0xFF52): Lcod (2 bytes), Scod, SGcod (4), then SPcod, whose 5th byte is the
-    # wavelet: 0 = 9/7 irreversible (lossy JPEG 2000), 1 = 5/3 reversible (Pillow's default).
+def test_jpeg2000_baseline_uses_the_irreversible_9_7_wavelet_and_colour_transform():
+    # COD marker (0xFF52): Lcod (2 bytes), Scod, SGcod (progression, 2 bytes of layers, then
+    # the multiple component transform: 1 = on, here the irreversible YCbCr of 9/7; Pillow's
+    # default is 0, R, G and B coded apart), then SPcod, whose 5th byte is the wavelet: 0 = 9/7
+    # irreversible (lossy JPEG 2000), 1 = 5/3 reversible (Pillow's default).
     image = np.random.default_rng(3).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     data = baselines.jpeg2000_bytes(image, 48)
     cod = data.index(b"\xff\x52")
+    assert data[cod + 8] == 1
     assert data[cod + 13] == 0
