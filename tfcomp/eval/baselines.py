@@ -5,9 +5,9 @@ compression: JPEG over the quality factor (4:2:0, as a camera or web encoder wou
 over the target compression ratio with the irreversible 9/7 wavelet and its colour transform
 (what lossy JPEG 2000 normally uses; Pillow's defaults are the reversible 5/3 wavelet, 0.3-0.5
 dB PSNR below on Kodak, and no colour transform at all, `mct=0`, R, G and B coded apart: 1.8-5
-dB below on three Kodak images at 0.16-1.2 bpp), one quality layer, OpenJPEG's rate allocation; WebP (lossy, VP8) over its quality
-factor at its slowest, best method 6. The rate is always the size of the encoded bytes:
-bpp = 8 * bytes / pixels.
+dB below on three Kodak images at 0.16-1.2 bpp), one quality layer, OpenJPEG's rate
+allocation; WebP (lossy, VP8) over its quality factor at its slowest, best method 6. The rate
+is always the size of the encoded bytes: bpp = 8 * bytes / pixels.
 """
 
 import io
