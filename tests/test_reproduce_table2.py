@@ -669,3 +669,11 @@ def test_benchmark_alternates_bare_and_loop_timing():
     bare, through, overheads = side_by_side(build, data, loss, 3, False, repeats=2)
     assert len(overheads) == 2 and all(o > -1 for o in overheads)
     assert 0 < bare < float("inf") and 0 < through < float("inf")
+
+
+def test_figure_titles_carry_no_machine_paths():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from table2 import dataset_title
+
+    assert dataset_title("folder:/work/shared/datasets/kodak/") == "folder:kodak"
+    assert dataset_title("default") == "default" and dataset_title("voc2012_sbd") == "voc2012_sbd"

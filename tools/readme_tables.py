@@ -294,7 +294,9 @@ def _rd(rd, path):
     if not rd["codecs"]:
         return False
     codecs = {label: r["mean"] for label, r in rd["codecs"].items()}
-    plots.rate_distortion(rd["baselines"], codecs, path, title=f"{rd['dataset']}")
+    from table2 import dataset_title
+
+    plots.rate_distortion(rd["baselines"], codecs, path, title=dataset_title(rd["dataset"]))
     return True
 
 

@@ -376,6 +376,13 @@ def fig_runtime(run_dir, figures):
         print(f"wrote {path}")
 
 
+def dataset_title(dataset):
+    """A figure's name of a dataset string: a path's last folder (folder:/data/kodak ->
+    folder:kodak), so figures do not carry the machine's paths."""
+    kind, sep, path = (dataset or "").partition(":")
+    return f"{kind}:{os.path.basename(path.rstrip('/'))}" if sep and "/" in path else dataset
+
+
 def fig_rate_distortion(run_dir, figures):
     """Fig. 8 from the merged rate-distortion results; Fig. 9 (latent channels) copied from
     the codecs' evaluations."""
@@ -386,7 +393,7 @@ def fig_rate_distortion(run_dir, figures):
             rd["baselines"],
             {label: r["mean"] for label, r in rd["codecs"].items()},
             path,
-            title=f"{rd['dataset']}",
+            title=dataset_title(rd["dataset"]),
         )
         print(f"wrote {path}")
     latents = glob.glob(os.path.join(run_dir, "rd", "latents_*.png"))
