@@ -39,6 +39,17 @@ def encode(files, data, out, **kwargs):
     return store.write_manifest(str(out), data, ["train", "val"], 3)
 
 
+def segmentation_store(files, out):
+    """A store of the embedded labelled images (6 per split, masks beside); its manifest."""
+    for split in ("train", "val"):
+        store.encode_split(files, "default", split, str(out), num_shards=2, resize=0, limit=6)
+    return store.write_manifest(str(out), "default", ["train", "val"], 2)
+
+
+# A segmenter's 3 steps from a segmentation store, scored on all its 6 validation images.
+SEGMENTER_FROM_STORE = dict(train_steps=3, batch_size=2, crop_size=32, val_limit=None)
+
+
 def test_store_round_trips_z_exactly(setup, tmp_path):
     data, _, files = setup
     manifest = encode(files, data, tmp_path)
@@ -194,9 +205,7 @@ def test_masks_are_stored_beside_the_bitstream_and_train_a_segmenter(setup, tmp_
 
     _, codec_path, files = setup
     out = tmp_path / "store"
-    for split in ("train", "val"):
-        store.encode_split(files, "default", split, str(out), num_shards=2, resize=0, limit=6)
-    manifest = store.write_manifest(str(out), "default", ["train", "val"], 2)
+    manifest = segmentation_store(files, out)
     assert manifest["splits"]["val"]["masks"] == 6 and manifest["classes"][0] == "disc"
     latents, count, _ = store.store_latents(str(out), "val", files, masks=True)
     _, _, masks = synthetic.split_arrays("val")
@@ -224,10 +233,7 @@ def test_masks_are_stored_beside_the_bitstream_and_train_a_segmenter(setup, tmp_
         input_mode="compressed",
         codec=codec_path,
         dataset=f"store:{out}",
-        train_steps=3,
-        batch_size=2,
-        crop_size=32,
-        val_limit=None,
+        **SEGMENTER_FROM_STORE,
         class_weighting="median_frequency",  # counted from the store's masks
     )
     history, evaluation = outcome.history, outcome.metrics
@@ -248,9 +254,7 @@ def test_a_reconstructed_segmenter_decodes_its_store_once(setup, tmp_path, capsy
 
     _, codec_path, files = setup
     out = tmp_path / "store"
-    for split in ("train", "val"):
-        store.encode_split(files, "default", split, str(out), num_shards=2, resize=0, limit=6)
-    store.write_manifest(str(out), "default", ["train", "val"], 2)
+    segmentation_store(files, out)
     assert store.split_pixels(f"store:{out}", "train") == 6 * 64 * 64
     # The whole images the step's evaluation decodes, cut to the masks: the same pixels.
     examples, count, _ = store.read_split(f"store:{out}", "val", files, masks=True)
@@ -273,10 +277,7 @@ def test_a_reconstructed_segmenter_decodes_its_store_once(setup, tmp_path, capsy
         input_mode="reconstructed",
         codec=codec_path,
         dataset=f"store:{out}",
-        train_steps=3,
-        batch_size=2,
-        crop_size=32,
-        val_limit=None,
+        **SEGMENTER_FROM_STORE,
     )
     printed = capsys.readouterr().out
     assert "z of 'train' once" in printed and "decoding the 6 stored z of 'val' once" in printed

@@ -66,6 +66,14 @@ def to_8_bits(x_hat):
     return tf.clip_by_value(tf.round(tf.cast(x_hat, tf.float32)), 0.0, 255.0)
 
 
+def decoder_8_bits(codec):
+    """A compiled z [N, h, w, C] -> uint8 reconstructions [N, 8h, 8w, 3] as a decoded file
+    holds them, for decoding a store once before training (float32, inference mode)."""
+    return tf.function(
+        lambda z: tf.cast(to_8_bits(codec.decode(z)), tf.uint8), reduce_retracing=True
+    )
+
+
 class CodecInputs:
     """The in-step part of a classifier's input (see the module docstring).
 

@@ -19,7 +19,7 @@ from tfcomp.codec.bitstream import model_id
 from tfcomp.codec.files import CodecFiles
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import classification, store
-from tfcomp.data.device import CodecInputs, to_8_bits
+from tfcomp.data.device import CodecInputs, decoder_8_bits
 from tfcomp.eval.classification import ClassifierEvaluator
 from tfcomp.eval.models import load_codec
 from tfcomp.nets import registry
@@ -95,7 +95,7 @@ def reconstruct_once(codec, examples, count, batch_size=32, progress=True):
     """(uint8 [N, H, W, 3] reconstructions, labels [N]) of a store split's (z, label)
     examples: each z decoded once, rounded and clipped to 8 bits as a decoded file holds it
     (`tfcomp.data.device.to_8_bits`), in a compiled function, in the store's order."""
-    decode = tf.function(lambda z: tf.cast(to_8_bits(codec.decode(z)), tf.uint8))
+    decode = decoder_8_bits(codec)
     bar = keras.utils.Progbar(count, unit_name="image") if progress else None
     images, labels = [], []
     for z, y in examples.batch(batch_size).prefetch(2):

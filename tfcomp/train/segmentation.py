@@ -23,7 +23,7 @@ from tfcomp import io
 from tfcomp.codec.files import CodecFiles
 from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import segmentation, store
-from tfcomp.data.device import SegmentationInputs, to_8_bits
+from tfcomp.data.device import SegmentationInputs, decoder_8_bits
 from tfcomp.eval.models import load_codec, load_keras
 from tfcomp.eval.segmentation import SegmenterEvaluator
 from tfcomp.nets import registry
@@ -66,14 +66,12 @@ def reconstruct_examples(codec, examples, count, split, progress=True):
     """(uint8 reconstruction [H, W, 3], mask [H, W, 1]) of a store's (z, mask) examples, each z
     decoded once, rounded and clipped to 8 bits and cut to its mask's size, as the step cuts a
     whole decoded image (`tfcomp.data.device.SegmentationInputs`); held in memory."""
-    decode = tf.function(
-        lambda z: tf.cast(to_8_bits(codec.decode(z[None]))[0], tf.uint8), reduce_retracing=True
-    )
+    decode = decoder_8_bits(codec)
     print(f"decoding the {count} stored z of {split!r} once", flush=True)
     bar = keras.utils.Progbar(count, unit_name="image") if progress else None
     pairs = []
     for z, mask in examples:
-        pairs.append((decode(z).numpy()[: mask.shape[0], : mask.shape[1]], mask.numpy()))
+        pairs.append((decode(z[None])[0].numpy()[: mask.shape[0], : mask.shape[1]], mask.numpy()))
         if bar is not None:
             bar.add(1)
     if not pairs:
