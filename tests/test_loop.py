@@ -157,3 +157,45 @@ def test_a_resumed_runs_bar_counts_only_the_steps_it_ran():
     plain = keras.utils.Progbar(10000, verbose=0)
     plain._start = 100.0
     assert plain._estimate_step_duration(3511, 111.0) == pytest.approx(11.0 / 3511)
+
+
+class _ListedUnits(keras.layers.Layer):
+    """Sublayers in a Python list, as ResNet's units are: tf.train.Checkpoint does not see them."""
+
+    def __init__(self):
+        super().__init__()
+        self.units = [keras.layers.Dense(1, use_bias=False), keras.layers.BatchNormalization()]
+
+    def call(self, x, training=False):
+        return self.units[1](self.units[0](x), training=training)
+
+
+def test_a_resumed_run_gets_back_every_variable_batch_norm_statistics_included(tmp_path):
+    task = linear_task()
+
+    def build_state():
+        model = keras.Sequential([keras.Input((3,)), _ListedUnits()])
+        return {"model": model, "optimizer": keras.optimizers.SGD(0.1)}
+
+    def loss_fn(state, batch):
+        x, y = batch
+        return tf.reduce_mean(tf.square(state["model"](x, training=True) - y)), {}
+
+    kwargs = dict(
+        strategy=tf.distribute.get_strategy(),
+        model_dir=str(tmp_path),
+        train_steps=5,
+        checkpoint_every=5,
+        summary_every=5,
+        progress=False,
+        build_state=build_state,
+        dataset_fn=task["dataset_fn"],
+        loss_fn=loss_fn,
+    )
+    first, _ = loop.train(**kwargs)
+    bn = first["model"].layers[0].units[1]
+    assert not np.allclose(bn.moving_mean.numpy(), 0.0)  # the statistics moved in training
+    restored, history = loop.train(**kwargs)
+    assert history == []
+    for a, b in zip(first["model"].get_weights(), restored["model"].get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # was: moving mean 0, variance 1 again

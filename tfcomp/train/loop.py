@@ -86,6 +86,19 @@ def crossed(before, after, every):
     return every > 0 and after // every > before // every
 
 
+def every_variable(state):
+    """{"KEY_variables": [every variable]} for each Keras model or layer in `state`, for the
+    checkpoint. tf.train.Checkpoint does not follow sublayers that a Keras 3 layer holds in a
+    Python list: a ResNet-50 alone saves 8 of its 268 variables. Its trainable ones also come
+    through the optimizer; its batch-norm statistics came through nothing, so a resumed
+    network started them again from 0 and 1 (checkpoints written before this keep that gap)."""
+    return {
+        f"{key}_variables": list(value.variables)
+        for key, value in state.items()
+        if isinstance(value, keras.layers.Layer)
+    }
+
+
 def _restore(strategy, build_state, variables_fn, ckpt_dir, max_to_keep):
     """(state, checkpoint manager) built under the strategy's scope, restored if possible."""
     with strategy.scope():
@@ -95,7 +108,7 @@ def _restore(strategy, build_state, variables_fn, ckpt_dir, max_to_keep):
         state["optimizer"].build(variables_fn(state))
         # Steps completed so far; loss_fn may read it (schedules).
         state["step"] = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        checkpoint = tf.train.Checkpoint(**state)
+        checkpoint = tf.train.Checkpoint(**state, **every_variable(state))
     manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=max_to_keep)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint)
