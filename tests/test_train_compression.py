@@ -46,8 +46,15 @@ def test_codec_learns_and_saves_what_it_learned(tmp_path):
     common = dict(target_entropy=target, batch_size=8)
     untrained, none = train_compression(str(tmp_path / "init"), train_steps=0, **common)
     assert none == []
+    curve = dict(curve_every_steps=40, curve_dataset="default", curve_split="test", curve_limit=2)
     trained, history = train_compression(
-        str(tmp_path / "run"), train_steps=80, beta=0.0, rate_warmup_steps=0, **common
+        str(tmp_path / "run"),
+        train_steps=80,
+        beta=0.0,
+        rate_warmup_steps=0,
+        checkpoint_every=40,
+        **common,
+        **curve,
     )
     loss_init, _ = heldout_loss(untrained, 0.0, target)
     loss_trained, _ = heldout_loss(trained, 0.0, target)
@@ -71,7 +78,35 @@ def test_codec_learns_and_saves_what_it_learned(tmp_path):
             tags.update(value.tag for value in event.summary.value)
     assert {"loss", "mse", "psnr", "entropy", "bpp_estimate"} <= tags
     assert any("reconstruction" in tag for tag in tags)
+    check_the_curve(tmp_path / "run", loaded)
     check_a_rerun_changes_nothing(tmp_path / "run", common)
+
+
+def check_the_curve(run, final):
+    """The curve of the codec being trained (every 40 steps, 2 held-out photos through real
+    files): its last point's qualities are those of the saved codec (the tables, refitted
+    after training on other random crops, change only the rate); measured again afterwards
+    from the checkpoints (tools/codec_curve.py's path), the same points come back."""
+    from tfcomp.eval.compression import evaluate_codec
+
+    points = json.loads((run / "curve.json").read_text())
+    assert [p["step"] for p in points] == [40, 80]
+    images = compression.curve_images(configs.load(str(run / "config.json")))
+    assert len(images) == 2
+    saved = evaluate_codec(final, images)["mean"]
+    for key in ("psnr", "ssim", "ms_ssim"):
+        assert points[-1][key] == pytest.approx(saved[key], abs=1e-3)
+    assert points[-1]["bpp_real"] == pytest.approx(saved["bpp_real"], rel=0.1)
+    (run / "curve.json").rename(run / "curve_in_training.json")
+    config = configs.load(str(run / "config.json"))
+    assert compression.checkpoint_curve(config, str(run), progress=None) == [40, 80]
+    again = json.loads((run / "curve.json").read_text())
+    for a, b in zip(points, again, strict=True):
+        assert b["psnr"] == pytest.approx(a["psnr"], abs=1e-3)
+        assert b["bpp_real"] == pytest.approx(a["bpp_real"], rel=0.1)
+    assert compression.checkpoint_curve(config, str(run), progress=None) == []  # all there
+    (run / "curve.json").unlink()
+    (run / "curve_in_training.json").rename(run / "curve.json")
 
 
 def check_a_rerun_changes_nothing(run, common):
@@ -79,7 +114,8 @@ def check_a_rerun_changes_nothing(run, common):
     temporary from a killed save is removed; another config is refused, naming the change."""
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     (run / ".tmp-abc123.keras").write_bytes(b"half a model")
-    fields = dict(train_steps=80, beta=0.0, rate_warmup_steps=0, **common)
+    fields = dict(train_steps=80, beta=0.0, rate_warmup_steps=0, checkpoint_every=40, **common)
+    # The curve's settings only say what was measured while it trained: no other config.
     again, history = train_compression(str(run), **fields)
     assert history == [] and again.channels == 4
     after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
@@ -323,3 +359,10 @@ def test_a_folder_finished_by_a_retry_is_finished_for_the_same_command(tmp_path)
     # A seed no retry of this config reaches is another run: refused, naming the seed.
     with pytest.raises(FinishedError, match="seed 8 -> 5"):
         compression.train_codec(dataclasses.replace(config, seed=5), str(run))
+
+
+def test_codec_curve_tool_names_a_folder_without_checkpoints(tmp_path):
+    tool = os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools", "codec_curve.py")
+    done = subprocess.run([sys.executable, tool, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert f"{tmp_path} has no checkpoints/ folder" in done.stderr

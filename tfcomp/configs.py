@@ -134,6 +134,17 @@ class CodecConfig(DataConfig, RunConfig):
         "Train again with the next seed, up to this many times, when the latent collapsed "
         "(README 'Known limitations'); 0: the paper.",
     )
+    curve_every_steps: int = _field(
+        0,
+        "Every this many steps, the codec being trained compresses the curve images to real "
+        "files (its tables fitted as after training) and curve.json gets their bpp, PSNR, SSIM "
+        "and MS-SSIM: how far from its goal and how fast it moves; 0: off (the paper).",
+    )
+    curve_dataset: str | None = _field(
+        None, "Images of that curve (a --dataset string); None: the training dataset."
+    )
+    curve_split: str = _field("val", "Split of curve_dataset.")
+    curve_limit: int | None = _field(None, "Images of the curve (None: all of the split).")
 
     def __post_init__(self):
         if self.operating_point not in OPERATING_POINTS:
@@ -317,6 +328,9 @@ _TINY = dict(_CPU, mixed_precision=False)
 # The small scale's classifiers and joint training take A.5's L2 (5e-4, the segmenters') rather
 # than A.4's 1e-4: 9,469 images overfit sooner than ImageNet's 1.28M.
 _SMALL_L2 = SegmenterConfig.weight_decay
+# Kodak's 24 photographs, real file sizes: the small scale's rate-distortion images, of the
+# finished codecs (Fig. 8) and of the curves of the codecs being trained alike.
+_SMALL_RD = dict(dataset="folder:{data}/kodak", split="test")
 
 # What each preset changes, per task; everything not named is the paper's. `{data}` is replaced
 # by the data folder (`data_dir`).
@@ -331,6 +345,9 @@ PRESET_OVERRIDES = {
             lr_drops=(0.8,),
             batch_size=16,
             collapse_retries=2,
+            curve_every_steps=1000,
+            curve_dataset=_SMALL_RD["dataset"],
+            curve_split=_SMALL_RD["split"],
         ),
         # All of Imagenette (9,469 / 3,925 images) at 128 px: measured, RGB ResNet-50 at width
         # 0.25 passes the 80% top-1 of issue 15 with A.4's schedule shape over 30 epochs (lr /
@@ -377,8 +394,8 @@ PRESET_OVERRIDES = {
         ),
         "store": dict(num_shards=8),
         "eval": dict(
-            rd_dataset="folder:{data}/kodak",
-            rd_split="test",
+            rd_dataset=_SMALL_RD["dataset"],
+            rd_split=_SMALL_RD["split"],
             rd_limit=None,
             bench_width=0.25,
             bench_batches=(1, 16),
@@ -550,6 +567,15 @@ def resolve(task, spec, data_dir=None, **overrides):
     return config
 
 
-def differing_fields(a, b):
-    """Names of the fields whose values differ between two configs of one class."""
-    return {f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)}
+# Fields that say what is measured while a model trains, not what is trained: a finished run
+# stays valid when only these changed (its model is the same; its curve has other points).
+EVALUATION_ONLY = frozenset(
+    {"curve_every_steps", "curve_every_epochs", "curve_dataset", "curve_split", "curve_limit"}
+)
+
+
+def differing_fields(a, b, training_only=False):
+    """Names of the fields whose values differ between two configs of one class; with
+    `training_only`, those that change the trained model (not `EVALUATION_ONLY`)."""
+    names = {f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)}
+    return names - EVALUATION_ONLY if training_only else names

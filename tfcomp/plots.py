@@ -46,6 +46,32 @@ def rate_distortion(curves, points, path, title=""):
     _save(fig, path)
 
 
+def codec_curves(curves, baseline, path, title=""):
+    """Codecs over training steps: {label: [point with bpp_real, psnr, ms_ssim and
+    baseline: {metric: the baseline's at that bpp}]}; real bpp, PSNR and MS-SSIM against the
+    step, the baseline at each point's rate dashed in the codec's colour."""
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.6))
+    for i, (label, points) in enumerate(curves.items()):
+        colour = f"C{i}"
+        steps = [p["step"] for p in points]
+        axes[0].plot(steps, [p["bpp_real"] for p in points], "o-", color=colour, label=label)
+        for ax, metric in zip(axes[1:], ("psnr", "ms_ssim")):
+            ax.plot(steps, [p[metric] for p in points], "o-", color=colour, label=label)
+            at = [(s, p[baseline][metric]) for s, p in zip(steps, points) if p[baseline]]
+            if at:
+                ax.plot(*zip(*at), "--", color=colour, label=f"{baseline} at {label}'s bpp")
+    axes[0].set_ylabel("bits per pixel (file size)")
+    for ax, metric in zip(axes[1:], ("psnr", "ms_ssim")):
+        ax.set_ylabel(METRIC_LABELS[metric])
+    for ax in axes:
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+    axes[2].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+
+
 def latent_channels(original, reconstruction, symbols, num_centers, path, title=""):
     """Fig. 9: original, reconstruction and the 4 highest-entropy channels of the symbols."""
     flat = symbols.reshape(-1, symbols.shape[-1])

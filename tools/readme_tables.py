@@ -222,6 +222,7 @@ def run_report(folder, figures_dir, link_root=ROOT):
                 f"{table2.fmt(r['paper_top1'])} | {table2.fmt(r['paper_miou'])} |"
             )
         lines.append("")
+    lines += codec_curve_lines(folder)
     checked = [c for c in claims_tool.check(folder) if c["measured"] is not None]
     if checked:
         text = claims_tool.markdown(checked, folder).split("\n", 2)[2]  # without its title
@@ -233,6 +234,7 @@ def run_report(folder, figures_dir, link_root=ROOT):
     for name, draw in (
         ("classification_curves", lambda p: _curves(folder, p)),
         ("rate_distortion", lambda p: _rd(rd, p)),
+        ("codec_curves", lambda p: _codec_curves(folder, p)),
     ):
         path = os.path.join(figures_dir, f"{prefix}_{name}.png")
         if draw(path):
@@ -240,6 +242,68 @@ def run_report(folder, figures_dir, link_root=ROOT):
     for path in drawn:
         lines.append(f"![{os.path.basename(path)}]({os.path.relpath(path, link_root)})")
     return "\n".join(lines).rstrip()
+
+
+def codec_curve_lines(folder):
+    """Each codec's curve (tools/codec_curve.py, or the trainer's `curve_every_steps`) as a
+    table beside JPEG 2000 at the same real bpp, with the MS-SSIM gap's change per 1,000 steps
+    between the curve's last two points."""
+    import table2
+
+    curves = table2.codec_curves(folder)
+    if not curves:
+        return []
+    lines = [
+        "The codecs while they trained, on the rate-distortion images through real files "
+        "(`tools/codec_curve.py`), beside JPEG 2000 at each point's rate:",
+        "",
+        "| codec | step | bpp (files) | PSNR dB | JPEG 2000 PSNR | MS-SSIM | JPEG 2000 MS-SSIM "
+        "| MS-SSIM gap |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    trends = []
+    for name, points in curves.items():
+        for p in points:
+            at = p["jpeg2000"]
+            gap = f"{p['ms_ssim'] - at['ms_ssim']:+.4f}" if at else ""
+            lines.append(
+                f"| {name} | {p['step']:,} | {p['bpp_real']:.4f} | {p['psnr']:.2f} | "
+                f"{at['psnr']:.2f} | {p['ms_ssim']:.4f} | {at['ms_ssim']:.4f} | {gap} |"
+                if at
+                else f"| {name} | {p['step']:,} | {p['bpp_real']:.4f} | {p['psnr']:.2f} | | "
+                f"{p['ms_ssim']:.4f} | | |"
+            )
+        ends = [p for p in points if p["jpeg2000"]][-2:]
+        if len(ends) == 2:
+            a, b = ends
+            rate = (
+                1000
+                * (
+                    (b["ms_ssim"] - b["jpeg2000"]["ms_ssim"])
+                    - (a["ms_ssim"] - a["jpeg2000"]["ms_ssim"])
+                )
+                / (b["step"] - a["step"])
+            )
+            trends.append(
+                f"{name}: the MS-SSIM gap moved {rate:+.4f} per 1,000 steps between steps "
+                f"{a['step']:,} and {b['step']:,}"
+            )
+    lines.append("")
+    if trends:
+        lines += ["; ".join(trends) + ".", ""]
+    return lines
+
+
+def _codec_curves(folder, path):
+    import table2
+
+    from tfcomp import plots
+
+    curves = table2.codec_curves(folder)
+    if curves:
+        title = table2.dataset_title(table2.load_rd(folder)["dataset"])
+        plots.codec_curves(curves, "jpeg2000", path, title)
+    return bool(curves)
 
 
 def projection(cpu_by_task):

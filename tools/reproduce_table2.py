@@ -557,7 +557,8 @@ def settings_drift(step):
     """How a kept trainer step's recorded config differs from what its command gives now (a
     preset changed since it trained): ["field old -> new", ...], [] when it does not or the step
     is no trainer. Differences the trainer makes itself are not drift: the seed of a codec that
-    a collapse retry finished, the batch and lr a replica count rounded (`batch_rule`)."""
+    a collapse retry finished, the batch and lr a replica count rounded (`batch_rule`); nor are
+    fields that only say what was measured while it trained (`configs.EVALUATION_ONLY`)."""
     from tfcomp import configs
 
     task = TRAINERS.get(step.argv[1]) if step.argv[0] == "-m" and len(step.argv) > 1 else None
@@ -587,7 +588,7 @@ def settings_drift(step):
         ignored |= {"batch_size", "learning_rate"}
     return [
         f"{n} {getattr(recorded, n)!r} -> {getattr(expected, n)!r}"
-        for n in sorted(configs.differing_fields(recorded, expected) - ignored)
+        for n in sorted(configs.differing_fields(recorded, expected, training_only=True) - ignored)
     ]
 
 

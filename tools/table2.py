@@ -7,7 +7,8 @@ table2_joint.csv (joint training and its control: accuracy, mIoU, the codec's ra
 RUN_DIR/figures/: fig3 (classification validation curves), fig4 (segmentation validation
 curves), fig6 (accuracy / mIoU vs GFLOPs with and without the decoder), fig7 (joint training
 movement), fig8 (rate-distortion), fig9 (latent channels), fig11 (codec metrics before/after
-joint training), fig12 (runtime). Rows or figures whose runs are missing are left out and named.
+joint training), fig12 (runtime), codec_curves (each codec's quality over its training steps
+beside JPEG 2000 at the same rate). Rows or figures whose runs are missing are left out and named.
 """
 
 import argparse
@@ -16,6 +17,8 @@ import glob
 import os
 import shutil
 import sys
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -383,6 +386,38 @@ def dataset_title(dataset):
     return f"{kind}:{os.path.basename(path.rstrip('/'))}" if sep and "/" in path else dataset
 
 
+def codec_curves(run_dir, baseline="jpeg2000"):
+    """{codec folder: [curve point]} of RUN_DIR/codec_*/curve.json (the codec measured on the
+    rate-distortion images while it trained, tools/codec_curve.py), each point with `baseline`
+    added: {metric: the baseline's at the point's real bpp}, interpolated in the baseline's
+    sweep, {} outside it."""
+    rows = sorted(load_rd(run_dir)["baselines"].get(baseline, []), key=lambda r: r["bpp_real"])
+    xs = [r["bpp_real"] for r in rows]
+    curves = {}
+    for path in sorted(glob.glob(os.path.join(run_dir, "codec_*", "curve.json"))):
+        points = []
+        for point in load(path):
+            at = {}
+            if xs and xs[0] <= point["bpp_real"] <= xs[-1]:
+                at = {
+                    m: float(np.interp(point["bpp_real"], xs, [r[m] for r in rows]))
+                    for m in plots.METRIC_LABELS
+                }
+            points.append({**point, baseline: at})
+        curves[os.path.basename(os.path.dirname(path))] = points
+    return curves
+
+
+def fig_codec_curves(run_dir, figures):
+    """The codecs' quality on the rate-distortion images over training steps, beside JPEG 2000
+    at the same real bpp: how far each is from the paper's claim and how fast it moves."""
+    curves = codec_curves(run_dir)
+    if curves:
+        path = os.path.join(figures, "codec_curves.png")
+        plots.codec_curves(curves, "jpeg2000", path, dataset_title(load_rd(run_dir)["dataset"]))
+        print(f"wrote {path}")
+
+
 def fig_rate_distortion(run_dir, figures):
     """Fig. 8 from the merged rate-distortion results; Fig. 9 (latent channels) copied from
     the codecs' evaluations."""
@@ -422,6 +457,7 @@ def main(argv=None):
     fig_joint_rd(args.run_dir, figures)
     fig_runtime(args.run_dir, figures)
     fig_rate_distortion(args.run_dir, figures)
+    fig_codec_curves(args.run_dir, figures)
     missing = [r["network"] + " @ " + r["point"] for r in table if r["top5"] is None]
     if missing:
         print("rows without a classification result yet: " + ", ".join(missing))

@@ -9,6 +9,12 @@ assignment is one-hot and the quantizer's gradient vanishes) is watched for whil
 soft and hard entropy have been equal and MSE flat for a window of steps, training stops and,
 with `collapse_retries`, starts again with the next seed (the collapsed folder is kept beside as
 MODEL_DIR.collapsed_seedN), instead of discovering it when training ends.
+
+With `curve_every_steps`, the codec being trained is measured as a finished one is (Fig. 8):
+every so many steps its tables are fitted as after training, the curve images are compressed
+to real files and decoded, and `curve.json` gets the mean bpp, PSNR, SSIM and MS-SSIM
+(`curve_point`). `checkpoint_curve` measures a run's saved checkpoints the same way, after the
+fact (tools/codec_curve.py).
 """
 
 import dataclasses
@@ -25,6 +31,7 @@ from tfcomp.codec.bitstream import model_id
 from tfcomp.codec.files import fit_entropy_model
 from tfcomp.codec.losses import psnr_from_mse
 from tfcomp.data import preprocess, sources
+from tfcomp.eval import compression
 from tfcomp.train import distribute, loop
 from tfcomp.train import job as outline
 
@@ -108,13 +115,17 @@ class CodecTask(outline.Task):
             sources.image_paths(config.dataset, "train")  # bad paths fail now, by name
         self.train_steps = config.train_steps
         self.history = []  # the last two collapse windows of metrics
+        images = curve_images(config) if config.curve_every_steps > 0 else None
+        self.curve = loop.Curve(
+            strategy,
+            path=os.path.join(model_dir, "curve.json"),
+            every=config.curve_every_steps,
+            last=config.train_steps,
+            evaluate=lambda state, step: curve_point(config, state["model"], images),
+        )
 
     def build_state(self):
-        c = self.config
-        codec = Codec(channels=c.channels, num_centers=c.num_centers, sigma=c.sigma)
-        codec(tf.zeros([1, c.crop_size, c.crop_size, 3]))
-        lr = outline.lr_drop_schedule(c.learning_rate, c.lr_drops, c.train_steps)
-        return {"model": codec, "optimizer": distribute.wrap_optimizer(keras.optimizers.Adam(lr))}
+        return codec_state(self.config)
 
     def dataset(self, batch_size):
         return crop_dataset(self.config, batch_size)
@@ -138,6 +149,7 @@ class CodecTask(outline.Task):
                 f"latent collapsed by step {step} (soft H {metrics['entropy']:.3f} = hard H "
                 f"{metrics['entropy_hard']:.3f} bits/symbol, MSE flat at {metrics['mse']:.0f})"
             )
+        self.curve.after_step(before, step, state)
 
     def finish(self, state, progress):
         codec = state["model"]
@@ -151,6 +163,87 @@ class CodecTask(outline.Task):
             "operating_point": self.config.operating_point,
         }
         return outline.Finished(models={"codec": (codec, card)}, metrics={})
+
+
+def codec_state(config):
+    """{"model": a new codec, "optimizer": its Adam}: what the trainer checkpoints."""
+    codec = Codec(channels=config.channels, num_centers=config.num_centers, sigma=config.sigma)
+    codec(tf.zeros([1, config.crop_size, config.crop_size, 3]))
+    lr = outline.lr_drop_schedule(config.learning_rate, config.lr_drops, config.train_steps)
+    return {"model": codec, "optimizer": distribute.wrap_optimizer(keras.optimizers.Adam(lr))}
+
+
+def curve_images(config):
+    """[(name, uint8 image)]: the images of the codec's curve (`curve_dataset`, or the training
+    dataset, its `curve_split`, the first `curve_limit`)."""
+    return sources.load_images(
+        config.curve_dataset or config.dataset,
+        config.curve_split,
+        config.curve_limit,
+        config.tfds_data_dir,
+        config.manual_dir,
+    )
+
+
+def curve_point(config, codec, images):
+    """{bpp_real, psnr, ssim, ms_ssim, ...}: means over `images` of `codec` (being trained, or
+    restored from a checkpoint) through real files, its tables first fitted as `finish` fits
+    them, on `entropy_fit_batches` training batches (the tables change nothing in training)."""
+    # A small shuffle buffer: the file order is shuffled already, and filling finish()'s 256
+    # images took 40 of this function's 80 s on 4 Kodak images (2 busy cores).
+    batches = crop_dataset(config, config.batch_size, 16).take(config.entropy_fit_batches)
+    fit_entropy_model(codec, batches)
+    return compression.evaluate_codec(codec, images)["mean"]
+
+
+def checkpoint_curve(config, model_dir, images=None, every=None, progress=print):
+    """Measures each checkpoint in MODEL_DIR/checkpoints that MODEL_DIR/curve.json lacks (a run
+    trained without `curve_every_steps`, or one still training: its checkpoints are measured as
+    they come, before the manager deletes them) with `curve_point`; returns the steps added.
+    A checkpoint before the curve's last point is not inserted (curve.json stays in order);
+    with `every`, only steps that are multiples of it are measured."""
+    path = os.path.join(model_dir, "curve.json")
+    curve = io.read_json(path) if os.path.exists(path) else []
+    last = max((c["step"] for c in curve), default=0)
+    ckpt_dir = os.path.join(model_dir, "checkpoints")
+    state = tf.train.get_checkpoint_state(ckpt_dir)
+    paths = list(state.all_model_checkpoint_paths) if state else []
+    steps = [(int(p.rsplit("-", 1)[1]), p) for p in paths]
+    todo = sorted((s, p) for s, p in steps if s > last and (not every or s % every == 0))
+    if not todo:
+        return []
+    images = curve_images(config) if images is None else images
+    previous = keras.mixed_precision.global_policy()
+    distribute.set_precision(config.mixed_precision)  # computed as while training
+    try:
+        state = codec_state(config)
+        codec = state["model"]
+        # Checkpoints before `loop.every_variable` hold the codec's convolutions only as the
+        # optimizer's variables: the optimizer is built as the trainer builds it, so that they
+        # restore from either kind.
+        state["optimizer"].build(codec.trainable_variables)
+        checkpoint = tf.train.Checkpoint(**state, **loop.every_variable(state))
+        added = []
+        for step, ckpt in todo:
+            try:
+                checkpoint.restore(ckpt).expect_partial()  # the step and the clock stay unread
+            except (tf.errors.NotFoundError, ValueError):
+                continue  # deleted by the training's manager since it was listed
+            values = curve_point(config, codec, images)
+            loop.append_curve(path, step, values)
+            added.append(step)
+            if progress is not None:
+                progress(f"{model_dir}: step {step:,}: " + _curve_text(values))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    return added
+
+
+def _curve_text(values):
+    return (
+        f"{values['bpp_real']:.4f} bpp, PSNR {values['psnr']:.2f} dB, "
+        f"MS-SSIM {values['ms_ssim']:.4f}"
+    )
 
 
 def finished_retry(config, model_dir):

@@ -150,17 +150,19 @@ def remove_stale_temporaries(model_dir):
 
 def finished_outcome(config, model_dir):
     """The Outcome of a folder that finished under `config` (nothing is trained or rewritten:
-    a codec's id, and so every file written with it, stays valid); FinishedError when it
+    a codec's id, and so every file written with it, stays valid; fields that only say what
+    is measured while training may differ, `configs.EVALUATION_ONLY`); FinishedError when it
     finished under another config. None when the folder is not finished."""
     path = os.path.join(model_dir, "result.json")
     if not os.path.isfile(path):
         return None
     result = io.read_json(path)
     recorded = configs.from_dict(result["config"])
-    if recorded != config:
+    changed = configs.differing_fields(recorded, config, training_only=True)
+    if changed:
         changes = ", ".join(
             f"{name} {getattr(recorded, name)!r} -> {getattr(config, name)!r}"
-            for name in sorted(configs.differing_fields(recorded, config))
+            for name in sorted(changed)
         )
         raise FinishedError(
             f"{model_dir} is a finished run of another config ({changes}); use a new model "
