@@ -7,7 +7,7 @@ import sys
 import tensorflow as tf
 from absl import flags
 
-from tfcomp import configs
+from flags import config as config_flags
 from tfcomp.data.sources import DataError, data_error_message
 from tfcomp.data.store import StoreError
 from tfcomp.eval.models import ModelError
@@ -19,15 +19,7 @@ FLAGS = flags.FLAGS
 
 def config_from_flags(task):
     """The config `--config` names, with every field flag that was given applied."""
-    cls = configs.TASKS[task]
-    overrides = {}
-    for name in configs.field_help(cls):
-        value = FLAGS[name].value
-        if value is None:
-            continue
-        kind, element = configs.field_type(cls, name)
-        overrides[name] = tuple(element(v) for v in value) if kind is tuple else value
-    return configs.resolve(task, FLAGS.config, FLAGS.data_dir, **overrides)
+    return config_flags.config_from_flags(task, FLAGS)
 
 
 def exit_cleanly(main):

@@ -541,24 +541,13 @@ TRAINERS = {
 }
 
 
-def _flag_value(cls, name, text):
-    """A field's value from its command-line text, as absl parses it for the experiment."""
-    from tfcomp import configs
-
-    kind, element = configs.field_type(cls, name)
-    if kind is tuple:
-        return tuple(element(v) for v in text.split(",") if v)
-    if kind is bool:
-        return text.lower() in ("true", "1", "yes")
-    return kind(text)
-
-
 def settings_drift(step):
     """How a kept trainer step's recorded config differs from what its command gives now (a
     preset changed since it trained): ["field old -> new", ...], [] when it does not or the step
     is no trainer. Differences the trainer makes itself are not drift: the seed of a codec that
     a collapse retry finished, the batch and lr a replica count rounded (`batch_rule`); nor are
     fields that only say what was measured while it trained (`configs.EVALUATION_ONLY`)."""
+    from flags.config import config_of_command
     from tfcomp import configs
 
     task = TRAINERS.get(step.argv[1]) if step.argv[0] == "-m" and len(step.argv) > 1 else None
@@ -575,12 +564,7 @@ def settings_drift(step):
         recorded = configs.from_dict(result["config"])
     except (ValueError, TypeError) as error:
         return [f"its config.json is not one of this version ({error})"]
-    flags = dict(a[2:].split("=", 1) for a in step.argv[2:] if a.startswith("--") and "=" in a)
-    cls = configs.TASKS[task]
-    overrides = {n: _flag_value(cls, n, flags[n]) for n in configs.field_help(cls) if n in flags}
-    expected = configs.resolve(
-        task, flags.get("config", "paper"), flags.get("data_dir"), **overrides
-    )
+    expected = config_of_command(task, step.argv[2:])
     ignored = set()
     if task == "codec" and 0 < recorded.seed - expected.seed <= expected.collapse_retries:
         ignored.add("seed")
