@@ -301,7 +301,9 @@ def _codec_curves(folder, path):
 
     curves = table2.codec_curves(folder)
     if curves:
-        title = table2.dataset_title(table2.load_rd(folder)["dataset"])
+        title = (
+            f"codecs while they train, on {table2.dataset_title(table2.load_rd(folder)['dataset'])}"
+        )
         plots.codec_curves(curves, "jpeg2000", path, title)
     return bool(curves)
 

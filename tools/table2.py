@@ -414,7 +414,8 @@ def fig_codec_curves(run_dir, figures):
     curves = codec_curves(run_dir)
     if curves:
         path = os.path.join(figures, "codec_curves.png")
-        plots.codec_curves(curves, "jpeg2000", path, dataset_title(load_rd(run_dir)["dataset"]))
+        title = f"codecs while they train, on {dataset_title(load_rd(run_dir)['dataset'])}"
+        plots.codec_curves(curves, "jpeg2000", path, title)
         print(f"wrote {path}")
 
 
