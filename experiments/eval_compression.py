@@ -6,10 +6,11 @@
 
 Images come from --images=DIR or the evaluation config's source (`--config`: the paper's 1,000
 ILSVRC2012 validation images, small: Kodak, tiny: the embedded held-out photos; or
---rd_dataset, --rd_split, --rd_limit). Writes OUTPUT_DIR/rd.json (per image and mean for each
-codec, one row per baseline setting), rd.png (PSNR / SSIM / MS-SSIM against bpp) and
-latents_<codec>.png (first image: the reconstruction beside its 4 highest-entropy latent
-channels).
+--rd_dataset, --rd_split, --rd_limit), or with --domain its second set, the codecs' own kind
+of data (small: 100 Imagenette validation images, ILSVRC2012 data like the paper's). Writes
+OUTPUT_DIR/rd.json (per image and mean for each codec, one row per baseline setting), rd.png
+(PSNR / SSIM / MS-SSIM against bpp) and latents_<codec>.png (first image: the reconstruction
+beside its 4 highest-entropy latent channels).
 """
 
 import json
@@ -38,6 +39,10 @@ def main(argv):
     config = common.config_from_flags("eval")
     if FLAGS.images:
         dataset, split, limit = f"folder:{FLAGS.images}", "test", None
+    elif FLAGS.domain:
+        if not config.domain_dataset:
+            raise ValueError(f"--domain: the {FLAGS.config!r} config names no domain_dataset")
+        dataset, split, limit = config.domain_dataset, config.domain_split, config.domain_limit
     else:
         dataset, split, limit = config.rd_dataset, config.rd_split, config.rd_limit
     images = sources.load_images(dataset, split, limit, config.tfds_data_dir, config.manual_dir)

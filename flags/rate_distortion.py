@@ -14,3 +14,9 @@ flags.DEFINE_string(
     "split and limit ignored.",
 )
 flags.DEFINE_string("output_dir", "runs/rd", "Folder for rd.json and the figures.")
+flags.DEFINE_bool(
+    "domain",
+    False,
+    "Evaluate on the config's domain images (--domain_dataset, --domain_split, --domain_limit: "
+    "the codecs' own kind of data) instead of --rd_dataset's.",
+)

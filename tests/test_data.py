@@ -80,6 +80,24 @@ def test_folder_source_uses_the_split_subfolder_when_present(tmp_path):
     assert len(sources.image_paths(f"folder:{tmp_path}", "train")) == 1
 
 
+def test_a_limit_on_a_folder_of_class_folders_spreads_over_the_classes(tmp_path):
+    # Sorted files a/img0..3, b/img0..3: 2 of 8 evenly spread are a/img0 and b/img0 (indices
+    # 0 and 4), not the first class's two; without a limit, all 8 in order.
+    for label in "ab":
+        write_images(str(tmp_path / "val" / label), modes=("RGB",) * 4)
+    named = sources.load_images(f"folder:{tmp_path}", "val", limit=2)
+    paths = sources.image_paths(f"folder:{tmp_path}", "val")
+    assert [n for n, _ in named] == ["img0.png", "img0.png"]
+    assert [im.shape[0] for _, im in named] == [20, 20]
+    assert len(sources.load_images(f"folder:{tmp_path}", "val")) == len(paths) == 8
+    assert [n for n, _ in sources.load_images(f"folder:{tmp_path}", "val", limit=4)] == [
+        "img0.png",
+        "img2.png",
+        "img0.png",
+        "img2.png",
+    ]
+
+
 def test_missing_folder_is_named(tmp_path):
     missing = str(tmp_path / "nope")
     with pytest.raises(sources.DataError, match="nope"):

@@ -345,6 +345,36 @@ def test_a_codec_outside_a_baselines_rates_is_judged_by_its_nearest_point():
     assert (value, holds) == (None, None) and "above the highest rate" in note
 
 
+def test_codecs_are_judged_on_each_rate_distortion_set(tmp_path):
+    """tools/claims.py: the codec against the baselines of rd/ (Kodak) and of rd_domain/ (the
+    codecs' own data), each row naming its set; the interpolation as against_curve's."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from claims import check
+
+    def write(folder, part, dataset, codecs, baselines):
+        (tmp_path / folder / part).mkdir(parents=True)
+        data = {"dataset": dataset, "codecs": codecs, "baselines": baselines}
+        (tmp_path / folder / part / "rd.json").write_text(json.dumps(data))
+
+    def sweep(ms_ssim):
+        rows = [(0.05, ms_ssim - 0.1), (0.2, ms_ssim + 0.1)]
+        return [{"bpp_real": b, "ssim": m, "ms_ssim": m} for b, m in rows]
+
+    codec = {"mean": {"bpp_real": 0.125, "ssim": 0.8, "ms_ssim": 0.8}}
+    for folder, dataset, j2k in (
+        ("rd", "folder:/d/kodak", 0.9),
+        ("rd_domain", "folder:/d/imagenette2", 0.7),
+    ):
+        write(folder, "baselines", dataset, {}, {"jpeg2000": sweep(j2k)})
+        write(folder, "bpp0.0983", dataset, {"codec_bpp0.0983": codec}, {})
+    by_what = {c["what"]: c for c in check(str(tmp_path))}
+    kodak = by_what["codec_bpp0.0983 (0.125 bpp): MS-SSIM - jpeg2000"]
+    domain = by_what["codec_bpp0.0983 on imagenette2 (0.125 bpp): MS-SSIM - jpeg2000"]
+    assert kodak["measured"] == pytest.approx(-0.1) and kodak["verdict"] == "contradicted"
+    assert domain["measured"] == pytest.approx(0.1) and domain["verdict"] == "holds"
+    assert domain["reason"] == "mean over imagenette2 images; baseline interpolated"
+
+
 def test_the_driver_says_where_a_running_trainer_is(tmp_path):
     """tools/reproduce_table2.py progress_line: from the trainer's progress.json."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -386,13 +416,16 @@ def test_steps_name_a_preset_and_data_paths_only(tmp_path, scale):
     wiring |= {"init_classifier", "mode", "codecs", "output_dir", "model_dirs", "figure"}
     wiring |= {"output", "json", "baselines", "for", "out", "dataset", "evaluate"}
     wiring |= {"seed"}  # which of a row's seeds a step trains (the plan's, not a setting)
+    wiring |= {"domain"}  # which of the config's two rate-distortion sets
     data = {"small": {"data_dir"}, "paper": {"manual_dir", "tfds_data_dir"}}.get(scale, set())
     for step in plan.steps:
         flags = dict(a[2:].split("=", 1) for a in step.argv if a.startswith("--"))
         if step.name != "flops":
             assert flags.pop("config") == scale, step.name
         assert set(flags) <= wiring | data, (step.name, set(flags) - wiring - data)
-        if step.name == "rate_distortion/baselines":  # the baselines once, no codec
+        if step.name.startswith("rate_distortion_domain/"):  # the config's second set
+            assert flags.pop("domain") == "true" and scale == "small", step.name
+        if step.name.endswith("/baselines"):  # the baselines once per set, no codec
             assert flags["codecs"] == "" and "baselines" not in flags
         elif "baselines" in flags:  # every codec's own evaluation turns them off
             assert flags["baselines"] == "" and flags["codecs"], step.name

@@ -234,6 +234,7 @@ def run_report(folder, figures_dir, link_root=ROOT):
     for name, draw in (
         ("classification_curves", lambda p: _curves(folder, p)),
         ("rate_distortion", lambda p: _rd(rd, p)),
+        ("rate_distortion_domain", lambda p: _rd(table2.load_rd(folder, "rd_domain"), p)),
         ("codec_curves", lambda p: _codec_curves(folder, p)),
     ):
         path = os.path.join(figures_dir, f"{prefix}_{name}.png")

@@ -176,6 +176,7 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
     """The whole Table 2 grid as a `Plan`. Classifiers and segmenters on a codec read stores
     encoded once per operating point (the codec never runs in an input pipeline). `seeds`:
     the number at `SEEDED_POINT` (default the scale's)."""
+    from tfcomp import configs
 
     def data_args(kind):
         if scale == "small":
@@ -240,6 +241,28 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
             f"--output_dir={out}/rd/{p}",
             needs=[f"codec_{p}"],
         )
+    # The same on the codecs' own kind of data where the scale names it (small: Imagenette,
+    # ILSVRC2012 images like the paper's Fig. 8; paper: rd/ is that already).
+    if configs.get("eval", scale).domain_dataset:
+        plan.add(
+            "rate_distortion_domain/baselines",
+            f"{out}/rd_domain/baselines/rd.json",
+            "experiments.eval_compression",
+            "--domain=true",
+            "--codecs=",
+            f"--output_dir={out}/rd_domain/baselines",
+        )
+        for p in points:
+            plan.add(
+                f"rate_distortion_domain/{p}",
+                f"{out}/rd_domain/{p}/rd.json",
+                "experiments.eval_compression",
+                "--domain=true",
+                f"--codecs={plan.codec(p)}",
+                "--baselines=",
+                f"--output_dir={out}/rd_domain/{p}",
+                needs=[f"codec_{p}"],
+            )
     plan.segmenter("rgb/resnet50_d", "resnet50_d", "rgb", "cls/rgb/resnet50")
     for p in points:
         flag, step = stores[p, "segmenter"]

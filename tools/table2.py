@@ -88,13 +88,16 @@ def codec_ids(pattern):
     return ids
 
 
-def load_rd(run_dir):
+RD_SETS = ("rd", "rd_domain")  # the rate-distortion images, and the codecs' own kind of data
+
+
+def load_rd(run_dir, folder="rd"):
     """The run's rate-distortion results merged: {'dataset', 'codecs', 'baselines'} from
-    RUN_DIR/rd/*/rd.json (one per codec, one for the baselines) and RUN_DIR/rd/rd.json (the
-    layout of runs before per-codec steps)."""
+    RUN_DIR/FOLDER/*/rd.json (one per codec, one for the baselines) and RUN_DIR/FOLDER/rd.json
+    (the layout of runs before per-codec steps). FOLDER: one of `RD_SETS`."""
     merged = {"dataset": None, "codecs": {}, "baselines": {}}
-    paths = [os.path.join(run_dir, "rd", "rd.json")]
-    paths += sorted(glob.glob(os.path.join(run_dir, "rd", "*", "rd.json")))
+    paths = [os.path.join(run_dir, folder, "rd.json")]
+    paths += sorted(glob.glob(os.path.join(run_dir, folder, "*", "rd.json")))
     for path in paths:
         part = load(path)
         if part:
@@ -420,18 +423,20 @@ def fig_codec_curves(run_dir, figures):
 
 
 def fig_rate_distortion(run_dir, figures):
-    """Fig. 8 from the merged rate-distortion results; Fig. 9 (latent channels) copied from
-    the codecs' evaluations."""
-    rd = load_rd(run_dir)
-    if rd["codecs"] or rd["baselines"]:
-        path = os.path.join(figures, "fig8_rate_distortion.png")
-        plots.rate_distortion(
-            rd["baselines"],
-            {label: r["mean"] for label, r in rd["codecs"].items()},
-            path,
-            title=dataset_title(rd["dataset"]),
-        )
-        print(f"wrote {path}")
+    """Fig. 8 from the merged rate-distortion results (and from the second set on the codecs'
+    own kind of data, `_domain`); Fig. 9 (latent channels) copied from the codecs' evaluations."""
+    for folder in RD_SETS:
+        rd = load_rd(run_dir, folder)
+        if rd["codecs"] or rd["baselines"]:
+            suffix = folder[len("rd") :]
+            path = os.path.join(figures, f"fig8_rate_distortion{suffix}.png")
+            plots.rate_distortion(
+                rd["baselines"],
+                {label: r["mean"] for label, r in rd["codecs"].items()},
+                path,
+                title=dataset_title(rd["dataset"]),
+            )
+            print(f"wrote {path}")
     latents = glob.glob(os.path.join(run_dir, "rd", "latents_*.png"))
     for src in sorted(latents + glob.glob(os.path.join(run_dir, "rd", "*", "latents_*.png"))):
         name = os.path.basename(src)[len("latents_") :]

@@ -162,12 +162,17 @@ def _tfds_images(name, split, data_dir, manual_dir, shuffle):
 
 
 def load_images(dataset, split="test", limit=None, tfds_data_dir=None, manual_dir=None):
-    """[(name, uint8 array)] of any source, in order (the first `limit`); for evaluation.
+    """[(name, uint8 array)] of any source, in order; for evaluation. `limit` takes that many
+    of a folder's sorted files evenly spread over them (a folder of class folders gives every
+    class its share, not the first class's files), of a TFDS split the first.
 
     Files are named by their file name, TFDS examples by split and index ("test_00003").
     """
     if dataset == "default" or dataset.startswith("folder:"):
-        return [(os.path.basename(p), read_rgb(p)) for p in image_paths(dataset, split)[:limit]]
+        paths = image_paths(dataset, split)
+        if limit is not None and limit < len(paths):
+            paths = [paths[i * len(paths) // limit] for i in range(limit)]
+        return [(os.path.basename(p), read_rgb(p)) for p in paths]
     images = _tfds_images(dataset, split, tfds_data_dir, manual_dir, shuffle=False)
     if limit is not None:
         images = images.take(limit)
