@@ -160,15 +160,17 @@ def run_report(folder, figures_dir, link_root=ROOT):
     rd = table2.load_rd(folder)
     lines = [
         "Steps finished (each step's `result.json`; CPU hours of the training, all threads, or "
-        "of the whole step where the driver timed it):",
+        "of the whole step where the driver timed it; steps that train nothing, stores and "
+        "rate-distortion sweeps, as the driver timed them):",
         "",
         "| step | seed | wall h | CPU h | result |",
         "| --- | --- | --- | --- | --- |",
     ]
-    total_cpu, total_wall, unknown = 0.0, 0.0, []
+    total_cpu, total_wall, unknown, listed = 0.0, 0.0, [], set()
     cpu_by_task = {}
     for path in sorted(glob.glob(os.path.join(folder, "**", "result.json"), recursive=True)):
         name = os.path.relpath(os.path.dirname(path), folder)
+        listed.add(name)
         result = table2.load(path)
         train = result.get("train") or {}
         timed = timing.get(name) or {}
@@ -194,6 +196,14 @@ def run_report(folder, figures_dir, link_root=ROOT):
         seed = ((result.get("config") or {}).get("fields") or {}).get("seed", "")
         result_text = _step_metric(result, rd_text)
         lines.append(f"| {name} | {seed} | {_hours(wall)} | {_hours(cpu)} | {result_text} |")
+    for name, timed in sorted(timing.items()):  # steps without a trainer: stores, RD sweeps
+        if name not in listed:
+            listed.add(name)
+            lines.append(
+                f"| {name} | | {_hours(timed.get('wall_s'))} | {_hours(timed.get('cpu_s'))} | |"
+            )
+            total_cpu += timed.get("cpu_s") or 0.0
+            total_wall += timed.get("wall_s") or 0.0
     lines += [
         "",
         f"Total: {total_wall / 3600:.2f} wall hours, {total_cpu / 3600:.2f} CPU hours"
