@@ -37,7 +37,8 @@ def linear_task(poison_from_step=None, poison_gradient_from_step=None):
     return dict(build_state=build_state, dataset_fn=dataset_fn, loss_fn=loss_fn)
 
 
-def run(tmp_path, steps, strategy=None, **task_kwargs):
+def run(tmp_path, steps, strategy=None, task=None, **task_kwargs):
+    """`loop.train` on the linear task (or on `task`: its build_state, dataset_fn, loss_fn)."""
     return loop.train(
         strategy=strategy or tf.distribute.get_strategy(),
         model_dir=str(tmp_path),
@@ -45,7 +46,7 @@ def run(tmp_path, steps, strategy=None, **task_kwargs):
         checkpoint_every=5,
         summary_every=5,
         progress=False,
-        **linear_task(**task_kwargs),
+        **(task or linear_task(**task_kwargs)),
     )
 
 
@@ -171,8 +172,6 @@ class _ListedUnits(keras.layers.Layer):
 
 
 def test_a_resumed_run_gets_back_every_variable_batch_norm_statistics_included(tmp_path):
-    task = linear_task()
-
     def build_state():
         model = keras.Sequential([keras.Input((3,)), _ListedUnits()])
         return {"model": model, "optimizer": keras.optimizers.SGD(0.1)}
@@ -181,21 +180,11 @@ def test_a_resumed_run_gets_back_every_variable_batch_norm_statistics_included(t
         x, y = batch
         return tf.reduce_mean(tf.square(state["model"](x, training=True) - y)), {}
 
-    kwargs = dict(
-        strategy=tf.distribute.get_strategy(),
-        model_dir=str(tmp_path),
-        train_steps=5,
-        checkpoint_every=5,
-        summary_every=5,
-        progress=False,
-        build_state=build_state,
-        dataset_fn=task["dataset_fn"],
-        loss_fn=loss_fn,
-    )
-    first, _ = loop.train(**kwargs)
+    task = {**linear_task(), "build_state": build_state, "loss_fn": loss_fn}
+    first, _ = run(tmp_path, 5, task=task)
     bn = first["model"].layers[0].units[1]
     assert not np.allclose(bn.moving_mean.numpy(), 0.0)  # the statistics moved in training
-    restored, history = loop.train(**kwargs)
+    restored, history = run(tmp_path, 5, task=task)
     assert history == []
     for a, b in zip(first["model"].get_weights(), restored["model"].get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # was: moving mean 0, variance 1 again
