@@ -330,7 +330,17 @@ def test_segmenter_learns_beyond_a_constant_prediction(tmp_path, arch, mode, wei
     assert curve[-1]["per_class_iou"] == pytest.approx(evaluation["per_class_iou"])
     print("mIoU", evaluation["miou"], "constant", baseline)
     assert evaluation["miou"] > baseline + 0.06, (evaluation, baseline)
-    assert history[-1]["cross_entropy"] < history[0]["cross_entropy"]
+    # One batch of 4 crops is noisy (class-weighted, CI once saw the last batch above the
+    # first): the mean over the last 20 steps against the first 20.
+    cross_entropy = [h["cross_entropy"] for h in history]
+    print(
+        "cross-entropy first 20",
+        np.mean(cross_entropy[:20]),
+        "last 20",
+        np.mean(cross_entropy[-20:]),
+    )
+    assert len(cross_entropy) == 120
+    assert np.mean(cross_entropy[-20:]) < 0.8 * np.mean(cross_entropy[:20])
     info = json.loads((tmp_path / "run" / "result.json").read_text())["models"]["segmenter"]
     assert info["classes"][0] == "Sky" and info["input_mode"] == mode and info["arch"] == arch
     if mode == "compressed":
