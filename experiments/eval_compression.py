@@ -46,7 +46,13 @@ def main(argv):
     else:
         dataset, split, limit = config.rd_dataset, config.rd_split, config.rd_limit
     images = sources.load_images(dataset, split, limit, config.tfds_data_dir, config.manual_dir)
-    result = {"dataset": dataset, "split": split, "codecs": {}, "baselines": {}}
+    result = {
+        "dataset": dataset,
+        "split": split,
+        **compression.image_set(images),
+        "codecs": {},
+        "baselines": {},
+    }
     for path in FLAGS.codecs:
         codec = load_codec(path)
         print(f"codec {path}")

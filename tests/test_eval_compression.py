@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import subprocess
@@ -67,6 +68,9 @@ def test_eval_compression_writes_real_rates_and_figures(tmp_path):
     result = json.loads((out / "rd.json").read_text())
     records = result["codecs"]["op"]["images"]
     assert set(records) == set(originals)
+    # Which images: their count and a digest of their sorted names (hashlib here, by hand).
+    digest = hashlib.sha1(b"im0.png\nim1.png").hexdigest()[:16]
+    assert (result["images"], result["images_id"]) == (2, digest)
     files = CodecFiles(codec)
     for name, r in records.items():
         data = files.compress(originals[name])

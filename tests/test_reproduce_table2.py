@@ -375,6 +375,53 @@ def test_codecs_are_judged_on_each_rate_distortion_set(tmp_path):
     assert domain["reason"] == "mean over imagenette2 images; baseline interpolated"
 
 
+def test_a_codec_curve_is_compared_with_the_set_measured_on_its_images(tmp_path):
+    """tools/table2.codec_curves: a point is set beside the JPEG 2000 sweep of the
+    rate-distortion set that recorded the same images (by their id), or, where the point or the
+    set is older than ids, of the same dataset folder and split; a curve from before either is
+    compared with rd/; a point whose images no set measured gets no baseline."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from table2 import codec_curves
+
+    def write_set(folder, dataset, images_id, psnr):
+        (tmp_path / folder / "baselines").mkdir(parents=True)
+        sweep = [
+            {"bpp_real": b, "psnr": psnr + 10 * b, "ssim": 0.5, "ms_ssim": 0.8} for b in (0.0, 1.0)
+        ]
+        data = {"dataset": dataset, "split": "val", "baselines": {"jpeg2000": sweep}}
+        if images_id:
+            data["images_id"] = images_id
+        (tmp_path / folder / "baselines" / "rd.json").write_text(json.dumps(data))
+
+    write_set("rd", "folder:/d/kodak", None, 20.0)  # older than ids
+    write_set("rd_domain", "folder:/d/imagenette2", "aaaa", 30.0)
+    base = {"bpp_real": 0.5, "psnr": 25.0, "ssim": 0.5, "ms_ssim": 0.8}
+    points = [
+        {"step": 1, **base},  # records nothing: rd/
+        {
+            "step": 2,
+            **base,
+            "dataset": "folder:/other/imagenette2",
+            "split": "val",
+            "images_id": "aaaa",
+        },
+        {"step": 3, **base, "dataset": "folder:/e/kodak", "split": "val", "images_id": "bbbb"},
+        {
+            "step": 4,
+            **base,
+            "dataset": "folder:/d/imagenette2",
+            "split": "val",
+            "images_id": "cccc",
+        },  # the same folder, other images: no set
+    ]
+    (tmp_path / "codec_bpp0.0983").mkdir()
+    (tmp_path / "codec_bpp0.0983" / "curve.json").write_text(json.dumps(points))
+    curve = codec_curves(str(tmp_path))["codec_bpp0.0983"]
+    assert [p["rd_set"] for p in curve] == ["rd", "rd_domain", "rd", None]
+    # PSNR at 0.5 bpp interpolated in each set's sweep (20 + 5, 30 + 5).
+    assert [p["jpeg2000"].get("psnr") for p in curve] == pytest.approx([25.0, 35.0, 25.0, None])
+
+
 def test_the_driver_says_where_a_running_trainer_is(tmp_path):
     """tools/reproduce_table2.py progress_line: from the trainer's progress.json."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))

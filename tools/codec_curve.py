@@ -5,11 +5,12 @@
 
 For a codec trained without `curve_every_steps`, or one training now under an older version:
 each checkpoint in MODEL_DIR/checkpoints that MODEL_DIR/curve.json lacks is restored, its
-tables fitted as after training, and the curve images (the config's `curve_dataset`, or
---images=DIR) compressed to real files; the means go into curve.json, as the trainer's own
-curve does. The config is the folder's config.json when it finished, else --config (a preset,
-or a config.json) with --operating_point. A training run keeps its last 3 checkpoints only:
---watch measures them as they come, until the run's result.json appears.
+tables fitted (on the fixed training crops of the trainer's own curve), and the curve images
+(the config's `curve_dataset`, or --images=DIR) compressed to real files; the means go into
+curve.json, as the trainer's own curve does. The config is the folder's config.json when it
+finished, else --config (a preset, or a config.json) with --operating_point. A training run
+keeps its last 3 checkpoints only: --watch measures them as they come, until the run's
+result.json appears.
 """
 
 import argparse
@@ -45,17 +46,13 @@ def main(argv=None):
     if not os.path.isdir(os.path.join(args.model_dir, "checkpoints")):
         print(f"{args.model_dir} has no checkpoints/ folder: not a codec run", file=sys.stderr)
         return 2
-    from tfcomp.data import sources
     from tfcomp.train import compression
 
     config = run_config(args)
-    if args.images:
-        images = sources.load_images(f"folder:{args.images}", "test")
-    else:
-        images = compression.curve_images(config)
+    inputs = compression.curve_inputs(config, args.images)
     while True:
         finished = os.path.isfile(os.path.join(args.model_dir, "result.json"))
-        compression.checkpoint_curve(config, args.model_dir, images, args.every)
+        compression.checkpoint_curve(config, args.model_dir, inputs, args.every)
         if not args.watch or finished:
             return 0
         time.sleep(args.poll_seconds)

@@ -312,10 +312,7 @@ def _codec_curves(folder, path):
 
     curves = table2.codec_curves(folder)
     if curves:
-        title = (
-            f"codecs while they train, on {table2.dataset_title(table2.load_rd(folder)['dataset'])}"
-        )
-        plots.codec_curves(curves, "jpeg2000", path, title)
+        plots.codec_curves(curves, "jpeg2000", path, table2.codec_curves_title(folder, curves))
     return bool(curves)
 
 

@@ -95,13 +95,14 @@ def load_rd(run_dir, folder="rd"):
     """The run's rate-distortion results merged: {'dataset', 'codecs', 'baselines'} from
     RUN_DIR/FOLDER/*/rd.json (one per codec, one for the baselines) and RUN_DIR/FOLDER/rd.json
     (the layout of runs before per-codec steps). FOLDER: one of `RD_SETS`."""
-    merged = {"dataset": None, "codecs": {}, "baselines": {}}
+    merged = {"dataset": None, "split": None, "images_id": None, "codecs": {}, "baselines": {}}
     paths = [os.path.join(run_dir, folder, "rd.json")]
     paths += sorted(glob.glob(os.path.join(run_dir, folder, "*", "rd.json")))
     for path in paths:
         part = load(path)
         if part:
-            merged["dataset"] = merged["dataset"] or part.get("dataset")
+            for key in ("dataset", "split", "images_id"):
+                merged[key] = merged[key] or part.get(key)
             merged["codecs"].update(part.get("codecs", {}))
             merged["baselines"].update(part.get("baselines", {}))
     return merged
@@ -389,26 +390,63 @@ def dataset_title(dataset):
     return f"{kind}:{os.path.basename(path.rstrip('/'))}" if sep and "/" in path else dataset
 
 
+def curve_rd_set(sets, point):
+    """The rate-distortion set (a folder of `RD_SETS`; `sets`: {folder: `load_rd`'s}) measured
+    on the images of a codec curve's `point`, or None: the set whose `images_id` the point
+    records; where the point or the set is older than that record, the set of the same dataset
+    (its folder's name) and split; a point that records neither (curves before them), "rd",
+    whose images the presets' curves use."""
+    if "dataset" not in point:
+        return "rd"
+    for folder, rd in sets.items():
+        if point.get("images_id") and rd["images_id"]:
+            if point["images_id"] == rd["images_id"]:
+                return folder
+        elif rd["dataset"] and (dataset_title(rd["dataset"]), rd["split"]) == (
+            dataset_title(point["dataset"]),
+            point["split"],
+        ):
+            return folder
+    return None
+
+
 def codec_curves(run_dir, baseline="jpeg2000"):
     """{codec folder: [curve point]} of RUN_DIR/codec_*/curve.json (the codec measured on the
     rate-distortion images while it trained, tools/codec_curve.py), each point with `baseline`
     added: {metric: the baseline's at the point's real bpp}, interpolated in the baseline's
-    sweep, {} outside it."""
-    rows = sorted(load_rd(run_dir)["baselines"].get(baseline, []), key=lambda r: r["bpp_real"])
-    xs = [r["bpp_real"] for r in rows]
+    sweep of the set measured on the point's images (`curve_rd_set`, recorded as "rd_set"),
+    {} outside the sweep or where no set was measured on them."""
+    sets = {folder: load_rd(run_dir, folder) for folder in RD_SETS}
     curves = {}
     for path in sorted(glob.glob(os.path.join(run_dir, "codec_*", "curve.json"))):
         points = []
         for point in load(path):
+            folder = curve_rd_set(sets, point)
+            sweep = sets[folder]["baselines"].get(baseline, []) if folder else []
+            rows = sorted(sweep, key=lambda r: r["bpp_real"])
+            xs = [r["bpp_real"] for r in rows]
             at = {}
             if xs and xs[0] <= point["bpp_real"] <= xs[-1]:
                 at = {
                     m: float(np.interp(point["bpp_real"], xs, [r[m] for r in rows]))
                     for m in plots.METRIC_LABELS
                 }
-            points.append({**point, baseline: at})
+            points.append({**point, baseline: at, "rd_set": folder})
         curves[os.path.basename(os.path.dirname(path))] = points
     return curves
+
+
+def codec_curves_title(run_dir, curves):
+    """The title of the codec-curves figure: the datasets of the sets the curves' last points
+    were compared with."""
+    names = sorted(
+        {
+            dataset_title(load_rd(run_dir, points[-1]["rd_set"])["dataset"])
+            for points in curves.values()
+            if points and points[-1]["rd_set"]
+        }
+    )
+    return "codecs while they train, on " + (", ".join(names) or "their curve images")
 
 
 def fig_codec_curves(run_dir, figures):
@@ -417,8 +455,7 @@ def fig_codec_curves(run_dir, figures):
     curves = codec_curves(run_dir)
     if curves:
         path = os.path.join(figures, "codec_curves.png")
-        title = f"codecs while they train, on {dataset_title(load_rd(run_dir)['dataset'])}"
-        plots.codec_curves(curves, "jpeg2000", path, title)
+        plots.codec_curves(curves, "jpeg2000", path, codec_curves_title(run_dir, curves))
         print(f"wrote {path}")
 
 

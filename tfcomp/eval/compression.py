@@ -8,6 +8,8 @@ entropy of this image's symbols in bits/symbol. PSNR, SSIM and MS-SSIM compare
 8-bit images.
 """
 
+import hashlib
+
 import numpy as np
 import tensorflow as tf
 
@@ -37,6 +39,13 @@ def evaluate_image(files, image):
     }
     record.update(image_metrics.image_quality(image, decoded))
     return record
+
+
+def image_set(named_images):
+    """{"images": count, "images_id": 16 hex digits of the sorted names}: which images a
+    measurement used, so that two measurements are compared only on the same set."""
+    names = "\n".join(sorted(name for name, _ in named_images))
+    return {"images": len(named_images), "images_id": hashlib.sha1(names.encode()).hexdigest()[:16]}
 
 
 def summarize(records):

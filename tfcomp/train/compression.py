@@ -11,13 +11,15 @@ with `collapse_retries`, starts again with the next seed (the collapsed folder i
 MODEL_DIR.collapsed_seedN), instead of discovering it when training ends.
 
 With `curve_every_steps`, the codec being trained is measured as a finished one is (Fig. 8):
-every so many steps its tables are fitted as after training, the curve images are compressed
+every so many steps its tables are fitted (on fixed crops of training images, where `finish`
+fits on random ones, so that a point depends on the weights alone), the curve images compressed
 to real files and decoded, and `curve.json` gets the mean bpp, PSNR, SSIM and MS-SSIM
 (`curve_point`). `checkpoint_curve` measures a run's saved checkpoints the same way, after the
 fact (tools/codec_curve.py).
 """
 
 import dataclasses
+import functools
 import os
 import shutil
 import time
@@ -116,13 +118,13 @@ class CodecTask(outline.Task):
             sources.image_paths(config.dataset, "train")  # bad paths fail now, by name
         self.train_steps = config.train_steps
         self.history = []  # the last two collapse windows of metrics
-        images = curve_images(config) if config.curve_every_steps > 0 else None
+        inputs = curve_inputs(config) if config.curve_every_steps > 0 else None
         self.curve = loop.Curve(
             strategy,
             path=os.path.join(model_dir, "curve.json"),
             every=config.curve_every_steps,
             last=config.train_steps,
-            evaluate=lambda state, step: curve_point(config, state["model"], images),
+            evaluate=lambda state, step: curve_point(state["model"], inputs),
         )
 
     def build_state(self):
@@ -174,33 +176,55 @@ def codec_state(config):
     return {"model": codec, "optimizer": distribute.wrap_optimizer(keras.optimizers.Adam(lr))}
 
 
-def curve_images(config):
-    """[(name, uint8 image)]: the images of the codec's curve (`curve_dataset`, or the training
-    dataset, its `curve_split`, the first `curve_limit`)."""
-    return sources.load_images(
-        config.curve_dataset or config.dataset,
-        config.curve_split,
-        config.curve_limit,
-        config.tfds_data_dir,
-        config.manual_dir,
+@dataclasses.dataclass
+class CurveInputs:
+    """What every point of a codec's curve is measured with: `images` [(name, uint8 image)] of
+    `dataset` / `split`, and `fit_batches`, the uint8 NHWC batches its tables are fitted on."""
+
+    images: list
+    dataset: str
+    split: str
+    fit_batches: list
+
+
+def curve_inputs(config, folder=None):
+    """The curve's `CurveInputs`: the images of `curve_dataset` (or the training dataset), its
+    `curve_split`, `curve_limit` of them (or every image of FOLDER); the tables' batches are
+    central crop_size crops of `entropy_fit_batches` x `batch_size` training images spread
+    evenly over the split. Fixed crops, where `finish` fits on random ones: a point depends on
+    the weights alone, and a checkpoint measured again gives the same point."""
+    if folder:
+        dataset, split, limit = f"folder:{folder}", "test", None
+    else:
+        dataset, split = config.curve_dataset or config.dataset, config.curve_split
+        limit = config.curve_limit
+    load = functools.partial(
+        sources.load_images, tfds_data_dir=config.tfds_data_dir, manual_dir=config.manual_dir
     )
+    count = config.entropy_fit_batches * config.batch_size
+    crops = [
+        np.asarray(preprocess.center_crop(image, config.crop_size))
+        for _, image in load(config.dataset, "train", count)
+    ]
+    batches = [
+        np.stack(crops[i : i + config.batch_size]) for i in range(0, len(crops), config.batch_size)
+    ]
+    return CurveInputs(load(dataset, split, limit), dataset, split, batches)
 
 
-def curve_point(config, codec, images):
-    """{bpp_real, psnr, ssim, ms_ssim, ..., seconds}: means over `images` of `codec` (being
-    trained, or restored from a checkpoint) through real files, its tables first fitted as
-    `finish` fits them, on `entropy_fit_batches` training batches (the tables change nothing
-    in training); `seconds`: what measuring the point took."""
-    # A small shuffle buffer: the file order is shuffled already, and filling finish()'s 256
-    # images took 40 of this function's 80 s on 4 Kodak images (2 busy cores).
+def curve_point(codec, inputs):
+    """{bpp_real, psnr, ssim, ms_ssim, ..., images, images_id, dataset, split, seconds}: means
+    over the images of `inputs` (`compression.image_set` says which) of `codec` (being trained,
+    or restored from a checkpoint) through real files, its tables first fitted on the inputs'
+    batches (the tables change nothing in training); `seconds`: what measuring the point took."""
     start = time.perf_counter()
-    batches = crop_dataset(config, config.batch_size, 16).take(config.entropy_fit_batches)
-    fit_entropy_model(codec, batches)
-    values = compression.evaluate_codec(codec, images)["mean"]
+    fit_entropy_model(codec, inputs.fit_batches)
+    values = compression.evaluate_codec(codec, inputs.images)["mean"]
+    values.update(compression.image_set(inputs.images), dataset=inputs.dataset, split=inputs.split)
     return {**values, "seconds": time.perf_counter() - start}  # what the point cost
 
 
-def checkpoint_curve(config, model_dir, images=None, every=None, progress=print):
+def checkpoint_curve(config, model_dir, inputs=None, every=None, progress=print):
     """Measures each checkpoint in MODEL_DIR/checkpoints that MODEL_DIR/curve.json lacks (a run
     trained without `curve_every_steps`, or one still training: its checkpoints are measured as
     they come, before the manager deletes them) with `curve_point`; returns the steps added.
@@ -216,7 +240,7 @@ def checkpoint_curve(config, model_dir, images=None, every=None, progress=print)
     todo = sorted((s, p) for s, p in steps if s > last and (not every or s % every == 0))
     if not todo:
         return []
-    images = curve_images(config) if images is None else images
+    inputs = curve_inputs(config) if inputs is None else inputs
     previous = keras.mixed_precision.global_policy()
     distribute.set_precision(config.mixed_precision)  # computed as while training
     try:
@@ -233,7 +257,7 @@ def checkpoint_curve(config, model_dir, images=None, every=None, progress=print)
                 checkpoint.restore(ckpt).expect_partial()  # the step and the clock stay unread
             except (tf.errors.NotFoundError, ValueError):
                 continue  # deleted by the training's manager since it was listed
-            values = curve_point(config, codec, images)
+            values = curve_point(codec, inputs)
             loop.append_curve(path, step, values)
             added.append(step)
             if progress is not None:
