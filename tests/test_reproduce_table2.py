@@ -299,6 +299,48 @@ def test_a_kept_step_trained_under_other_settings_is_named(tmp_path):
     assert json.loads(path.read_text())["config"]["fields"]["epochs"] == 99  # kept as it was
 
 
+def test_a_collected_run_is_checked_for_older_settings_wherever_it_lies(tmp_path):
+    """reproduce_table2.kept_drift (the README's steps table): a run folder moved elsewhere, as
+    collect_results copies one into results/, is not taken for changed, though its configs name
+    the folders it trained in; a field changed since is named; a codec step's config is read
+    from its folder's result.json (the step's result file is codec.keras)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from reproduce_table2 import kept_drift, same_setting
+
+    from tfcomp import configs
+
+    roots = ["/b/run", "/data"]
+    assert same_setting("store:/a/old/stores/x/c", "store:/b/run/stores/x/c", roots)
+    assert same_setting("folder:/d/imagenette2", "folder:/data/imagenette2", roots)
+    assert not same_setting("folder:/d/imagenette2", "folder:/data/kodak", roots)
+    assert not same_setting("store:/a/stores/y/c", "store:/b/run/stores/x/c", roots)
+    assert not same_setting("/a/x/codec.keras", "/c/x/codec.keras", roots)  # outside the roots
+    assert same_setting(30, 30, roots) and not same_setting(30, 20, roots)
+
+    only = "--only=cls/rgb/resnet50,codec_bpp0.0983"
+    assert drive(tmp_path, "--scale=tiny", only).returncode == 0
+    now = {
+        "cls/rgb/resnet50": configs.get("classifier", "tiny", arch="resnet50", input_mode="rgb"),
+        "codec_bpp0.0983": configs.get("codec", "tiny", operating_point="bpp0.0983"),
+    }
+    for folder, config in now.items():
+        path = tmp_path / "run" / folder / "result.json"
+        result = json.loads(path.read_text())
+        path.write_text(json.dumps({**result, "config": configs.to_dict(config)}))
+    again = drive(tmp_path, "--scale=tiny", only)
+    assert again.returncode == 0 and "warning" not in again.stdout, again.stdout
+    moved = tmp_path / "results" / "table2_tiny"
+    moved.parent.mkdir()
+    (tmp_path / "run").rename(moved)
+    assert kept_drift(str(moved), "tiny") == {}
+    path = moved / "cls" / "rgb" / "resnet50" / "result.json"
+    result = json.loads(path.read_text())
+    result["config"]["fields"]["epochs"] = 99
+    path.write_text(json.dumps(result))
+    epochs = now["cls/rgb/resnet50"].epochs
+    assert kept_drift(str(moved), "tiny") == {"cls/rgb/resnet50": [f"epochs 99 -> {epochs}"]}
+
+
 def test_claim_verdicts_follow_their_rules():
     """tools/claims.py: greater / not worse / equivalent against the 95% interval."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))

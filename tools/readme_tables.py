@@ -139,6 +139,12 @@ def _hours(seconds):
     return "" if seconds is None else f"{seconds / 3600:.2f}"
 
 
+def kept_drift(folder):
+    from reproduce_table2 import kept_drift
+
+    return kept_drift(folder, "small")
+
+
 def _step_metric(result, rd):
     metrics = result.get("metrics") or {}
     if "top1" in metrics:
@@ -158,6 +164,8 @@ def run_report(folder, figures_dir, link_root=ROOT):
 
     timing = table2.load(os.path.join(folder, "timing.json")) or {}
     rd = table2.load_rd(folder)
+    small = os.path.basename(os.path.normpath(folder)).endswith("_small")
+    drifts = kept_drift(folder) if small else {}
     lines = [
         "Steps finished (each step's `result.json`; CPU hours of the training, all threads, or "
         "of the whole step where the driver timed it; steps that train nothing, stores and "
@@ -195,6 +203,8 @@ def run_report(folder, figures_dir, link_root=ROOT):
         )
         seed = ((result.get("config") or {}).get("fields") or {}).get("seed", "")
         result_text = _step_metric(result, rd_text)
+        if name in drifts:  # the driver keeps such a row; the reader should know
+            result_text += f" (trained under older settings: {'; '.join(drifts[name])})"
         lines.append(f"| {name} | {seed} | {_hours(wall)} | {_hours(cpu)} | {result_text} |")
     for name, timed in sorted(timing.items()):  # steps without a trainer: stores, RD sweeps
         if name not in listed:
@@ -211,7 +221,7 @@ def run_report(folder, figures_dir, link_root=ROOT):
         + ".",
         "",
     ]
-    if os.path.basename(os.path.normpath(folder)).endswith("_small"):
+    if small:
         lines += [projection(cpu_by_task), ""]
     table = [r for r in table2.rows(folder) if r["top1"] is not None or r["miou"] is not None]
     if table:

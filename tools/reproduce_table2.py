@@ -564,23 +564,42 @@ TRAINERS = {
 }
 
 
-def settings_drift(step):
+def same_setting(recorded, expected, roots):
+    """True when a recorded field value is the expected one; a value naming a path below one of
+    `roots` (the run folder, the data folder) is compared by its part below the root, so that a
+    run trained in another folder or on another machine and collected (its config names that
+    machine's folders) is not taken for changed: `store:/a/run/stores/x` = `store:/b/r/stores/x`."""
+    if recorded == expected:
+        return True
+    if not (isinstance(recorded, str) and isinstance(expected, str)):
+        return False
+    for root in roots:
+        head, sep, rest = expected.partition(os.path.join(root, ""))
+        if sep and rest:
+            return recorded.startswith(head) and recorded.endswith(os.path.join("", rest))
+    return False
+
+
+def settings_drift(step, run_dir=None):
     """How a kept trainer step's recorded config differs from what its command gives now (a
     preset changed since it trained): ["field old -> new", ...], [] when it does not or the step
     is no trainer. Differences the trainer makes itself are not drift: the seed of a codec that
     a collapse retry finished, the batch and lr a replica count rounded (`batch_rule`); nor are
-    fields that only say what was measured while it trained (`configs.EVALUATION_ONLY`)."""
+    fields that only say what was measured while it trained (`configs.EVALUATION_ONLY`), nor
+    paths that differ only above RUN_DIR or the command's data folder (`same_setting`)."""
     from flags.config import config_of_command
     from tfcomp import configs
 
     task = TRAINERS.get(step.argv[1]) if step.argv[0] == "-m" and len(step.argv) > 1 else None
-    if task is None or not os.path.isfile(step.result):
+    # A trainer's result.json lies in its folder (a codec step's result file is its codec.keras).
+    path = os.path.join(os.path.dirname(step.result), "result.json")
+    if task is None or not (os.path.isfile(step.result) and os.path.isfile(path)):
         return []
     try:
-        with open(step.result) as f:
+        with open(path) as f:
             result = json.load(f)
     except ValueError as error:
-        return [f"its {os.path.basename(step.result)} does not read ({error})"]
+        return [f"its result.json does not read ({error})"]
     if "config" not in result:
         return []
     try:
@@ -593,10 +612,31 @@ def settings_drift(step):
         ignored.add("seed")
     if result.get("train", {}).get("batch_rule"):
         ignored |= {"batch_size", "learning_rate"}
+    roots = [a.split("=", 1)[1] for a in step.argv if a.startswith("--data_dir=")]
+    roots += [run_dir] if run_dir else []
     return [
         f"{n} {getattr(recorded, n)!r} -> {getattr(expected, n)!r}"
         for n in sorted(configs.differing_fields(recorded, expected, training_only=True) - ignored)
+        if not same_setting(getattr(recorded, n), getattr(expected, n), roots)
     ]
+
+
+def kept_drift(run_dir, scale="small"):
+    """{step folder below RUN_DIR: `settings_drift`} for the trainer steps of the scale's whole
+    plan whose result lies in RUN_DIR (a run folder, or one collected into results/) and was
+    trained under other settings than the plan gives now; the data folder the driver's
+    default (DATA, else ../shared/datasets)."""
+    run_dir = os.path.abspath(run_dir)
+    env = {"DATA": os.path.abspath(os.environ.get("DATA", "../shared/datasets"))}
+    env.update(MANUAL="/manual", VOC_MANUAL="/voc_manual", TFDS_DIR="/tfds")  # paper scale
+    points = DEFAULT_POINTS[scale]
+    plan = table2_plan(scale, run_dir, points, [p for p in JOINT_POINTS[scale] if p in points], env)
+    drifts = {}
+    for step in plan.steps:
+        drift = settings_drift(step, run_dir)
+        if drift:
+            drifts[os.path.relpath(os.path.dirname(step.result), run_dir)] = drift
+    return drifts
 
 
 def finished_folder(step, steps):
@@ -669,7 +709,7 @@ def execute(plan, launcher, jobs, log_dir):
     for k, step in list(pending):
         if step.name in kept:
             print(f"==> [{_stamp()}] [{k}/{total}] {step.name}: done before, kept ({step.result})")
-            drift = settings_drift(step)
+            drift = settings_drift(step, plan.out)
             if drift:
                 print(
                     f"    warning: {step.name} trained under other settings than its command "
