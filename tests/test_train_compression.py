@@ -42,9 +42,11 @@ def heldout_loss(codec, beta, target):
 
 
 def test_codec_learns_and_saves_what_it_learned(tmp_path):
-    # An untrained codec and one trained for 80 real steps (MSE only) from the same seed.
+    # An untrained codec and one trained for 80 real steps (MSE only) from the same seed. Adam
+    # at 1e-3 on batches of 8 tiny crops spikes now and then (a run once ended in one, held-out
+    # loss above the untrained codec's): the last 20 steps at lr / 10, as the presets end.
     target = 0.8
-    common = dict(target_entropy=target, batch_size=8)
+    common = dict(target_entropy=target, batch_size=8, lr_drops=(0.75,))
     untrained, none = train_compression(str(tmp_path / "init"), train_steps=0, **common)
     assert none == []
     curve = dict(curve_every_steps=40, curve_dataset="default", curve_split="test", curve_limit=2)
