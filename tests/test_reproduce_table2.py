@@ -717,7 +717,12 @@ def test_readme_blocks_are_regenerated_from_a_run_folder(tmp_path):
     ]
     (run / "codec_bpp0.0983" / "curve.json").write_text(json.dumps(curve))
     # A step that trains nothing counts with the driver's timing (1 h wall, 0.5 h CPU).
-    timing = {"rate_distortion/baselines": {"wall_s": 3600.0, "cpu_s": 1800.0}}
+    # A trainer that resumed: the driver timed its last session only (10 min), its own clock
+    # every session (0.5 h wall, 1 h CPU), which the table shows.
+    timing = {
+        "rate_distortion/baselines": {"wall_s": 3600.0, "cpu_s": 1800.0},
+        "cls/rgb/resnet50": {"wall_s": 600.0, "cpu_s": 900.0},
+    }
     (run / "timing.json").write_text(json.dumps(timing))
     readme = tmp_path / "README.md"
     before, after = "# Title\n\nHand-written text.\n\n", "\nMore text.\n"

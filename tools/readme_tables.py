@@ -182,11 +182,12 @@ def run_report(folder, figures_dir, link_root=ROOT):
         result = table2.load(path)
         train = result.get("train") or {}
         timed = timing.get(name) or {}
-        # Trainers before CPU seconds were recorded did not keep wall seconds across resumes
-        # either: their times are unknown unless the driver timed the step.
+        # A trainer's own clock spans every session it resumed in (the driver times one
+        # session's run); trainers before CPU seconds were recorded did not keep wall seconds
+        # across resumes either: their times are unknown unless the driver timed the step.
         clocked = "cpu_seconds" in train
-        wall = timed.get("wall_s", train.get("seconds") if clocked else None)
-        cpu = timed.get("cpu_s", train.get("cpu_seconds"))
+        wall = train["seconds"] if clocked else timed.get("wall_s")
+        cpu = train["cpu_seconds"] if clocked else timed.get("cpu_s")
         if cpu is None:
             unknown.append(name)
         else:
