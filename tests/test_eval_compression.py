@@ -37,6 +37,38 @@ def test_baseline_sweeps_write_real_bytes_and_rate_grows_with_quality():
         baselines.sweep("bpg", image)
 
 
+def test_header_bytes_end_where_each_format_s_coded_data_starts():
+    """baselines.header_bytes, checked against each format's own landmarks: JPEG's ends with
+    its SOS segment (found by search, its length read), JPEG 2000's at its first SOT marker,
+    WebP's 10 bytes into the VP8 key frame (start code 9d 01 2a at byte 3, width at 6); the
+    same header for a photo and a flat grey image, whose payload is a fraction of the photo's."""
+    photo = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    flat = np.full((64, 80, 3), 128, np.uint8)
+    for image in (photo, flat):
+        jpeg = baselines.jpeg_bytes(image, 50)
+        sos = jpeg.find(b"\xff\xda")
+        assert baselines.header_bytes("jpeg", jpeg) == sos + 2 + int.from_bytes(
+            jpeg[sos + 2 : sos + 4], "big"
+        )
+        j2k = baselines.jpeg2000_bytes(image, 100)
+        header = baselines.header_bytes("jpeg2000", j2k)
+        assert j2k[header : header + 2] == b"\xff\x90" and b"\xff\x4f\xff\x51" in j2k[:header]
+        webp = baselines.webp_bytes(image, 50)
+        header = baselines.header_bytes("webp", webp)
+        assert webp[header - 7 : header - 4] == b"\x9d\x01\x2a"
+        assert int.from_bytes(webp[header - 4 : header - 2], "little") & 0x3FFF == 80
+    # The header does not depend on the content, the payload does.
+    for name, (encode, settings, _) in baselines.BASELINES.items():
+        headers, payloads = [], []
+        for image in (photo, flat):
+            data = encode(image, settings[-1])  # the most bytes: the content shows
+            headers.append(baselines.header_bytes(name, data))
+            payloads.append(len(data) - headers[-1])
+        assert headers[0] == headers[1] and 0 < payloads[1] < payloads[0] / 4, name
+    with pytest.raises(ValueError, match="not a JPEG 2000 file"):
+        baselines.header_bytes("jpeg2000", baselines.jpeg_bytes(photo, 50))
+
+
 def test_eval_compression_writes_real_rates_and_figures(tmp_path):
     codec = Codec(channels=4, num_centers=5)
     fit_entropy_model(codec, [np.random.default_rng(2).integers(0, 255, (1, 32, 32, 3))])
@@ -76,6 +108,9 @@ def test_eval_compression_writes_real_rates_and_figures(tmp_path):
         data = files.compress(originals[name])
         assert r["bytes"] == len(data)
         assert r["bpp_real"] == pytest.approx(8 * r["bytes"] / (r["height"] * r["width"]))
+        # After the 32-byte header: the payload length the header itself records.
+        length = int.from_bytes(data[24:28], "big")  # magic, version, L, C, h, w, id, length
+        assert r["bpp_payload"] == pytest.approx(8 * length / (r["height"] * r["width"]))
         # The estimate is reported beside the real rate, and the symbols' empirical entropy,
         # at most log2(5) bits for L = 5.
         assert 0 < r["entropy_hard"] <= np.log2(5) + 1e-6 and r["bpp_estimate"] > 0
@@ -91,6 +126,7 @@ def test_eval_compression_writes_real_rates_and_figures(tmp_path):
         assert mean[key] == pytest.approx(np.mean([r[key] for r in records.values()]))
     assert mean["ms_ssim"] == pytest.approx(records["im1.png"]["ms_ssim"])
     assert len(result["baselines"]["jpeg"]) == len(baselines.JPEG_QUALITIES)
+    assert all(0 < r["bpp_payload"] < r["bpp_real"] for r in result["baselines"]["jpeg"])
     assert (out / "rd.png").stat().st_size > 10_000
     assert (out / "latents_op.png").exists()
 

@@ -398,11 +398,13 @@ def test_codecs_are_judged_on_each_rate_distortion_set(tmp_path):
         data = {"dataset": dataset, "codecs": codecs, "baselines": baselines}
         (tmp_path / folder / part / "rd.json").write_text(json.dumps(data))
 
-    def sweep(ms_ssim):
+    def sweep(ms_ssim):  # headers of 0.03 bpp
         rows = [(0.05, ms_ssim - 0.1), (0.2, ms_ssim + 0.1)]
-        return [{"bpp_real": b, "ssim": m, "ms_ssim": m} for b, m in rows]
+        return [{"bpp_real": b, "bpp_payload": b - 0.03, "ssim": m, "ms_ssim": m} for b, m in rows]
 
-    codec = {"mean": {"bpp_real": 0.125, "ssim": 0.8, "ms_ssim": 0.8}}
+    # The codec's header 0.005 bpp: at equal bytes after the headers (0.12 bpp) the baseline
+    # is interpolated at 0.15 bpp real, 2/3 up its sweep.
+    codec = {"mean": {"bpp_real": 0.125, "bpp_payload": 0.12, "ssim": 0.8, "ms_ssim": 0.8}}
     for folder, dataset, j2k in (
         ("rd", "folder:/d/kodak", 0.9),
         ("rd_domain", "folder:/d/imagenette2", 0.7),
@@ -414,7 +416,11 @@ def test_codecs_are_judged_on_each_rate_distortion_set(tmp_path):
     domain = by_what["codec_bpp0.0983 on imagenette2 (0.125 bpp): MS-SSIM - jpeg2000"]
     assert kodak["measured"] == pytest.approx(-0.1) and kodak["verdict"] == "contradicted"
     assert domain["measured"] == pytest.approx(0.1) and domain["verdict"] == "holds"
-    assert domain["reason"] == "mean over imagenette2 images; baseline interpolated"
+    after = 0.8 - (0.7 - 0.1 + 0.2 * 2 / 3)
+    assert domain["reason"] == (
+        "mean over imagenette2 images; baseline interpolated; at equal bytes after the headers "
+        f"(0.120 bpp): {after:+.4f}"
+    )
 
 
 def test_a_codec_curve_is_compared_with_the_set_measured_on_its_images(tmp_path):

@@ -1,7 +1,9 @@
 """Rate and distortion of trained codecs and of JPEG / JPEG 2000 (paper Appendix A.2, Fig. 8).
 
 Learned codecs are measured on real files: each image is compressed to `.tfc` bytes and
-decompressed from them, so `bpp_real` = 8 * file bytes / (h * w), header included. Beside it
+decompressed from them, so `bpp_real` = 8 * file bytes / (h * w), header included
+(`bpp_payload`: the bytes after the 32-byte header; for the baselines, after their containers,
+markers and tables, `baselines.header_bytes`). Beside it
 stand the training *estimate*, which is not a file size: `bpp_estimate` (the soft histogram's
 entropy, per original pixel with the padded symbols counted), and `entropy_hard`, the empirical
 entropy of this image's symbols in bits/symbol. PSNR, SSIM and MS-SSIM compare
@@ -13,6 +15,7 @@ import hashlib
 import numpy as np
 import tensorflow as tf
 
+from tfcomp.codec import bitstream
 from tfcomp.codec.files import CodecFiles
 from tfcomp.eval import baselines, image_metrics
 
@@ -34,6 +37,8 @@ def evaluate_image(files, image):
         "width": width,
         "bytes": len(data),
         "bpp_real": 8.0 * len(data) / pixels,
+        # The rate after the file's header (`baselines.header_bytes` for the baselines).
+        "bpp_payload": 8.0 * (len(data) - bitstream.HEADER_SIZE) / pixels,
         "bpp_estimate": float(outputs["entropy"]) * num_symbols / pixels,
         "entropy_hard": float(outputs["entropy_hard"]),
     }
@@ -70,12 +75,14 @@ def evaluate_codec(codec, named_images, progress=None):
 
 
 def evaluate_baseline(name, named_images, progress=None):
-    """One RD point per setting: mean real bpp and qualities over the images."""
+    """One RD point per setting: mean real bpp, bpp after the headers and qualities over the
+    images."""
     per_setting = {}
     for i, (_, image) in enumerate(named_images):
         pixels = image.shape[0] * image.shape[1]
         for setting, data, decoded in baselines.sweep(name, image):
-            record = {"bpp_real": 8.0 * len(data) / pixels}
+            payload = len(data) - baselines.header_bytes(name, data)
+            record = {"bpp_real": 8.0 * len(data) / pixels, "bpp_payload": 8.0 * payload / pixels}
             record.update(image_metrics.image_quality(image, decoded))
             per_setting.setdefault(setting, []).append(record)
         if progress is not None:
