@@ -139,12 +139,6 @@ def _hours(seconds):
     return "" if seconds is None else f"{seconds / 3600:.2f}"
 
 
-def kept_drift(folder):
-    from reproduce_table2 import kept_drift
-
-    return kept_drift(folder, "small")
-
-
 def _step_metric(result, rd):
     metrics = result.get("metrics") or {}
     if "top1" in metrics:
@@ -159,13 +153,14 @@ def run_report(folder, figures_dir, link_root=ROOT):
     the joint table, the claims; its figures into figures_dir, linked relative to link_root."""
     import claims as claims_tool
     import table2
+    from reproduce_table2 import kept_drift
 
     from tfcomp.eval import stats
 
     timing = table2.load(os.path.join(folder, "timing.json")) or {}
     rd = table2.load_rd(folder)
     small = os.path.basename(os.path.normpath(folder)).endswith("_small")
-    drifts = kept_drift(folder) if small else {}
+    drifts = kept_drift(folder, "small") if small else {}
     lines = [
         "Steps finished (each step's `result.json`; CPU hours of the training, all threads, or "
         "of the whole step where the driver timed it; steps that train nothing, stores and "

@@ -621,14 +621,26 @@ def settings_drift(step, run_dir=None):
     ]
 
 
+def driver_env():
+    """The data folders the driver's steps name, from the environment (see the module
+    docstring): DATA (small), MANUAL, VOC_MANUAL and TFDS_DIR (paper)."""
+    return {
+        "DATA": os.path.abspath(os.environ.get("DATA", "../shared/datasets")),
+        "MANUAL": os.environ.get("MANUAL"),
+        "VOC_MANUAL": os.environ.get("VOC_MANUAL"),
+        "TFDS_DIR": os.environ.get("TFDS_DIR", os.path.expanduser("~/tensorflow_datasets")),
+    }
+
+
 def kept_drift(run_dir, scale="small"):
     """{step folder below RUN_DIR: `settings_drift`} for the trainer steps of the scale's whole
     plan whose result lies in RUN_DIR (a run folder, or one collected into results/) and was
     trained under other settings than the plan gives now; the data folder the driver's
     default (DATA, else ../shared/datasets)."""
     run_dir = os.path.abspath(run_dir)
-    env = {"DATA": os.path.abspath(os.environ.get("DATA", "../shared/datasets"))}
-    env.update(MANUAL="/manual", VOC_MANUAL="/voc_manual", TFDS_DIR="/tfds")  # paper scale
+    env = driver_env()
+    for name in ("MANUAL", "VOC_MANUAL"):  # paper scale: any folder names the same steps
+        env[name] = env[name] or f"/{name.lower()}"
     points = DEFAULT_POINTS[scale]
     plan = table2_plan(scale, run_dir, points, [p for p in JOINT_POINTS[scale] if p in points], env)
     drifts = {}
@@ -857,12 +869,7 @@ def main(argv=None):
     if args.scale not in SCALES:
         print(f"unknown --scale={args.scale} (expected tiny, small or paper)", file=sys.stderr)
         return 2
-    env = {
-        "DATA": os.path.abspath(os.environ.get("DATA", "../shared/datasets")),
-        "MANUAL": os.environ.get("MANUAL"),
-        "VOC_MANUAL": os.environ.get("VOC_MANUAL"),
-        "TFDS_DIR": os.environ.get("TFDS_DIR", os.path.expanduser("~/tensorflow_datasets")),
-    }
+    env = driver_env()
     if args.scale == "paper":
         for name, what in (
             ("MANUAL", "the folder holding ILSVRC2012_img_{train,val}.tar"),
