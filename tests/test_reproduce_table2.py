@@ -209,6 +209,36 @@ def test_only_runs_the_matching_steps_and_what_they_need(tmp_path):
         "experiments.train_classifier cresnet51",
         "experiments.train_compression codec_bpp0.0983",  # ... the codec it needs
     ]
+    # The claims of a partial run: what it measured is judged, and every other comparison of
+    # the scale's plan waits, naming the unfinished steps it needs (cResNet-51 finished).
+    claims = json.loads((tmp_path / "run" / "claims.json").read_text())
+    waiting = {c["what"]: c["reason"] for c in claims if c["verdict"] == "not run yet"}
+    z = "{}: top-1, cResNet-51 on z - ResNet-50 on reconstructions"
+    assert waiting[z.format("bpp0.0983")] == "waits for cls/bpp0.0983/resnet50"
+    assert waiting[z.format("bpp0.635")] == (
+        "waits for cls/bpp0.635/cresnet51, cls/bpp0.635/resnet50"
+    )
+    seg = "bpp0.330: mIoU, cResNet-51-d on z - ResNet-50-d on reconstructions"
+    assert waiting[seg] == "waits for seg/bpp0.330/cresnet51_d, seg/bpp0.330/resnet50_d"
+    rd = "codec_bpp0.0983: SSIM and MS-SSIM - jpeg, jpeg2000"
+    assert waiting[rd] == "waits for rate_distortion/bpp0.0983, rate_distortion/baselines"
+    joint = "bpp0.0983: top-1, mIoU, SSIM, MS-SSIM, joint ft. - codec ft. (the control)"
+    assert waiting[joint].startswith("waits for joint/bpp0.0983/")
+    # 3 points x (z vs reconstructed, segmentation, rate-distortion), cResNet-39, joint; the
+    # tiny plan has no rate-distortion on a second set, so none waits for one.
+    assert len(waiting) == 11
+    flops = [c for c in claims if c["claim"] == "flops"]
+    assert len(flops) == 2 and all(c["verdict"] != "not run yet" for c in flops)
+    text = (tmp_path / "run" / "claims.md").read_text()
+    assert "Not run yet: 11 comparisons of the plan wait for their steps." in text
+    # Without the run's scale the tool judges the points it finds rows at (a row missing:
+    # not resolved) and lists nothing as waiting.
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from claims import check
+
+    found = {c["what"]: c["verdict"] for c in check(str(tmp_path / "run"))}
+    assert found[z.format("bpp0.0983")] == "not resolved" and z.format("bpp0.635") not in found
+    assert "not run yet" not in found.values()
     refused = drive(tmp_path, "--scale=tiny", "--only=nonesuch/*")
     assert refused.returncode == 2 and "no step of the plan matches" in refused.stderr
 

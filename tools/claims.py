@@ -20,6 +20,11 @@ spread to judge by is not resolved. Rate-distortion claims compare the codec's m
 rate-distortion images with the baseline's curve interpolated at the codec's real bpp (outside
 the baseline's rates, with its nearest point where that decides: `against_curve`), and
 operation counts are exact: those have no interval.
+
+Given the run's scale (`--scale`, and `--points` where the run was given fewer), each comparison
+the scale's plan will make that has no measurement yet is listed as "not run yet", naming the
+unfinished steps it waits for: the table is the whole checklist of the paper's claims, not only
+those a partial run reaches.
 """
 
 import argparse
@@ -42,6 +47,7 @@ MARGIN_TOP1 = 2.0
 MARGIN_MIOU = 2.0
 
 HOLDS, CONTRADICTED, OPEN = "holds", "contradicted", "not resolved"
+PENDING = "not run yet"
 
 QUOTES = {
     "z_vs_reconstructed": (
@@ -113,10 +119,17 @@ def rule_text(rule, margin, unit):
 
 
 class Claims:
-    """Collects the checked claims of one run."""
+    """Collects the checked claims of one run. With `plan` (a reproduce_table2 `Plan` of the
+    run's folder), a comparison that has no measurement is "not run yet" when the plan has
+    every step it `needs` (the reason names those unfinished), and left out when the plan never
+    runs one of them; without a plan it is "not resolved" (a row is missing)."""
 
-    def __init__(self):
+    def __init__(self, plan=None):
         self.items = []
+        self.planned = None if plan is None else {s.name for s in plan.steps}
+        self.unfinished = (
+            None if plan is None else {s.name for s in plan.steps if not os.path.exists(s.result)}
+        )
 
     def _append(self, key, what, rule, measured, low, high, seeds, verdict_, reason, ratio):
         section, quote = QUOTES[key]
@@ -125,12 +138,15 @@ class Claims:
                  ratio=ratio, low=low, high=high, seeds=seeds, verdict=verdict_, reason=reason)
         )  # fmt: skip
 
-    def add(self, key, what, diff, rule, margin=0.0, unit="points", note="", blocked=""):
-        """`blocked`: why the difference cannot be judged although both rows exist."""
+    def add(self, key, what, diff, rule, margin=0.0, unit="points", note="", blocked="", needs=()):
+        """`blocked`: why the difference cannot be judged although both rows exist; `needs`:
+        the steps whose results the difference is measured from."""
+        label = rule_text(rule, margin, unit)
+        if diff is None and not blocked and self.pending(key, what, label, needs):
+            return
         result, reason = (OPEN, blocked) if blocked else verdict(diff, rule, margin)
         d = diff or stats.Estimate(None, None, None)
         reason = "; ".join(r for r in (reason, note) if r)
-        label = rule_text(rule, margin, unit)
         self._append(key, what, label, d.mean, d.low, d.high, d.n, result, reason, False)
 
     def add_exact(self, key, what, value, rule_label, ok, note="", ratio=False):
@@ -138,9 +154,26 @@ class Claims:
         result = OPEN if ok is None else (HOLDS if ok else CONTRADICTED)
         self._append(key, what, rule_label, value, None, None, None, result, note, ratio)
 
+    def pending(self, key, what, rule_label, needs):
+        """Records a comparison with no measurement yet as "not run yet", naming the unfinished
+        steps of `needs`; True when it is dealt with (recorded, or left out because the plan
+        never runs one of `needs`), False without a plan or when every step of `needs` has
+        finished (then something else is missing: the caller says what)."""
+        if self.planned is None or not needs:
+            return False
+        if not set(needs) <= self.planned:
+            return True
+        waiting = [n for n in needs if n in self.unfinished]
+        if not waiting:
+            return False
+        reason = "waits for " + ", ".join(waiting)
+        self._append(key, what, rule_label, None, None, None, None, PENDING, reason, False)
+        return True
 
-def table_claims(run_dir, claims):
-    """Classification and segmentation claims from Table 2's rows."""
+
+def table_claims(run_dir, claims, points=None):
+    """Classification and segmentation claims from Table 2's rows, at `points` (default: those
+    with rows)."""
     table = rows(run_dir)
     by = {(r["point"], r["network"]): r["estimates"] for r in table}
     codecs = {(r["point"], r["network"]): r["codecs"] for r in table}
@@ -171,6 +204,7 @@ def table_claims(run_dir, claims):
 
     def compare(key, point, a, b, *, metric, rule, margin, what):
         """Claim `key` at `point`: row `a` - row `b` on `metric`, judged by `rule`."""
+        kind = "cls/{}/{}" if metric == "top1" else "seg/{}/{}_d"
         claims.add(
             key,
             f"{point}: {what}",
@@ -179,10 +213,13 @@ def table_claims(run_dir, claims):
             margin,
             note=borrowed(point, a, b, metric),
             blocked=mixed(point, a, b, metric),
+            needs=[kind.format(point, n) for n in (a, b)],
         )
 
     top1 = dict(metric="top1", rule="equivalent", margin=MARGIN_TOP1)
-    points = [p for p in POINT_ORDER if any(r["point"] == p for r in table)]
+    if points is None:
+        points = [p for p in POINT_ORDER if any(r["point"] == p for r in table)]
+    points = [p for p in POINT_ORDER if p in points]
     for p in points:
         what = "top-1, cResNet-51 on z - ResNet-50 on reconstructions"
         compare("z_vs_reconstructed", p, "cresnet51", "resnet50", what=what, **top1)
@@ -204,9 +241,16 @@ def table_claims(run_dir, claims):
         )
 
 
-def joint_claims(run_dir, claims):
-    """Section 6: joint finetuning against its control (codec ft.), per metric."""
-    for point, entry in joint_rows(run_dir).items():
+def joint_claims(run_dir, claims, points=()):
+    """Section 6: joint finetuning against its control (codec ft.), per metric; at `points`
+    without a joint run, a comparison waiting for its steps (with a plan)."""
+    done = joint_rows(run_dir)
+    for point in points:
+        if point not in done:
+            needs = [n for n in sorted(claims.planned or ()) if n.startswith(f"joint/{point}/")]
+            what = f"{point}: top-1, mIoU, SSIM, MS-SSIM, joint ft. - codec ft. (the control)"
+            claims.pending("joint", what, "> 0", needs)
+    for point, entry in done.items():
         joint, control = entry["joint ft."]["estimates"], entry["codec ft."]["estimates"]
         bpp = stats.difference(joint["bpp_real"], control["bpp_real"])
         at = "" if bpp is None else f"at {bpp.mean:+.4f} bpp (joint - control)"
@@ -223,6 +267,7 @@ def joint_claims(run_dir, claims):
                 "greater",
                 unit=unit,
                 note=at if metric in ("ssim", "ms_ssim") else "",
+                needs=[n for n in sorted(claims.planned or ()) if n.startswith(f"joint/{point}/")],
             )
 
 
@@ -234,18 +279,27 @@ def dataset_label(spec):
     return os.path.basename(path.rstrip("/")) if "/" in path else spec
 
 
-def rd_claims(run_dir, claims):
+RD_STEPS = {"rd": "rate_distortion", "rd_domain": "rate_distortion_domain"}  # the driver's
+
+
+def rd_claims(run_dir, claims, points=()):
     """Section 3.1: each codec above JPEG and JPEG 2000 on SSIM and MS-SSIM at its real bpp, on
     the rate-distortion images and, where the run has it, on the codecs' own kind of data (the
-    paper's claim is on ILSVRC2012 data)."""
+    paper's claim is on ILSVRC2012 data); codecs of `points` not measured yet wait (with a
+    plan)."""
     for folder in RD_SETS:
         rd = load_rd(run_dir, folder)
         where = "" if folder == "rd" else f" on {dataset_label(rd.get('dataset'))}"
+        for p in points:
+            if f"codec_{p}" not in rd["codecs"]:
+                needs = [f"{RD_STEPS[folder]}/{p}", f"{RD_STEPS[folder]}/baselines"]
+                what = f"codec_{p}{where}: SSIM and MS-SSIM - jpeg, jpeg2000"
+                claims.pending("rd", what, "> 0", needs)
         for name, codec in sorted(rd["codecs"].items()):
-            codec_claims(claims, rd, f"{name}{where}", codec["mean"])
+            codec_claims(claims, rd, f"{name}{where}", codec["mean"], RD_STEPS[folder])
 
 
-def codec_claims(claims, rd, name, mean):
+def codec_claims(claims, rd, name, mean, step="rate_distortion"):
     """One codec's SSIM and MS-SSIM against JPEG's and JPEG 2000's curves of `rd`, at equal
     real bpp (the verdict); where both sides record it, the note adds the difference at equal
     bytes after the files' headers (`bpp_payload`: a JPEG 2000 file of ~600 bytes spends ~226
@@ -256,7 +310,8 @@ def codec_claims(claims, rd, name, mean):
         for metric in ("ssim", "ms_ssim"):
             what = f"{name} ({bpp:.3f} bpp): {metric.upper().replace('_', '-')} - {baseline}"
             if not curve:
-                claims.add_exact("rd", what, None, "> 0", None, "baseline not run")
+                if not claims.pending("rd", what, "> 0", [f"{step}/baselines"]):
+                    claims.add_exact("rd", what, None, "> 0", None, "baseline not run")
                 continue
             value, holds, note = against_curve(mean[metric], bpp, curve, metric)
             note = f"mean over {dataset_label(rd.get('dataset'))} images; {note}"
@@ -300,6 +355,7 @@ def flops_claims(run_dir, claims):
     macs = {r["name"]: r["macs"] for r in load(os.path.join(run_dir, "flops.json")) or []}
     needed = ("decoder", "resnet50", "cresnet39", "cresnet51")
     if not all(n in macs for n in needed):
+        claims.pending("flops", "MACs of decoder + ResNet-50 / cResNet-51, -39", "> 1", ["flops"])
         return
     rgb = macs["decoder"] + macs["resnet50"]
     for net in ("cresnet51", "cresnet39"):
@@ -315,12 +371,24 @@ def flops_claims(run_dir, claims):
         )
 
 
-def check(run_dir):
-    """Every claim checkable from the run's files, as a list of dicts."""
-    claims = Claims()
-    table_claims(run_dir, claims)
-    joint_claims(run_dir, claims)
-    rd_claims(run_dir, claims)
+def check(run_dir, scale=None, points=None):
+    """Every claim checkable from the run's files, as a list of dicts; with the run's `scale`
+    (and `points`, default the scale's), also each comparison its plan will make that waits
+    for steps ("not run yet")."""
+    if scale is None:
+        claims = Claims()
+        table_claims(run_dir, claims)
+        joint_claims(run_dir, claims)
+        rd_claims(run_dir, claims)
+    else:
+        from reproduce_table2 import DEFAULT_POINTS, JOINT_POINTS, driver_env, table2_plan
+
+        points = tuple(points or DEFAULT_POINTS[scale])
+        joint = [p for p in JOINT_POINTS[scale] if p in points]
+        claims = Claims(table2_plan(scale, run_dir, points, joint, driver_env()))
+        table_claims(run_dir, claims, points)
+        joint_claims(run_dir, claims, joint)
+        rd_claims(run_dir, claims, [p for p in POINT_ORDER if p in points])
     flops_claims(run_dir, claims)
     return claims.items
 
@@ -343,7 +411,8 @@ def markdown(items, run_dir):
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     quoted = set()
-    for c in items:
+    waiting = [c for c in items if c["verdict"] == PENDING]
+    for c in (c for c in items if c["verdict"] != PENDING):
         digits = 4 if "SSIM" in c["what"] else 2
         interval = (
             "" if c["low"] is None else f"{_num(c['low'], digits)} .. {_num(c['high'], digits)}"
@@ -358,16 +427,37 @@ def markdown(items, run_dir):
         )
     counts = {v: sum(c["verdict"] == v for c in items) for v in (HOLDS, CONTRADICTED, OPEN)}
     lines += ["", ", ".join(f"{n} {v}" for v, n in counts.items()) + "."]
+    if waiting:
+        lines += [
+            "",
+            f"Not run yet: {len(waiting)} comparisons of the plan wait for their steps.",
+            "",
+            "| claim (section) | comparison | waits for |",
+            "| --- | --- | --- |",
+        ]
+        quoted = set()
+        for c in waiting:
+            claim = c["section"] if c["claim"] in quoted else f'"{c["quote"]}" ({c["section"]})'
+            quoted.add(c["claim"])
+            steps = c["reason"].removeprefix("waits for ")
+            lines.append(f"| {claim} | {c['what']} | {steps} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run_dir", required=True)
+    parser.add_argument(
+        "--scale",
+        choices=("tiny", "small", "paper"),
+        help="the run's scale: also list what its plan will check that has not run yet",
+    )
+    parser.add_argument("--points", help="the run's operating points, where not the scale's")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.run_dir):
         sys.exit(f"error: run folder {args.run_dir!r} does not exist")
-    items = check(args.run_dir)
+    points = args.points.split(",") if args.points else None
+    items = check(args.run_dir, args.scale, points)
     text = markdown(items, args.run_dir)
     with open(os.path.join(args.run_dir, "claims.md"), "w") as f:
         f.write(text)

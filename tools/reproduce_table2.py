@@ -906,6 +906,7 @@ def main(argv=None):
     ]
     status = subprocess.call(tables + [f"--scale={args.scale}"], cwd=ROOT)
     claims = [tables[0], os.path.join(ROOT, "tools", "claims.py"), f"--run_dir={out}"]
+    claims += [f"--scale={args.scale}", f"--points={','.join(points)}"]
     status = status or subprocess.call(claims, cwd=ROOT)
     print(
         f"==> [{_stamp()}] done in {int(time.time() - start)}s: {out}/table2.md, "
