@@ -87,9 +87,9 @@ def test_codec_learns_and_saves_what_it_learned(tmp_path):
 
 def check_the_curve(run, final):
     """The curve of the codec being trained (every 40 steps, 2 held-out photos through real
-    files): its last point's qualities are those of the saved codec (the tables, refitted
-    after training on other random crops, change only the rate); measured again afterwards
-    from the checkpoints (tools/codec_curve.py's path), the same points come back."""
+    files): its last point is the saved codec's (the same weights, and tables fitted on the
+    same fixed crops of training images); measured again afterwards from the checkpoints
+    (tools/codec_curve.py's path), the same points come back."""
     from tfcomp.eval.compression import evaluate_codec
 
     points = json.loads((run / "curve.json").read_text())
@@ -107,7 +107,8 @@ def check_the_curve(run, final):
     )
     for key in ("psnr", "ssim", "ms_ssim"):
         assert points[-1][key] == pytest.approx(saved[key], abs=1e-3)
-    assert points[-1]["bpp_real"] == pytest.approx(saved["bpp_real"], rel=0.1)
+    # Tables refitted after training on random crops moved the rate by a few percent.
+    assert points[-1]["bpp_real"] == pytest.approx(saved["bpp_real"], rel=1e-3)
     (run / "curve.json").rename(run / "curve_in_training.json")
     config = configs.load(str(run / "config.json"))
     assert compression.checkpoint_curve(config, str(run), progress=None) == [40, 80]

@@ -1,7 +1,8 @@
 """Training the compressive autoencoder with Eq. (1) (paper Section 3.1, Appendix A.1).
 
 `train_codec(config, model_dir)` trains with Adam on random crops (`CodecConfig`), fits the
-entropy coder's integer tables on `entropy_fit_batches` batches, and writes `codec.keras`,
+entropy coder's integer tables on `entropy_fit_batches` batches of fixed central crops
+(`table_batches`: the tables depend on the weights alone), and writes `codec.keras`,
 `config.json` and `result.json` into `model_dir` (`tfcomp.train.job`).
 
 A latent collapse (README, Known limitations: y pushed past the outer centers, where the soft
@@ -11,15 +12,14 @@ with `collapse_retries`, starts again with the next seed (the collapsed folder i
 MODEL_DIR.collapsed_seedN), instead of discovering it when training ends.
 
 With `curve_every_steps`, the codec being trained is measured as a finished one is (Fig. 8):
-every so many steps its tables are fitted (on fixed crops of training images, where `finish`
-fits on random ones, so that a point depends on the weights alone), the curve images compressed
+every so many steps its tables are fitted (on `table_batches`, as a finished codec's, so that a
+point depends on the weights alone), the curve images compressed
 to real files and decoded, and `curve.json` gets the mean bpp, PSNR, SSIM and MS-SSIM
 (`curve_point`). `checkpoint_curve` measures a run's saved checkpoints the same way, after the
 fact (tools/codec_curve.py).
 """
 
 import dataclasses
-import functools
 import os
 import shutil
 import time
@@ -157,8 +157,7 @@ class CodecTask(outline.Task):
     def finish(self, state, progress):
         codec = state["model"]
         # The real entropy coder's tables: symbol counts over `entropy_fit_batches` batches.
-        fit_data = crop_dataset(self.config, self.config.batch_size)
-        fit_entropy_model(codec, fit_data.take(self.config.entropy_fit_batches))
+        fit_entropy_model(codec, table_batches(self.config))
         card = {
             "model_id": model_id(codec).hex(),
             "channels": codec.channels,
@@ -187,29 +186,32 @@ class CurveInputs:
     fit_batches: list
 
 
+def table_batches(config):
+    """The uint8 NHWC batches a codec's entropy tables are fitted on, when it finishes and at
+    each point of its curve: central crop_size crops of `entropy_fit_batches` x `batch_size`
+    training images spread evenly over the split (a TFDS split: its first). Fixed crops: the
+    tables depend on the weights alone, so a finished codec's rate is its last curve point's,
+    and a checkpoint measured again gives the same point."""
+    count = config.entropy_fit_batches * config.batch_size
+    images = sources.load_images(
+        config.dataset, "train", count, config.tfds_data_dir, config.manual_dir
+    )
+    crops = [np.asarray(preprocess.center_crop(image, config.crop_size)) for _, image in images]
+    return [
+        np.stack(crops[i : i + config.batch_size]) for i in range(0, len(crops), config.batch_size)
+    ]
+
+
 def curve_inputs(config, folder=None):
     """The curve's `CurveInputs`: the images of `curve_dataset` (or the training dataset), its
-    `curve_split`, `curve_limit` of them (or every image of FOLDER); the tables' batches are
-    central crop_size crops of `entropy_fit_batches` x `batch_size` training images spread
-    evenly over the split. Fixed crops, where `finish` fits on random ones: a point depends on
-    the weights alone, and a checkpoint measured again gives the same point."""
+    `curve_split`, `curve_limit` of them (or every image of FOLDER), and `table_batches`."""
     if folder:
         dataset, split, limit = f"folder:{folder}", "test", None
     else:
         dataset, split = config.curve_dataset or config.dataset, config.curve_split
         limit = config.curve_limit
-    load = functools.partial(
-        sources.load_images, tfds_data_dir=config.tfds_data_dir, manual_dir=config.manual_dir
-    )
-    count = config.entropy_fit_batches * config.batch_size
-    crops = [
-        np.asarray(preprocess.center_crop(image, config.crop_size))
-        for _, image in load(config.dataset, "train", count)
-    ]
-    batches = [
-        np.stack(crops[i : i + config.batch_size]) for i in range(0, len(crops), config.batch_size)
-    ]
-    return CurveInputs(load(dataset, split, limit), dataset, split, batches)
+    images = sources.load_images(dataset, split, limit, config.tfds_data_dir, config.manual_dir)
+    return CurveInputs(images, dataset, split, table_batches(config))
 
 
 def curve_point(codec, inputs):
