@@ -23,6 +23,7 @@ SOURCE rendered afresh:
 """
 
 import argparse
+import dataclasses
 import glob
 import json
 import os
@@ -218,7 +219,8 @@ def run_report(folder, figures_dir, link_root=ROOT):
         "",
     ]
     if small:
-        lines += [projection(cpu_by_task), ""]
+        pilots_dir = os.path.join(os.path.dirname(os.path.normpath(folder)), "pilots")
+        lines += [projection(cpu_by_task, pilot_cpu(pilots_dir)), ""]
     table = [r for r in table2.rows(folder) if r["top1"] is not None or r["miou"] is not None]
     if table:
         lines += [
@@ -322,8 +324,36 @@ def _codec_curves(folder, path):
     return bool(curves)
 
 
-def projection(cpu_by_task):
-    """The whole small plan's training CPU hours at the mean measured per kind of trainer."""
+# The settings of a pilot that decide its cost: a pilot run with the small preset's values of
+# these stands in for a grid step of its kind until one has finished.
+COST_FIELDS = ("train_steps", "batch_size", "crop_size", "width")
+
+
+def pilot_cpu(folder):
+    """{task: ([CPU seconds], [pilot names])} of the pilots in FOLDER (results/pilots) trained
+    with the small preset's `COST_FIELDS` of their task."""
+    from tfcomp import configs
+
+    found = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*", "result.json"))):
+        with open(path) as f:
+            result = json.load(f)
+        task = (result.get("config") or {}).get("task")
+        fields = (result.get("config") or {}).get("fields") or {}
+        cpu = (result.get("train") or {}).get("cpu_seconds")
+        if not task or cpu is None:
+            continue
+        preset = dataclasses.asdict(configs.get(task, "small"))
+        if all(fields.get(k) == preset.get(k) for k in COST_FIELDS if k in preset):
+            seconds, names = found.setdefault(task, ([], []))
+            seconds.append(cpu)
+            names.append(os.path.basename(os.path.dirname(path)))
+    return found
+
+
+def projection(cpu_by_task, pilots=None):
+    """The whole small plan's training CPU hours at the mean measured per kind of trainer; a
+    kind with no finished step of the grid at its `pilots`' ({task: ([CPU s], [names])})."""
     from reproduce_table2 import DEFAULT_POINTS, JOINT_POINTS, TRAINERS, table2_plan
 
     points = DEFAULT_POINTS["small"]
@@ -337,10 +367,12 @@ def projection(cpu_by_task):
     parts, known, missing = [], 0.0, []
     for task, n in counts.items():
         cpu = cpu_by_task.get(task)
-        if cpu:
-            mean = sum(cpu) / len(cpu) / 3600
+        pilot_seconds, names = (pilots or {}).get(task, ([], []))
+        if cpu or pilot_seconds:
+            mean = sum(cpu or pilot_seconds) / len(cpu or pilot_seconds) / 3600
             known += n * mean
-            parts.append(f"{n} {task} trainings x {mean:.2f} h")
+            where = "" if cpu else f" (as the pilots {', '.join(names)} took)"
+            parts.append(f"{n} {task} trainings x {mean:.2f} h{where}")
         else:
             missing.append(f"{n} {task} trainings")
     text = (
