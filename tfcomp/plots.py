@@ -149,7 +149,8 @@ def accuracy_vs_flops(panels, path):
         ax.set_ylabel(y_label)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # a panel with no rows yet has nothing to name
+            ax.legend(fontsize=8)
     _save(fig, path)
 
 
