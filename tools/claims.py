@@ -245,11 +245,14 @@ def joint_claims(run_dir, claims, points=()):
     """Section 6: joint finetuning against its control (codec ft.), per metric; at `points`
     without a joint run, a comparison waiting for its steps (with a plan)."""
     done = joint_rows(run_dir)
+
+    def needs(point):  # the plan's steps of the point's chain (seed 0)
+        return [n for n in sorted(claims.planned or ()) if n.startswith(f"joint/{point}/")]
+
     for point in points:
         if point not in done:
-            needs = [n for n in sorted(claims.planned or ()) if n.startswith(f"joint/{point}/")]
             what = f"{point}: top-1, mIoU, SSIM, MS-SSIM, joint ft. - codec ft. (the control)"
-            claims.pending("joint", what, "> 0", needs)
+            claims.pending("joint", what, "> 0", needs(point))
     for point, entry in done.items():
         joint, control = entry["joint ft."]["estimates"], entry["codec ft."]["estimates"]
         bpp = stats.difference(joint["bpp_real"], control["bpp_real"])
@@ -267,7 +270,7 @@ def joint_claims(run_dir, claims, points=()):
                 "greater",
                 unit=unit,
                 note=at if metric in ("ssim", "ms_ssim") else "",
-                needs=[n for n in sorted(claims.planned or ()) if n.startswith(f"joint/{point}/")],
+                needs=needs(point),
             )
 
 
@@ -381,14 +384,13 @@ def check(run_dir, scale=None, points=None):
         joint_claims(run_dir, claims)
         rd_claims(run_dir, claims)
     else:
-        from reproduce_table2 import DEFAULT_POINTS, JOINT_POINTS, driver_env, table2_plan
+        from reproduce_table2 import JOINT_POINTS, scale_plan
 
-        points = tuple(points or DEFAULT_POINTS[scale])
-        joint = [p for p in JOINT_POINTS[scale] if p in points]
-        claims = Claims(table2_plan(scale, run_dir, points, joint, driver_env()))
-        table_claims(run_dir, claims, points)
-        joint_claims(run_dir, claims, joint)
-        rd_claims(run_dir, claims, [p for p in POINT_ORDER if p in points])
+        plan = scale_plan(scale, run_dir, points)
+        claims = Claims(plan)
+        table_claims(run_dir, claims, plan.points)
+        joint_claims(run_dir, claims, [p for p in JOINT_POINTS[scale] if p in plan.points])
+        rd_claims(run_dir, claims, [p for p in POINT_ORDER if p in plan.points])
     flops_claims(run_dir, claims)
     return claims.items
 

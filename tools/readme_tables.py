@@ -354,11 +354,9 @@ def pilot_cpu(folder):
 def projection(cpu_by_task, pilots=None):
     """The whole small plan's training CPU hours at the mean measured per kind of trainer; a
     kind with no finished step of the grid at its `pilots`' ({task: ([CPU s], [names])})."""
-    from reproduce_table2 import DEFAULT_POINTS, JOINT_POINTS, TRAINERS, table2_plan
+    from reproduce_table2 import TRAINERS, scale_plan
 
-    points = DEFAULT_POINTS["small"]
-    joint = [p for p in JOINT_POINTS["small"] if p in points]
-    plan = table2_plan("small", "/run", points, joint, {"DATA": "/data"})
+    plan = scale_plan("small", "/run")
     counts = {}
     for step in plan.steps:
         task = TRAINERS.get(step.argv[1]) if step.argv[0] == "-m" else None

@@ -632,17 +632,25 @@ def driver_env():
     }
 
 
+def scale_plan(scale, run_dir, points=None):
+    """The scale's plan for RUN_DIR at `points` (default the scale's), with the joint points
+    among them, the driver's data folders, and folders standing in for the paper scale's
+    archives where the environment names none (any folder names the same steps): the steps a
+    run of that scale makes, for reports on a run folder."""
+    env = driver_env()
+    for name in ("MANUAL", "VOC_MANUAL"):
+        env[name] = env[name] or f"/{name.lower()}"
+    points = tuple(points or DEFAULT_POINTS[scale])
+    return table2_plan(scale, run_dir, points, [p for p in JOINT_POINTS[scale] if p in points], env)
+
+
 def kept_drift(run_dir, scale="small"):
     """{step folder below RUN_DIR: `settings_drift`} for the trainer steps of the scale's whole
     plan whose result lies in RUN_DIR (a run folder, or one collected into results/) and was
     trained under other settings than the plan gives now; the data folder the driver's
     default (DATA, else ../shared/datasets)."""
     run_dir = os.path.abspath(run_dir)
-    env = driver_env()
-    for name in ("MANUAL", "VOC_MANUAL"):  # paper scale: any folder names the same steps
-        env[name] = env[name] or f"/{name.lower()}"
-    points = DEFAULT_POINTS[scale]
-    plan = table2_plan(scale, run_dir, points, [p for p in JOINT_POINTS[scale] if p in points], env)
+    plan = scale_plan(scale, run_dir)
     drifts = {}
     for step in plan.steps:
         drift = settings_drift(step, run_dir)
