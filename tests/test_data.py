@@ -26,10 +26,11 @@ def locate(crop, image):
 def test_random_crop_is_a_window_of_the_image(mode):
     image = unique_image(40, 50)
     if mode == "eager":
-        crops = [preprocess.random_crop(tf.constant(image), 16).numpy() for _ in range(5)]
+        seeds = [tf.constant([3, i], tf.int64) for i in range(5)]
+        crops = [preprocess.random_crop(tf.constant(image), 16, s).numpy() for s in seeds]
     else:
-        ds = tf.data.Dataset.from_tensors(image).repeat(5)
-        crops = [c.numpy() for c in ds.map(lambda x: preprocess.random_crop(x, 16))]
+        ds = preprocess.with_seeds(tf.data.Dataset.from_tensors(image).repeat(5))
+        crops = [c.numpy() for c in ds.map(lambda x, s: preprocess.random_crop(x, 16, s))]
     for crop in crops:
         top, left = locate(crop, image)
         np.testing.assert_array_equal(crop, image[top : top + 16, left : left + 16])
@@ -48,13 +49,14 @@ def test_center_crop_is_the_middle(mode):
 
 
 def test_small_images_are_upscaled_before_cropping():
-    crop = preprocess.random_crop(tf.zeros([10, 30, 3], tf.uint8), 16)
+    crop = preprocess.random_crop(tf.zeros([10, 30, 3], tf.uint8), 16, tf.constant([0, 0]))
     assert crop.shape == (16, 16, 3) and crop.dtype == tf.uint8
 
 
 def test_random_mirror_flips_or_keeps():
     image = unique_image(4, 6)
-    seen = {preprocess.random_mirror(tf.constant(image)).numpy().tobytes() for _ in range(30)}
+    seeds = [tf.constant([5, i]) for i in range(30)]
+    seen = {preprocess.random_mirror(tf.constant(image), s).numpy().tobytes() for s in seeds}
     assert seen == {image.tobytes(), image[:, ::-1].tobytes()}
 
 

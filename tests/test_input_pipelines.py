@@ -69,8 +69,10 @@ def test_a_network_in_a_pipeline_is_seen(setup):
     assert not pipeline_ops(ds) & NETWORK_OPS
 
 
-@pytest.mark.parametrize("mode", ["rgb", "compressed", "reconstructed"])
-def test_no_network_runs_in_any_input_pipeline(setup, mode):
+def input_pipelines(setup, mode, trainings=(True, False)):
+    """Every trainer's input pipeline for `mode`: classifier and segmenter from images and (but
+    for rgb) from a store, for training and evaluation; the codec's and joint training's crops
+    for compressed."""
     data, codec_path, files, stores = setup
     pipelines = []
     for dataset in [data] + ([stores["cls"]] if mode != "rgb" else []):
@@ -78,7 +80,7 @@ def test_no_network_runs_in_any_input_pipeline(setup, mode):
             "classifier", "tiny", dataset=dataset, input_mode=mode, codec=codec_path, resize=32,
             crop_size=24,
         )  # fmt: skip
-        for training in (True, False):
+        for training in trainings:
             pipelines.append(
                 classifier_inputs(
                     config, "train", codec=files.codec, training=training, batch_size=4, limit=None
@@ -89,7 +91,7 @@ def test_no_network_runs_in_any_input_pipeline(setup, mode):
             "segmenter", "tiny", dataset=dataset, input_mode=mode, codec=codec_path, crop_size=32
         )
         examples, _, _ = segmentation_examples(config, "train", files.codec, 6)
-        for training in (True, False):
+        for training in trainings:
             pipelines.append(
                 segmentation.segmentation_pipeline(
                     examples,
@@ -104,10 +106,39 @@ def test_no_network_runs_in_any_input_pipeline(setup, mode):
         pipelines.append(crop_dataset(configs.get("codec", "tiny", dataset=data, crop_size=16), 2))
         joint = configs.get("joint", "tiny", dataset=data, resize=32, crop_size=24)
         pipelines.append(image_crops(joint, "train", batch_size=2, training=True, limit=None)[0])
-    for ds in pipelines:
+    return pipelines
+
+
+@pytest.mark.parametrize("mode", ["rgb", "compressed", "reconstructed"])
+def test_no_network_runs_in_any_input_pipeline(setup, mode):
+    for ds in input_pipelines(setup, mode):
         ops = pipeline_ops(ds)
         assert not ops & NETWORK_OPS, ops & NETWORK_OPS
         next(iter(ds))  # and the pipeline runs
+
+
+def first_batches(setup, mode, seed, count=6):
+    """The first `count` batches of every training pipeline, built after tf.random.set_seed."""
+    tf.random.set_seed(seed)
+    pipelines = input_pipelines(setup, mode, trainings=(True,))
+    return [[tf.nest.map_structure(np.asarray, b) for b in ds.take(count)] for ds in pipelines]
+
+
+@pytest.mark.parametrize("mode", ["rgb", "compressed"])
+def test_the_training_data_follows_the_seed(setup, mode):
+    # tfcomp/data/preprocess.py: shuffles, crops and mirrors follow TF's global seed (set by the
+    # trainers from config.seed and the step they start at), parallel maps included. Stateful
+    # crops in a parallel map gave a different stream on every build.
+    first, again, other = (first_batches(setup, mode, seed) for seed in (5, 5, 6))
+    for a, b, c in zip(first, again, other):
+        for x, y in zip(a, b):
+            tf.nest.map_structure(np.testing.assert_array_equal, x, y)
+        differs = any(
+            not np.array_equal(u, v)
+            for x, z in zip(a, c)
+            for u, v in zip(tf.nest.flatten(x), tf.nest.flatten(z))
+        )
+        assert differs
 
 
 def _by_id(store_dir, split, files):

@@ -37,7 +37,7 @@ def linear_task(poison_from_step=None, poison_gradient_from_step=None):
     return dict(build_state=build_state, dataset_fn=dataset_fn, loss_fn=loss_fn)
 
 
-def run(tmp_path, steps, strategy=None, task=None, **task_kwargs):
+def run(tmp_path, steps, strategy=None, task=None, data_seed=None, **task_kwargs):
     """`loop.train` on the linear task (or on `task`: its build_state, dataset_fn, loss_fn)."""
     return loop.train(
         strategy=strategy or tf.distribute.get_strategy(),
@@ -46,6 +46,7 @@ def run(tmp_path, steps, strategy=None, task=None, **task_kwargs):
         checkpoint_every=5,
         summary_every=5,
         progress=False,
+        data_seed=data_seed,
         **(task or linear_task(**task_kwargs)),
     )
 
@@ -188,3 +189,37 @@ def test_a_resumed_run_gets_back_every_variable_batch_norm_statistics_included(t
     assert history == []
     for a, b in zip(first["model"].get_weights(), restored["model"].get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # was: moving mean 0, variance 1 again
+
+
+def seen_task():
+    """The linear task on a shuffled stream of example indices; the metric 'seen' is the mean
+    index of each step's batch, which tells the batches apart."""
+    task = linear_task()
+
+    def dataset_fn(context, global_batch=4):
+        per_replica = context.get_per_replica_batch_size(global_batch)
+        ds = tf.data.Dataset.from_tensor_slices((X, Y, np.arange(len(X), dtype=np.float32)))
+        return ds.repeat().shuffle(len(X)).batch(per_replica)
+
+    def loss_fn(state, batch):
+        x, y, index = batch
+        loss = tf.reduce_mean(tf.square(state["model"](x) - y))
+        return loss, {"seen": tf.reduce_mean(index)}
+
+    return {**task, "dataset_fn": dataset_fn, "loss_fn": loss_fn}
+
+
+def test_the_data_follows_the_seed_and_a_resumed_run_does_not_replay_it(tmp_path):
+    def seen(folder, steps, seed):
+        _, history = run(tmp_path / folder, steps, task=seen_task(), data_seed=seed)
+        return [h["seen"] for h in history]
+
+    first = seen("a", 10, 3)
+    assert seen("b", 10, 3) == first  # the same seed, the same batches
+    assert seen("c", 10, 4) != first
+    # Interrupted after step 5 (a checkpoint, checkpoint_every=5) and resumed: steps 6-10 are
+    # not steps 1-5 again, and the same interruption gives the same batches.
+    before, after = seen("d", 5, 3), seen("d", 10, 3)
+    assert before == first[:5] and after != first[:5] and len(after) == 5
+    assert seen("e", 5, 3) + seen("e", 10, 3) == before + after
+    assert loop.resumed_seed(3, 0) != loop.resumed_seed(3, 5) != loop.resumed_seed(4, 5)

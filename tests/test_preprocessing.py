@@ -21,8 +21,9 @@ def coded_image(height, width, channels=3, dtype=np.uint8):
 
 def mirror_draws(image, mode, draws):
     if mode == "eager":
-        return [preprocess.random_mirror(tf.constant(image)).numpy() for _ in range(draws)]
-    ds = tf.data.Dataset.from_tensors(image).repeat(draws)
+        seeds = [tf.constant([7, i], tf.int64) for i in range(draws)]
+        return [preprocess.random_mirror(tf.constant(image), s).numpy() for s in seeds]
+    ds = preprocess.with_seeds(tf.data.Dataset.from_tensors(image).repeat(draws))
     ds = ds.map(preprocess.random_mirror, num_parallel_calls=tf.data.AUTOTUNE)
     return [x.numpy() for x in ds]
 

@@ -131,10 +131,11 @@ def augment_and_batch(ds, *, size, training, batch_size, cache=False, drop_remai
         ds = ds.repeat().shuffle(1024)
         if size is not None:
 
-            def augment(x, y):
-                return preprocess.random_mirror(preprocess.random_crop(x, size)), y
+            def augment(example, seed):
+                x, y = example
+                return preprocess.random_crop_and_mirror(x, size, seed), y
 
-            ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+            ds = preprocess.with_seeds(ds).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     elif size is not None:
         ds = ds.map(lambda x, y: (preprocess.center_crop(x, size), y))
     if drop_remainder is None:

@@ -1,4 +1,12 @@
-"""Pure per-example preprocessing ops, usable eagerly and inside tf.data."""
+"""Pure per-example preprocessing ops, usable eagerly and inside tf.data.
+
+The random ones are stateless: they take a seed (an int32/int64 tensor of shape [2]) and give the
+same output for the same seed. Inside tf.data, `with_seeds` pairs every element with its own
+seed, drawn from one stream that follows TF's global seed (`tf.random.set_seed`): a parallel
+map then crops and mirrors each element by its place in the stream, so the data a run sees
+depends on the seed alone. Stateful random ops in a parallel map share one generator between
+the map's threads, and which element gets which draw changes from run to run.
+"""
 
 import tensorflow as tf
 
@@ -15,10 +23,21 @@ def ensure_min_size(image, size):
     return tf.cond(scale > 1.0, lambda: resized, lambda: image)
 
 
-def random_crop(image, size, seed=None):
+def with_seeds(ds):
+    """(element, seed) pairs: seed is a [2] int64 tensor for the stateless random ops, one per
+    element, from a stream seeded by TF's global seed."""
+    return tf.data.Dataset.zip(ds, tf.data.Dataset.random().batch(2))
+
+
+def split_seed(seed, count):
+    """`count` independent [2] seeds from one (a crop and a mirror draw their own)."""
+    return tf.unstack(tf.random.experimental.stateless_split(seed, count))
+
+
+def random_crop(image, size, seed):
     """A random size x size crop (upscaling first if the image is smaller)."""
     image = ensure_min_size(image, size)
-    return tf.image.random_crop(image, [size, size, tf.shape(image)[-1]], seed=seed)
+    return tf.image.stateless_random_crop(image, [size, size, tf.shape(image)[-1]], seed=seed)
 
 
 def center_crop(image, size):
@@ -30,6 +49,12 @@ def center_crop(image, size):
     return image[top : top + size, left : left + size, :]
 
 
-def random_mirror(image, seed=None):
+def random_mirror(image, seed):
     """Flips left-right with probability 1/2."""
-    return tf.image.random_flip_left_right(image, seed=seed)
+    return tf.image.stateless_random_flip_left_right(image, seed=seed)
+
+
+def random_crop_and_mirror(image, size, seed):
+    """`random_crop` then `random_mirror`, each with its own seed split from `seed`."""
+    crop_seed, mirror_seed = split_seed(seed, 2)
+    return random_mirror(random_crop(image, size, crop_seed), mirror_seed)

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from tfcomp.codec import rate
 from tfcomp.codec.model import RGB_MEAN
-from tfcomp.data import classification, sources, synthetic
+from tfcomp.data import classification, preprocess, sources, synthetic
 from tfcomp.data.device import DECODER_MARGIN
 
 IGNORE = 255
@@ -145,12 +145,14 @@ def pad_to(image, mask, height, width):
     return padded, pad_mask(mask, height, width)
 
 
-def random_crop_pair(image, mask, crop, step=1, margin=0):
+def random_crop_pair(image, mask, crop, seed, step=1, margin=0):
     """The same random crop of an image-like tensor (crop, plus `margin` on each side, taken
-    from its edge-mirrored padding where the tensor ends) and its mask (crop * step)."""
+    from its edge-mirrored padding where the tensor ends) and its mask (crop * step); `seed` is
+    a stateless [2] seed (`preprocess.with_seeds`)."""
     shape = tf.shape(image)
-    top = tf.random.uniform([], 0, shape[0] - crop + 1, dtype=tf.int32)
-    left = tf.random.uniform([], 0, shape[1] - crop + 1, dtype=tf.int32)
+    top_seed, left_seed = preprocess.split_seed(seed, 2)
+    top = tf.random.stateless_uniform([], top_seed, 0, shape[0] - crop + 1, dtype=tf.int32)
+    left = tf.random.stateless_uniform([], left_seed, 0, shape[1] - crop + 1, dtype=tf.int32)
     if margin:
         image = tf.pad(image, [[margin, margin], [margin, margin], [0, 0]], mode="SYMMETRIC")
     cropped = image[top : top + crop + 2 * margin, left : left + crop + 2 * margin]
@@ -158,8 +160,8 @@ def random_crop_pair(image, mask, crop, step=1, margin=0):
     return cropped, mask
 
 
-def random_mirror_pair(image, mask):
-    flip = tf.random.uniform([]) < 0.5
+def random_mirror_pair(image, mask, seed):
+    flip = tf.random.stateless_uniform([], seed) < 0.5
     return (
         tf.cond(flip, lambda: image[:, ::-1], lambda: image),
         tf.cond(flip, lambda: mask[:, ::-1], lambda: mask),
@@ -201,7 +203,9 @@ def segmentation_pipeline(
         ).prefetch(tf.data.AUTOTUNE)
     margin = DECODER_MARGIN if (from_store and input_mode == "reconstructed") else 0
 
-    def augment(x, mask):
+    def augment(example, seed):
+        x, mask = example
+        crop_seed, mirror_seed = preprocess.split_seed(seed, 2)
         if from_store:  # x is z: its crop is 1/8 of the mask's
             crop = crop_size // z_step
             shape = tf.shape(x)
@@ -210,13 +214,14 @@ def segmentation_pipeline(
             shape = tf.shape(x)
             # Masks are padded to whole multiples of 8 so that z crops map onto them exactly.
             mask = pad_mask(mask, shape[0] * z_step, shape[1] * z_step)
-            x, mask = random_crop_pair(x, mask, crop, z_step, margin)
+            x, mask = random_crop_pair(x, mask, crop, crop_seed, z_step, margin)
             if margin:  # mirrored in the step, after decoding
                 return x, tf.cast(mask[..., 0], tf.int32)
         else:  # the codec, if any, encodes the crop itself in the step
-            x, mask = random_crop_pair(*pad_to(x, mask, crop_size, crop_size), crop_size)
-        x, mask = random_mirror_pair(x, mask)
+            x, mask = random_crop_pair(*pad_to(x, mask, crop_size, crop_size), crop_size, crop_seed)
+        x, mask = random_mirror_pair(x, mask, mirror_seed)
         return x, tf.cast(mask[..., 0], tf.int32)
 
-    ds = ds.repeat().shuffle(256).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = preprocess.with_seeds(ds.repeat().shuffle(256))
+    ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -57,12 +57,11 @@ def crop_dataset(config, batch_size, shuffle_buffer=256):
     if config.cache:
         images = images.cache()  # the first pass's order; the shuffle below mixes the passes
 
-    def augment(image):
-        return preprocess.random_mirror(preprocess.random_crop(image, config.crop_size))
+    def augment(image, seed):
+        return preprocess.random_crop_and_mirror(image, config.crop_size, seed)
 
     return (
-        images.repeat()
-        .shuffle(shuffle_buffer)
+        preprocess.with_seeds(images.repeat().shuffle(shuffle_buffer))
         .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)

@@ -2,7 +2,7 @@
 
     run(config, model_dir, TaskClass)
       a folder finished under this config: left as it is (nothing trained, nothing rewritten)
-      seed, strategy and precision from the config
+      seed, strategy and precision from the config (the data's seed: `loop.train`'s data_seed)
       the global batch checked against the replicas
       task = TaskClass(config, strategy, model_dir)   its data, step, state and evaluation
       loop.train(...)                          resumes from the latest checkpoint; the clock
@@ -229,6 +229,7 @@ def _train(config, model_dir, task_class, strategy, batch_note, progress):
         gradient_transform=task.gradient_transform,
         progress=progress,
         after_step=task.after_step,
+        data_seed=config.seed,
     )
     train = {
         "steps": task.train_steps,

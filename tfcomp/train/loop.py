@@ -77,6 +77,13 @@ class TrainClock(tf.train.experimental.PythonState):
         self.resumed, self.resumed_cpu = value["wall"], value["cpu"]
 
 
+def resumed_seed(seed, start):
+    """TF's global seed for a run of `seed` that starts (or resumes) at step `start`: one
+    integer per (seed, start), so an uninterrupted run and a run resumed at the same steps see
+    the same data."""
+    return int(np.random.SeedSequence([seed, start]).generate_state(1)[0])
+
+
 def _default_variables(state):
     return state["model"].trainable_variables
 
@@ -289,6 +296,7 @@ def train(
     progress=True,
     max_to_keep=3,
     after_step=None,
+    data_seed=None,
 ):
     """Runs `train_steps` optimisation steps in total, resuming from the latest checkpoint.
 
@@ -301,6 +309,11 @@ def train(
     `after_step(before, step, state, metrics)`, when given, runs on every worker after every
     compiled call (steps before+1 .. step) and its checkpoint (validation curves, which write on
     the chief only; collapse watches, which may raise to stop training).
+
+    `data_seed`, when given, sets TF's global seed to `resumed_seed(data_seed, start)` before
+    the dataset and the step are built: the data (shuffles, crops, mirrors: see
+    `tfcomp.data.preprocess`) and the step's own random draws then follow the seed, and a run
+    resumed at step `start` draws a new stream rather than replaying the batches of step 0.
     """
     chief = distribute.is_chief(strategy)
     # Every worker must take part in saving; workers other than the chief write to a scratch
@@ -310,6 +323,8 @@ def train(
         ckpt_dir = os.path.join(model_dir, "scratch", distribute.worker_id())
     state, manager = _restore(strategy, build_state, variables_fn, ckpt_dir, max_to_keep)
     current = int(state["step"].numpy())
+    if data_seed is not None:
+        tf.random.set_seed(resumed_seed(data_seed, current))
     loss_scaled = isinstance(state["optimizer"], keras.optimizers.LossScaleOptimizer)
     calls = _compiled_calls(strategy, state, loss_fn, variables_fn, gradient_transform, jit_compile)
     options = None
