@@ -147,7 +147,7 @@ def test_seeded_rows_train_each_seed_and_report_mean_and_interval(tmp_path):
     assert float(c51["top1_ci95"]) == pytest.approx(4.302653 * sd / np.sqrt(3), rel=1e-5)
     assert (c51["seeds"], c51["seg_seeds"]) == ("3", "3")
     single = rows[("bpp0.635", "cResNet-51")]
-    assert (single["seeds"], single["top1_ci95"]) == ("1", "")
+    assert single["seeds"] == "1" and single["top1_ci95_pooled"] == "True"
     assert (
         f"{float(c51['top1']):.2f} ± {float(c51['top1_ci95']):.2f}"
         in (run / "table2.md").read_text()
@@ -172,6 +172,10 @@ def test_seeded_rows_train_each_seed_and_report_mean_and_interval(tmp_path):
         np.var([100 * score(str(run / "cls/bpp0.0983" / f"{n}{s}")) / 2 for s in SUFFIXES], ddof=1)
         for n in nets
     ]
+    # The one-seed row's own interval in the table: t(0.975, 10) * the pooled spread.
+    pooled = float(np.sqrt(np.mean(variances)))
+    assert float(single["top1_ci95"]) == pytest.approx(scipy_stats.t.ppf(0.975, 10) * pooled)
+    assert f"{float(single['top1_ci95']):.2f}*" in (run / "table2.md").read_text()
     high = by_what["bpp0.635: top-1, cResNet-51 on z - ResNet-50 on reconstructions"]
     half = scipy_stats.t.ppf(0.975, 20) * np.sqrt(2 * np.mean(variances))
     assert high["high"] - high["measured"] == pytest.approx(half)

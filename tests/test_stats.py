@@ -48,6 +48,12 @@ def test_one_seed_rows_borrow_a_pooled_spread_or_have_no_interval():
     assert d.mean == 3.0
     assert d.half_width == pytest.approx(stats.t_quantile(2 * df) * math.sqrt(2) * sd)
     assert stats.pooled_sd([single_a]) == (None, 0)
+    # The one-seed row's own interval: one run around its mean, t(0.975, 3) * sd (3.1824 * sd).
+    own = stats.with_borrowed_spread(single_a, sd, df)
+    assert own.borrowed and own.half_width == pytest.approx(3.182446 * sd, rel=1e-6)
+    assert stats.format_estimate(own) == f"10.00 ± {own.half_width:.2f} (1 seed, pooled spread)"
+    assert stats.with_borrowed_spread(rows[0], sd, df) is rows[0]  # several seeds: its own
+    assert stats.with_borrowed_spread(single_a, None, 0) is single_a  # nothing to pool
 
 
 def test_intervals_cover_the_true_mean_95_percent_of_the_time():

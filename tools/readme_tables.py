@@ -225,7 +225,8 @@ def run_report(folder, figures_dir, link_root=ROOT):
     if table:
         lines += [
             "Table 2 rows with a result (mean ± half-width of the 95% interval over seeds where "
-            "a row has several):",
+            "a row has several; a row of one seed, once some rows have several, the 95% interval "
+            "of one run, its spread over seeds pooled from those rows):",
             "",
             "| operating point | network | input | top-1 % | top-5 % | mIoU % | seeds (cls / seg) "
             "| paper top-1 % | paper mIoU % |",

@@ -116,9 +116,12 @@ def fmt(value):
     return "" if value is None else f"{value:.2f}"
 
 
-def fmt_ci(value, half_width):
-    """'55.20 ± 1.30' (mean and 95% half-width over seeds), '55.20' for one seed."""
-    return fmt(value) + ("" if half_width is None else f" ± {half_width:.2f}")
+def fmt_ci(value, half_width, pooled=False):
+    """'55.20 ± 1.30' (mean and 95% half-width over seeds), '55.20 ± 2.10*' (one seed, the
+    spread pooled from the rows with several), '55.20' for one seed and nothing to pool."""
+    if half_width is None:
+        return fmt(value)
+    return f"{fmt(value)} ± {half_width:.2f}{'*' if pooled else ''}"
 
 
 def mean(e):
@@ -167,6 +170,14 @@ def rows(run_dir):
         for net in NETS:
             if os.path.isdir(os.path.join(run_dir, "cls", point, net)):
                 row(point, net, f"{run_dir}/cls/{point}/{net}", f"{run_dir}/seg/{point}/{net}_d")
+    # A row of one seed gets the interval of one run, its spread pooled from the rows of the
+    # same metric that have several seeds (as the claims' differences borrow it).
+    for metric in WITH_INTERVAL:
+        sd, df = stats.pooled_sd(r["estimates"][metric] for r in table)
+        for r in table:
+            e = stats.with_borrowed_spread(r["estimates"][metric], sd, df)
+            r["estimates"][metric], r[f"{metric}_ci95"] = e, half(e)
+            r[f"{metric}_ci95_pooled"] = bool(e and e.borrowed)
     return table
 
 
@@ -232,6 +243,7 @@ COLUMNS = (
     ("seeds", "seeds (cls / seg)"),
 )
 CSV_COLUMNS = [c for c, _ in COLUMNS] + ["top5_ci95", "top1_ci95", "miou_ci95", "seg_seeds"]
+CSV_COLUMNS += ["top5_ci95_pooled", "top1_ci95_pooled", "miou_ci95_pooled"]
 WITH_INTERVAL = ("top5", "top1", "miou")
 
 
@@ -247,7 +259,8 @@ def write_tables(run_dir, scale, table, joint):
         "VOC 2012 mIoU). At tiny and small scale the data, budgets and network widths differ from "
         "the paper's (see the driver's budget lines), so compare orderings, not values. A row "
         "trained with several seeds shows their mean ± the half-width of its 95% interval "
-        "(Student t over seeds).",
+        "(Student t over seeds); a row of one seed (marked *) the 95% interval of one run, its "
+        "spread over seeds pooled from the rows of that metric with several seeds.",
         "",
         "| " + " | ".join(h for _, h in COLUMNS) + " |",
         "|" + " --- |" * len(COLUMNS),
@@ -256,7 +269,7 @@ def write_tables(run_dir, scale, table, joint):
         cells = []
         for c, _ in COLUMNS:
             if c in WITH_INTERVAL:
-                cells.append(fmt_ci(r[c], r[f"{c}_ci95"]))
+                cells.append(fmt_ci(r[c], r[f"{c}_ci95"], r[f"{c}_ci95_pooled"]))
             elif c == "seeds":
                 cells.append(f"{r['seeds']} / {r['seg_seeds']}")
             elif c == "bpp_measured" and r[c] is not None:

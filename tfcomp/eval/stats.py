@@ -7,7 +7,9 @@ interval: the two rows' variances of the mean added, with Welch-Satterthwaite de
 
 A row with one seed has no spread of its own. `difference` can be given a standard deviation
 over seeds measured elsewhere (`pooled_sd` of the rows that have several seeds), which stands in
-for it; otherwise the difference has no interval.
+for it; otherwise the difference has no interval. `with_borrowed_spread` gives such a row the
+interval of one run around its mean from that standard deviation, t(0.975, df) * s_pooled,
+marked as borrowed.
 """
 
 import dataclasses
@@ -26,6 +28,7 @@ class Estimate:
     half_width: float | None
     n: int
     sd: float | None = None  # the sample standard deviation over seeds (n >= 2)
+    borrowed: bool = False  # one seed; the interval's spread is pooled from other rows
 
     @property
     def low(self):
@@ -64,6 +67,15 @@ def pooled_sd(estimates):
     return math.sqrt(sum((e.n - 1) * e.sd**2 for e in rows) / df), df
 
 
+def with_borrowed_spread(e, sd, df):
+    """A one-seed Estimate with the 95% interval of one run around its mean, its spread `sd`
+    over seeds pooled from other rows with `df` degrees of freedom (`pooled_sd`): half-width
+    t(0.975, df) * sd. Rows with several seeds (or no `sd`) are returned as they are."""
+    if e is None or e.n != 1 or sd is None or not df:
+        return e
+    return dataclasses.replace(e, half_width=t_quantile(df) * sd, borrowed=True)
+
+
 def difference(a, b, sd=None, sd_df=None):
     """Estimate of mean(a) - mean(b) with Welch's 95% interval.
 
@@ -88,9 +100,12 @@ def difference(a, b, sd=None, sd_df=None):
 
 
 def format_estimate(e, digits=2):
-    """'55.20 ± 1.30 (3 seeds)', '55.20' for one seed, '' for none."""
+    """'55.20 ± 1.30 (3 seeds)', '55.20' for one seed, '55.20 ± 2.10 (1 seed, pooled spread)'
+    for one seed with a borrowed spread, '' for none."""
     if e is None:
         return ""
     if e.half_width is None:
         return f"{e.mean:.{digits}f}"
+    if e.borrowed:
+        return f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f} (1 seed, pooled spread)"
     return f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f} ({e.n} seeds)"
