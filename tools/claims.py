@@ -36,7 +36,16 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from table2 import NAMES, POINT_ORDER, RD_SETS, joint_rows, load, load_rd, rows  # noqa: E402
+from table2 import (  # noqa: E402
+    NAMES,
+    POINT_ORDER,
+    RD_SETS,
+    joint_rows,
+    load,
+    load_rd,
+    pooled_spread,
+    rows,
+)
 
 from tfcomp import io  # noqa: E402
 from tfcomp.eval import stats  # noqa: E402
@@ -177,10 +186,7 @@ def table_claims(run_dir, claims, points=None):
     table = rows(run_dir)
     by = {(r["point"], r["network"]): r["estimates"] for r in table}
     codecs = {(r["point"], r["network"]): r["codecs"] for r in table}
-    spread = {
-        m: stats.pooled_sd(r["estimates"][m] for r in table if r["estimates"][m])
-        for m in ("top1", "miou")
-    }
+    spread = {m: pooled_spread(table, m) for m in ("top1", "miou")}
 
     def diff(point, a, b, metric):
         ea, eb = (by.get((point, NAMES[n]), {}).get(metric) for n in (a, b))

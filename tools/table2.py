@@ -173,12 +173,18 @@ def rows(run_dir):
     # A row of one seed gets the interval of one run, its spread pooled from the rows of the
     # same metric that have several seeds (as the claims' differences borrow it).
     for metric in WITH_INTERVAL:
-        sd, df = stats.pooled_sd(r["estimates"][metric] for r in table)
+        sd, df = pooled_spread(table, metric)
         for r in table:
             e = stats.with_borrowed_spread(r["estimates"][metric], sd, df)
             r["estimates"][metric], r[f"{metric}_ci95"] = e, half(e)
             r[f"{metric}_ci95_pooled"] = bool(e and e.borrowed)
     return table
+
+
+def pooled_spread(table, metric):
+    """(sd, degrees of freedom) over seeds of `metric`, pooled over the rows of `table` that
+    have several seeds ((None, 0) if none): what one-seed rows and their differences borrow."""
+    return stats.pooled_sd(r["estimates"][metric] for r in table)
 
 
 def joint_rows(run_dir):
