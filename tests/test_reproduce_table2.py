@@ -137,6 +137,11 @@ def test_seeded_rows_train_each_seed_and_report_mean_and_interval(tmp_path):
         control = by_dir[str(run / "joint" / f"bpp0.0983{suffix}" / "control")]
         scratch = run / "joint" / f"bpp0.0983{suffix}" / "control_scratch"
         assert f"classifier={scratch / 'classifier.keras'}" in control
+        # The RGB baseline is the 0.0983 bpp rows' "ResNet-50 original": it has their seeds.
+        rgb = run / "cls" / "rgb" / f"resnet50{suffix}"
+        assert f"seed={seed}" in by_dir[str(rgb)]
+        seg = by_dir[str(run / "seg" / "rgb" / f"resnet50_d{suffix}")]
+        assert f"init_classifier={rgb / 'classifier.keras'}" in seg and f"seed={seed}" in seg
     assert not (run / "cls" / "bpp0.635" / "cresnet51.seed1").exists()
     rows = {(r["point"], r["network"]): r for r in csv.DictReader(open(run / "table2.csv"))}
     c51 = rows[("bpp0.0983", "cResNet-51")]
@@ -146,6 +151,8 @@ def test_seeded_rows_train_each_seed_and_report_mean_and_interval(tmp_path):
     # 95% Student-t half-width with 2 degrees of freedom: 4.3027 s / sqrt(3).
     assert float(c51["top1_ci95"]) == pytest.approx(4.302653 * sd / np.sqrt(3), rel=1e-5)
     assert (c51["seeds"], c51["seg_seeds"]) == ("3", "3")
+    original = rows[("original", "ResNet-50")]
+    assert (original["seeds"], original["seg_seeds"]) == ("3", "3")
     single = rows[("bpp0.635", "cResNet-51")]
     assert single["seeds"] == "1" and single["top1_ci95_pooled"] == "True"
     assert (
@@ -165,19 +172,21 @@ def test_seeded_rows_train_each_seed_and_report_mean_and_interval(tmp_path):
     welch = scipy_stats.ttest_ind(top1, top1_r50, equal_var=False).confidence_interval()
     assert (z["low"], z["high"]) == pytest.approx((welch.low, welch.high))
     assert z["seeds"] == 3 and z["verdict"] in ("holds", "contradicted", "not resolved")
-    # ... a one-seed row borrows the spread pooled over the five 3-seed top-1 rows (10 degrees
-    # of freedom; two one-seed rows: Welch's df = 20) ...
-    nets = ("resnet50", "cresnet51", "cresnet39", "resnet71", "cresnet72")
+    # ... a one-seed row borrows the spread pooled over the six 3-seed top-1 rows (the five at
+    # 0.0983 bpp and the RGB baseline: 12 degrees of freedom; two one-seed rows: Welch's df =
+    # 24) ...
+    folders = [f"cls/bpp0.0983/{n}" for n in ("resnet50", "cresnet51", "cresnet39", "resnet71")]
+    folders += ["cls/bpp0.0983/cresnet72", "cls/rgb/resnet50"]
     variances = [
-        np.var([100 * score(str(run / "cls/bpp0.0983" / f"{n}{s}")) / 2 for s in SUFFIXES], ddof=1)
-        for n in nets
+        np.var([100 * score(str(run / f"{folder}{s}")) / 2 for s in SUFFIXES], ddof=1)
+        for folder in folders
     ]
-    # The one-seed row's own interval in the table: t(0.975, 10) * the pooled spread.
+    # The one-seed row's own interval in the table: t(0.975, 12) * the pooled spread.
     pooled = float(np.sqrt(np.mean(variances)))
-    assert float(single["top1_ci95"]) == pytest.approx(scipy_stats.t.ppf(0.975, 10) * pooled)
+    assert float(single["top1_ci95"]) == pytest.approx(scipy_stats.t.ppf(0.975, 12) * pooled)
     assert f"{float(single['top1_ci95']):.2f}*" in (run / "table2.md").read_text()
     high = by_what["bpp0.635: top-1, cResNet-51 on z - ResNet-50 on reconstructions"]
-    half = scipy_stats.t.ppf(0.975, 20) * np.sqrt(2 * np.mean(variances))
+    half = scipy_stats.t.ppf(0.975, 24) * np.sqrt(2 * np.mean(variances))
     assert high["high"] - high["measured"] == pytest.approx(half)
     assert "pooled" in high["reason"]
     # ... rate-distortion against the baseline's curve at the codec's real bpp (0.1 here: the

@@ -390,12 +390,12 @@ def check(run_dir, scale=None, points=None):
         joint_claims(run_dir, claims)
         rd_claims(run_dir, claims)
     else:
-        from reproduce_table2 import JOINT_POINTS, scale_plan
+        from reproduce_table2 import scale_plan
 
         plan = scale_plan(scale, run_dir, points)
         claims = Claims(plan)
         table_claims(run_dir, claims, plan.points)
-        joint_claims(run_dir, claims, [p for p in JOINT_POINTS[scale] if p in plan.points])
+        joint_claims(run_dir, claims, plan.joint_points)
         rd_claims(run_dir, claims, [p for p in POINT_ORDER if p in plan.points])
     flops_claims(run_dir, claims)
     return claims.items

@@ -81,10 +81,11 @@ def seeded(name, seed):
 class Plan:
     """The steps of one reproduction, in launch order."""
 
-    def __init__(self, scale, out, points, data_args, seeds=1):
+    def __init__(self, scale, out, points, data_args, seeds=1, joint_points=()):
         self.scale, self.out, self.data_args = scale, out, data_args
         self.steps = []
         self.points = points
+        self.joint_points = tuple(joint_points)  # the points with joint training
         self.num_seeds = seeds
 
     def only(self, patterns):
@@ -186,7 +187,8 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
         manual = env["VOC_MANUAL"] if kind == "segmenter" else env["MANUAL"]
         return [f"--manual_dir={manual}", f"--tfds_data_dir={env['TFDS_DIR']}"]
 
-    plan = Plan(scale, out, points, data_args, SEEDS[scale] if seeds is None else seeds)
+    seeds = SEEDS[scale] if seeds is None else seeds
+    plan = Plan(scale, out, points, data_args, seeds, joint_points)
     plan.add(
         "flops",
         f"{out}/flops.json",
@@ -202,6 +204,9 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
             f"--operating_point={p}",
             f"--model_dir={out}/codec_{p}",
         )
+    # The RGB baseline is the 0.0983 bpp rows' "ResNet-50 original": it has their seeds (seed 0
+    # here, the others after every row's first seed).
+    rgb_seeds = plan.seeds(SEEDED_POINT) if SEEDED_POINT in points else range(1)
     plan.classifier("rgb/resnet50", "resnet50", "rgb")
     stores = {}
     for p in points:
@@ -217,6 +222,8 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
                 mode = "compressed" if net.startswith("c") else "reconstructed"
                 name = seeded(f"{p}/{net}", seed)
                 plan.classifier(name, net, mode, plan.codec(p), flag, needs=[step], seed=seed)
+    for seed in rgb_seeds[1:]:
+        plan.classifier(seeded("rgb/resnet50", seed), "resnet50", "rgb", seed=seed)
     # Joint training's chain of steps is the longest: it starts as soon as its classifier is
     # there (steps start in this order when the steps they need are done).
     for p in joint_points:
@@ -263,7 +270,9 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
                 f"--output_dir={out}/rd_domain/{p}",
                 needs=[f"codec_{p}"],
             )
-    plan.segmenter("rgb/resnet50_d", "resnet50_d", "rgb", "cls/rgb/resnet50")
+    for seed in rgb_seeds:
+        init = seeded("cls/rgb/resnet50", seed)
+        plan.segmenter(seeded("rgb/resnet50_d", seed), "resnet50_d", "rgb", init, seed=seed)
     for p in points:
         flag, step = stores[p, "segmenter"]
         for seed in plan.seeds(p):

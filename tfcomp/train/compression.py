@@ -118,6 +118,7 @@ class CodecTask(outline.Task):
         self.train_steps = config.train_steps
         self.history = []  # the last two collapse windows of metrics
         inputs = curve_inputs(config) if config.curve_every_steps > 0 else None
+        self.inputs = inputs
         self.curve = loop.Curve(
             strategy,
             path=os.path.join(model_dir, "curve.json"),
@@ -155,8 +156,10 @@ class CodecTask(outline.Task):
 
     def finish(self, state, progress):
         codec = state["model"]
-        # The real entropy coder's tables: symbol counts over `entropy_fit_batches` batches.
-        fit_entropy_model(codec, table_batches(self.config))
+        # The real entropy coder's tables: symbol counts over `entropy_fit_batches` batches
+        # (the curve's, loaded once, where the codec has a curve).
+        batches = self.inputs.fit_batches if self.inputs else table_batches(self.config)
+        fit_entropy_model(codec, batches)
         card = {
             "model_id": model_id(codec).hex(),
             "channels": codec.channels,
