@@ -173,8 +173,8 @@ def test_seeded_rows_train_each_seed_and_report_mean_and_interval(tmp_path):
     assert (z["low"], z["high"]) == pytest.approx((welch.low, welch.high))
     assert z["seeds"] == 3 and z["verdict"] in ("holds", "contradicted", "not resolved")
     # ... a one-seed row borrows the spread pooled over the six 3-seed top-1 rows (the five at
-    # 0.0983 bpp and the RGB baseline: 12 degrees of freedom; two one-seed rows: Welch's df =
-    # 24) ...
+    # 0.0983 bpp and the RGB baseline: 12 degrees of freedom, which two one-seed rows share)
+    # ...
     folders = [f"cls/bpp0.0983/{n}" for n in ("resnet50", "cresnet51", "cresnet39", "resnet71")]
     folders += ["cls/bpp0.0983/cresnet72", "cls/rgb/resnet50"]
     variances = [
@@ -186,7 +186,7 @@ def test_seeded_rows_train_each_seed_and_report_mean_and_interval(tmp_path):
     assert float(single["top1_ci95"]) == pytest.approx(scipy_stats.t.ppf(0.975, 12) * pooled)
     assert f"{float(single['top1_ci95']):.2f}*" in (run / "table2.md").read_text()
     high = by_what["bpp0.635: top-1, cResNet-51 on z - ResNet-50 on reconstructions"]
-    half = scipy_stats.t.ppf(0.975, 24) * np.sqrt(2 * np.mean(variances))
+    half = scipy_stats.t.ppf(0.975, 12) * np.sqrt(2 * np.mean(variances))
     assert high["high"] - high["measured"] == pytest.approx(half)
     assert "pooled" in high["reason"]
     # ... rate-distortion against the baseline's curve at the codec's real bpp (0.1 here: the

@@ -15,8 +15,9 @@ reconstructions, top-1 points) and a rule:
 
 and "not resolved at this scale" otherwise, with the reason. Intervals are Welch's over the
 seeds of the two rows (tfcomp.eval.stats); a row with one seed borrows the spread over seeds
-pooled from the run's rows of that metric that have several seeds, and a difference with no
-spread to judge by is not resolved. Rate-distortion claims compare the codec's mean over the
+pooled from the run's rows of that metric that have several seeds (two such rows share that
+one estimate and its degrees of freedom), and a difference with no spread to judge by is not
+resolved. Rate-distortion claims compare the codec's mean over the
 rate-distortion images with the baseline's curve interpolated at the codec's real bpp (outside
 the baseline's rates, with its nearest point where that decides: `against_curve`), and
 operation counts are exact: those have no interval.
@@ -410,7 +411,8 @@ def markdown(items, run_dir):
         f"# The paper's claims against {run_dir}",
         "",
         "Each row: a claim (quoted, with its section), the measured difference, its 95% "
-        "interval (Welch's, over seeds), the rule the verdict applies, and the verdict. "
+        "interval (Welch's, over seeds; one-seed rows share the pooled spread's degrees of "
+        "freedom), the rule the verdict applies, and the verdict. "
         f"Equivalence margins: {MARGIN_TOP1:g} points top-1, {MARGIN_MIOU:g} points mIoU "
         "(our choice; the paper's own differences between rows it calls comparable are below 1 "
         "point).",

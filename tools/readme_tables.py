@@ -172,7 +172,8 @@ def run_report(folder, figures_dir, link_root=ROOT):
     ]
     total_cpu, total_wall, unknown, listed = 0.0, 0.0, [], set()
     cpu_by_task = {}
-    for path in sorted(glob.glob(os.path.join(folder, "**", "result.json"), recursive=True)):
+    paths = glob.glob(os.path.join(folder, "**", "result.json"), recursive=True)
+    for path in sorted(paths, key=os.path.dirname):  # a row's seeds after it (NAME, NAME.seedK)
         name = os.path.relpath(os.path.dirname(path), folder)
         listed.add(name)
         result = table2.load(path)

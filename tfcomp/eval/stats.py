@@ -81,17 +81,24 @@ def difference(a, b, sd=None, sd_df=None):
 
     A row with one seed takes `sd` (a standard deviation over seeds measured on other rows,
     with `sd_df` degrees of freedom) as its spread; without it the difference has no interval.
+    Two such rows share that one estimate, so their variances are one term of `sd_df` degrees
+    of freedom, not two independent ones: (x_a - x_b) / (sqrt(2) sd) is Student-t with `sd_df`
+    degrees of freedom (Welch-Satterthwaite over two terms would give 2 `sd_df`, an interval
+    too narrow).
     """
     if a is None or b is None:
         return None
-    parts = []  # (variance of the mean, degrees of freedom) per row
+    parts = []  # (variance of the mean, degrees of freedom) per independent estimate
+    borrowed = 0.0  # the one-seed rows' variances, all from `sd`
     for e in (a, b):
         if e.n >= 2:
             parts.append((e.sd**2 / e.n, e.n - 1))
         elif sd is not None and sd_df:
-            parts.append((sd**2 / e.n, sd_df))
+            borrowed += sd**2 / e.n
         else:
             return Estimate(a.mean - b.mean, None, min(a.n, b.n))
+    if borrowed:
+        parts.append((borrowed, sd_df))
     variance = sum(v for v, _ in parts)
     if variance == 0:
         return Estimate(a.mean - b.mean, 0.0, min(a.n, b.n), 0.0)
