@@ -12,8 +12,9 @@ there. Per operating point: the codec, the Table 2 classifiers (ResNet-50 on rec
 cResNet-51 / -39 on z; ResNet-71 / cResNet-72 at 0.0983 bpp), the segmenters started from them,
 and at the joint points Section 6's joint training and its control; the RGB baseline rows, the
 rate-distortion curves, Fig. 5 and Fig. 12. Where the paper's effects are a point or two (the
-0.0983 bpp classification and segmentation rows, joint training and its control) each row trains
-with `SEEDS[scale]` seeds (3 at small scale, `--seeds=N` to change), in NAME, NAME.seed1, ...
+0.0983 bpp classification and segmentation rows, the RGB baseline's among them, joint training
+and its control) each row trains with `SEEDS[scale]` seeds (3 at small scale, `--seeds=N` to
+change), in NAME, NAME.seed1, ...
 
 Every step writes its result file last (atomically); a step whose result exists is skipped
 when every step it needs is skipped too, so an interrupted reproduction resumes where it
@@ -52,7 +53,8 @@ DEFAULT_POINTS = {"tiny": ALL_POINTS, "small": ALL_POINTS, "paper": ALL_POINTS}
 JOINT_POINTS = {"tiny": ("bpp0.0983",), "small": ("bpp0.0983",), "paper": ("bpp0.0983", "bpp0.635")}
 DEFAULT_JOBS = {"tiny": 3, "small": 2, "paper": 1}
 # Seeds of the rows where the paper's effects are a point or two (the 0.0983 bpp classification
-# and segmentation rows, joint training and its control); every other row has one. Seed k > 0
+# and segmentation rows, the RGB baseline's included, joint training and its control); every
+# other row has one. Seed k > 0
 # trains in NAME.seedK beside NAME (seed 0); tools/table2.py reports mean and 95% interval.
 SEEDS = {"tiny": 1, "small": 3, "paper": 1}
 SEEDED_POINT = "bpp0.0983"
