@@ -117,8 +117,8 @@ class CodecTask(outline.Task):
             sources.image_paths(config.dataset, "train")  # bad paths fail now, by name
         self.train_steps = config.train_steps
         self.history = []  # the last two collapse windows of metrics
-        inputs = curve_inputs(config) if config.curve_every_steps > 0 else None
-        self.inputs = inputs
+        # The curve's images and table batches, loaded once (`finish` fits on the same batches).
+        self.inputs = inputs = curve_inputs(config) if config.curve_every_steps > 0 else None
         self.curve = loop.Curve(
             strategy,
             path=os.path.join(model_dir, "curve.json"),
