@@ -257,10 +257,11 @@ def test_only_runs_the_matching_steps_and_what_they_need(tmp_path):
 
 
 def test_a_run_continues_on_a_new_machine_from_its_collected_results(tmp_path):
-    """Results collected into the repository come back into a new run folder (--restore); a
-    step is kept only when nothing it needs was lost: the RGB network is kept, the codec (its
-    model lost) trains again and so do the store and network that read it, the old network set
-    aside; a row left from the old codec is not compared with one of the new."""
+    """Results collected into the repository come back into a new run folder (--restore); every
+    finished row is kept, and so is the codec whose model was lost while no step reads it; a
+    step that reads the codec trains it again, with its store, and a network whose weights a
+    step starts from trains again on the new codec, the old one set aside; a row left from the
+    old codec is not compared with a row of one seed on the new one."""
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
     only = "--only=cls/bpp0.0983/cresnet51,cls/bpp0.0983/resnet50,cls/rgb/resnet50"
@@ -275,13 +276,21 @@ def test_a_run_continues_on_a_new_machine_from_its_collected_results(tmp_path):
     assert not (run / "codec_bpp0.0983" / "codec.keras").exists()  # models stay out of git
     result = drive(second, "--scale=tiny", "--only=cls/bpp0.0983/cresnet51,cls/rgb/resnet50")
     assert result.returncode == 0, result.stderr
+    assert calls(second) == []  # the rows are draws on the old codec: nothing to train
+    assert "cls/bpp0.0983/cresnet51: done before, kept" in result.stdout
+    assert "codec_bpp0.0983: done before, kept" in result.stdout
+    assert "codec.keras not on this machine, and no step run now reads it" in result.stdout
+    # A segmenter starts from cResNet-51's weights (lost): the codec, its stores and cResNet-51
+    # train again, so that the segmenter's backbone and z come from one codec.
+    result = drive(second, "--scale=tiny", "--only=seg/bpp0.0983/cresnet51_d")
+    assert result.returncode == 0, result.stderr
     ran = sorted(c.split(" ")[0] for c in calls(second))
     assert ran == [
         "experiments.encode_dataset",
-        "experiments.train_classifier",  # cResNet-51 only: the RGB ResNet-50 is kept
+        "experiments.train_classifier",  # cResNet-51 only: the RGB ResNet-50 is not read
         "experiments.train_compression",
+        "experiments.train_segmentation",
     ]
-    assert "cls/rgb/resnet50: done before, kept" in result.stdout
     assert "codec_bpp0.0983: its result came back without codec.keras" in result.stdout
     assert (run / "codec_bpp0.0983.stale" / "result.json").exists()
     assert "cls/bpp0.0983/cresnet51: done before, but a step it needs runs again" in result.stdout
@@ -306,7 +315,7 @@ def test_a_run_continues_on_a_new_machine_from_its_collected_results(tmp_path):
     assert (run / "cls/rgb/resnet50/classifier.keras").exists()
     assert (run / "seg/rgb/resnet50_d/result.json").exists()
     # ResNet-50 on reconstructions came back from the old codec: the claim that compares it
-    # with the new cResNet-51 names both codecs instead of judging.
+    # with the new cResNet-51 (one seed each) names both codecs instead of judging.
     claims = {c["what"]: c for c in json.loads((run / "claims.json").read_text())}
     z = claims["bpp0.0983: top-1, cResNet-51 on z - ResNet-50 on reconstructions"]
     assert z["verdict"] == "not resolved" and "different codecs" in z["reason"]
@@ -408,6 +417,61 @@ def test_claim_verdicts_follow_their_rules():
         "one seed per row and no rows with several seeds to estimate the spread",
     )
     assert verdict(None, "greater")[0] == "not resolved"
+
+
+def test_rows_on_retrained_codecs_are_compared_when_each_seed_has_its_own(tmp_path):
+    """tools/claims.py: a codec trained again (a new machine) is another draw of its training.
+    Two rows whose every seed (2 or more) has a codec of its own are compared over their own
+    seeds (Welch, checked against scipy); seeds sharing a codec, or a row of one seed, on other
+    codecs than the other row are not judged, naming the codecs."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from claims import check
+
+    def write(net, top1, codecs):
+        for seed, (acc, codec) in enumerate(zip(top1, codecs)):
+            folder = tmp_path / "cls" / "bpp0.0983" / (net + (f".seed{seed}" if seed else ""))
+            folder.mkdir(parents=True, exist_ok=True)
+            result = {
+                "metrics": {"top1": acc, "top5": 0.9},
+                "models": {"classifier": {"codec_model_id": codec}},
+            }
+            (folder / "result.json").write_text(json.dumps(result))
+
+    def claim():
+        for c in check(str(tmp_path)):
+            if c["what"] == "bpp0.0983: top-1, cResNet-51 on z - ResNet-50 on reconstructions":
+                return c
+
+    z, recon = [0.70, 0.72, 0.69], [0.74, 0.75]
+    write("cresnet51", z, ["a", "b", "c"])
+    write("resnet50", recon, ["d", "a"])  # one codec shared with the other row: allowed
+    c = claim()
+    assert "different codecs" not in c["reason"]
+    a, b = 100 * np.array(z), 100 * np.array(recon)
+    va, vb = a.var(ddof=1) / 3, b.var(ddof=1) / 2
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 1)
+    half = scipy_stats.t.ppf(0.975, df) * np.sqrt(va + vb)
+    assert c["measured"] == pytest.approx(a.mean() - b.mean())
+    assert (c["low"], c["high"]) == pytest.approx(
+        (a.mean() - b.mean() - half, a.mean() - b.mean() + half)
+    )
+    # Two seeds of ResNet-50 on one codec, other than cResNet-51's: the rows' spread misses
+    # the codecs' variation.
+    write("resnet50", recon, ["d", "d"])
+    c = claim()
+    assert c["verdict"] == "not resolved" and c["reason"].startswith("the rows were trained on")
+    assert (
+        "1 codec (d) for 2 seeds" in c["reason"] and "3 codecs (a/b/c) for 3 seeds" in c["reason"]
+    )
+    # Both rows on one and the same codec: compared as before.
+    write("cresnet51", z[:2], ["d", "d"])
+    (tmp_path / "cls" / "bpp0.0983" / "cresnet51.seed2" / "result.json").unlink()
+    c = claim()
+    assert "different codecs" not in c["reason"] and c["reason"].startswith("the 95% interval")
+    # One seed on another codec: not judged.
+    write("cresnet51", z[:1], ["e"])
+    (tmp_path / "cls" / "bpp0.0983" / "cresnet51.seed1" / "result.json").unlink()
+    assert "1 codec (e) for 1 seed vs" in claim()["reason"]
 
 
 def test_a_codec_outside_a_baselines_rates_is_judged_by_its_nearest_point():

@@ -201,13 +201,30 @@ def table_claims(run_dir, claims, points=None):
         return ""
 
     def mixed(point, a, b, metric):
-        """Why rows trained on different codecs (a codec retrained, e.g. on a new machine,
-        after one row finished) cannot be compared; "" when they share one."""
+        """Why two rows cannot be compared over the codecs they were trained on (their cards'
+        codec model ids), or "". Rows on one and the same codec are compared as they are. A
+        codec retrained (e.g. on a new machine, as models stay out of git) is another draw of
+        the same training: rows whose every seed has a codec of its own are compared over
+        their own seeds, whose spread then holds the codecs' variation too (seeds that share a
+        codec across the two rows only make the interval wider than it need be). A row of one
+        seed, or with seeds sharing a codec, on other codecs than the row it is compared with
+        would put the difference of two codecs into the difference of the networks."""
         ids = [codecs.get((point, NAMES[n]), {}).get(metric) or set() for n in (a, b)]
-        if (all(ids) and ids[0] != ids[1]) or any(len(i) > 1 for i in ids):
-            found = " vs ".join("/".join(sorted(i)) or "none" for i in ids)
-            return f"the rows were trained on different codecs ({found}); rerun them on one"
-        return ""
+        if not all(ids) or (len(ids[0]) == 1 and ids[0] == ids[1]):
+            return ""
+        seeds = [getattr(by.get((point, NAMES[n]), {}).get(metric), "n", 0) for n in (a, b)]
+        if all(len(i) == k >= 2 for i, k in zip(ids, seeds)):
+            return ""
+        found = " vs ".join(
+            f"{len(i)} codec{'s' if len(i) > 1 else ''} ({'/'.join(sorted(i))}) for {k} "
+            f"seed{'s' if k > 1 else ''}"
+            for i, k in zip(ids, seeds)
+        )
+        return (
+            f"the rows were trained on different codecs ({found}): rows on different codec "
+            "draws are compared when each of their seeds (2 or more) has a codec of its own, "
+            "or trained again on one"
+        )
 
     def compare(key, point, a, b, *, metric, rule, margin, what):
         """Claim `key` at `point`: row `a` - row `b` on `metric`, judged by `rule`."""

@@ -238,7 +238,7 @@ def run_report(folder, figures_dir, link_root=ROOT):
             lines.append(
                 f"| {r['point']} | {r['network']} | {r['input']} | "
                 f"{stats.format_estimate(e['top1'])} | {stats.format_estimate(e['top5'])} | "
-                f"{stats.format_estimate(e['miou'])} | {r['seeds']} / {r['seg_seeds']} | "
+                f"{stats.format_estimate(e['miou'])} | {table2.seeds_cell(r)} | "
                 f"{table2.fmt(r['paper_top1'])} | {table2.fmt(r['paper_miou'])} |"
             )
         lines.append("")

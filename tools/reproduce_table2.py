@@ -73,6 +73,14 @@ class Step:
     # repository: on a new machine a restored step whose models are missing is redone when a
     # step that reads them runs (`done_before`).
     models: tuple = ()
+    # A Table 2 row's network: a draw over seeds whose result stays valid when a step it needs is
+    # made again (a codec retrained on a new machine): its card names the codec it was trained
+    # on, and the claims compare rows over codec draws (tools/claims.py). Redone only when a
+    # step that reads its model runs. Stores, evaluations and joint training's chain follow
+    # what they need.
+    draw: bool = False
+    # Made only for the steps that read it (a store): not made while every one of them is done.
+    intermediate: bool = False
 
 
 def seeded(name, seed):
@@ -108,12 +116,25 @@ class Plan:
         """The seeds of the rows at `point`."""
         return range(self.num_seeds if point == SEEDED_POINT else 1)
 
-    def add(self, name, result, module, *args, needs=(), config=True, data="classifier", models=()):
+    def add(
+        self,
+        name,
+        result,
+        module,
+        *args,
+        needs=(),
+        config=True,
+        data="classifier",
+        models=(),
+        draw=False,
+        intermediate=False,
+    ):
         argv = ["-m", module] if not module.endswith(".py") else [module]
         if config:
             argv += [f"--config={self.scale}", *self.data_args(data)]
         argv += args
-        self.steps.append(Step(name, result, argv, tuple(needs), tuple(models)))
+        step = Step(name, result, argv, tuple(needs), tuple(models), draw, intermediate)
+        self.steps.append(step)
 
     def codec(self, point):
         return f"{self.out}/codec_{point}/codec.keras"
@@ -131,10 +152,11 @@ class Plan:
             f"--out={folder}",
             needs=[codec_step],
             data=kind,
+            intermediate=True,
         )
         return f"--dataset=store:{folder}", step
 
-    def classifier(self, name, arch, mode, codec=None, store=None, needs=(), seed=0):
+    def classifier(self, name, arch, mode, codec=None, store=None, needs=(), seed=0, draw=False):
         folder = os.path.normpath(f"{self.out}/cls/{name}")
         args = [f"--arch={arch}", f"--input_mode={mode}", f"--model_dir={folder}"]
         args += [f"--codec={codec}"] if codec else []
@@ -147,9 +169,12 @@ class Plan:
             *args,
             needs=needs,
             models=[f"{folder}/classifier.keras"],
+            draw=draw,
         )
 
-    def segmenter(self, name, arch, mode, init_step, codec=None, store=None, needs=(), seed=0):
+    def segmenter(
+        self, name, arch, mode, init_step, codec=None, store=None, needs=(), seed=0, draw=False
+    ):
         folder = os.path.normpath(f"{self.out}/seg/{name}")
         init = os.path.normpath(f"{self.out}/{init_step}/classifier.keras")
         args = [f"--arch={arch}", f"--input_mode={mode}", f"--init_classifier={init}"]
@@ -165,6 +190,7 @@ class Plan:
             needs=[init_step, *needs],
             data="segmenter",
             models=[f"{folder}/segmenter.keras"],
+            draw=draw,
         )
 
 
@@ -209,7 +235,7 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
     # The RGB baseline is the 0.0983 bpp rows' "ResNet-50 original": it has their seeds (seed 0
     # here, the others after every row's first seed).
     rgb_seeds = plan.seeds(SEEDED_POINT) if SEEDED_POINT in points else range(1)
-    plan.classifier("rgb/resnet50", "resnet50", "rgb")
+    plan.classifier("rgb/resnet50", "resnet50", "rgb", draw=True)
     stores = {}
     for p in points:
         stores[p, "classifier"] = plan.store(p, "classifier", plan.codec(p), f"codec_{p}")
@@ -223,9 +249,10 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
             for net in NETWORKS + (EXTRA_AT_LOW_RATE if p == "bpp0.0983" else ()):
                 mode = "compressed" if net.startswith("c") else "reconstructed"
                 name = seeded(f"{p}/{net}", seed)
-                plan.classifier(name, net, mode, plan.codec(p), flag, needs=[step], seed=seed)
+                row = dict(needs=[step], seed=seed, draw=True)
+                plan.classifier(name, net, mode, plan.codec(p), flag, **row)
     for seed in rgb_seeds[1:]:
-        plan.classifier(seeded("rgb/resnet50", seed), "resnet50", "rgb", seed=seed)
+        plan.classifier(seeded("rgb/resnet50", seed), "resnet50", "rgb", seed=seed, draw=True)
     # Joint training's chain of steps is the longest: it starts as soon as its classifier is
     # there (steps start in this order when the steps they need are done).
     for p in joint_points:
@@ -274,7 +301,8 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
             )
     for seed in rgb_seeds:
         init = seeded("cls/rgb/resnet50", seed)
-        plan.segmenter(seeded("rgb/resnet50_d", seed), "resnet50_d", "rgb", init, seed=seed)
+        row = dict(seed=seed, draw=True)
+        plan.segmenter(seeded("rgb/resnet50_d", seed), "resnet50_d", "rgb", init, **row)
     for p in points:
         flag, step = stores[p, "segmenter"]
         for seed in plan.seeds(p):
@@ -289,6 +317,7 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
                     flag,
                     needs=[step],
                     seed=seed,
+                    draw=True,
                 )
     fig5 = [f"{out}/seg/rgb/resnet50_d"]
     fig5 += [f"{out}/seg/{p}/{net}_d" for p in points for net in ("resnet50", "cresnet51")]
@@ -541,25 +570,36 @@ def _run_in_child(argv):
 
 
 def done_before(steps):
-    """Names of the steps that need not run: their result exists, so do the results of all the
-    steps they need (transitively), and so do their model files when a step that reads them
-    runs. A step that reads something made again (a retrained codec, its store) is redone, so
-    that no row mixes a new codec with an old network; results restored from the repository on
-    a new machine (tools/collect_results.py --restore) keep only the steps that need nothing
-    lost, such as the RGB networks' rows and the JPEG baselines, and an RGB network is trained
-    again only when a step that starts from its weights (a segmenter) runs."""
+    """Names of the steps that need not run: their result exists, and so do their model files
+    when a step that reads them runs. A step whose need is made again (a retrained codec, its
+    store) is redone with it, so that nothing pairs a new codec with an old network, except a
+    Table 2 row's network (`Step.draw`) that no running step reads: its result stays a draw on
+    the codec its card names, and the claims compare rows over such draws. So results restored
+    from the repository on a new machine (tools/collect_results.py --restore) keep every
+    finished row; a codec lost with the old machine is trained again, with its store and
+    evaluations, when a step that reads it runs; and a network is trained again only when a
+    step that starts from its weights (a segmenter, joint training) runs."""
     names = {s.name for s in steps}
-    kept = {s.name for s in steps if os.path.exists(s.result)}
     readers = {s.name: [t.name for t in steps if s.name in t.needs] for s in steps}
+    # A codec restored without its model (its result file), and a store that steps read, are
+    # done until a step that reads them runs.
+    kept = {
+        s.name
+        for s in steps
+        if os.path.exists(s.result)
+        or finished_folder(s, steps)
+        or (s.intermediate and readers[s.name])
+    }
     changed = True
     while changed:
         changed = False
         for s in steps:
             if s.name not in kept:
                 continue
-            lost = any(n in names and n not in kept for n in s.needs)
-            if not lost and not all(os.path.exists(m) for m in s.models):
-                lost = any(r not in kept for r in readers[s.name])
+            read = any(r not in kept for r in readers[s.name])  # a step that reads it runs
+            lost = any(n in names and n not in kept for n in s.needs) and (read or not s.draw)
+            if not lost and not all(os.path.exists(m) for m in (s.result, *s.models)):
+                lost = read
             if lost:
                 kept.discard(s.name)
                 changed = True
@@ -739,7 +779,17 @@ def execute(plan, launcher, jobs, log_dir):
     last_status = time.time()
     for k, step in list(pending):
         if step.name in kept:
-            print(f"==> [{_stamp()}] [{k}/{total}] {step.name}: done before, kept ({step.result})")
+            where = step.result
+            if step.intermediate and not os.path.exists(where):
+                print(f"==> [{_stamp()}] [{k}/{total}] {step.name}: not made, as every step "
+                      "that reads it is done")  # fmt: skip
+                done.add(step.name)
+                pending.remove((k, step))
+                continue
+            if not os.path.exists(where):  # restored without its model: nothing here reads it
+                where = f"{os.path.dirname(where)}; its {os.path.basename(where)} not on this "
+                where += "machine, and no step run now reads it"
+            print(f"==> [{_stamp()}] [{k}/{total}] {step.name}: done before, kept ({where})")
             drift = settings_drift(step, plan.out)
             if drift:
                 print(

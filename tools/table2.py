@@ -253,6 +253,14 @@ CSV_COLUMNS += ["top5_ci95_pooled", "top1_ci95_pooled", "miou_ci95_pooled"]
 WITH_INTERVAL = ("top5", "top1", "miou")
 
 
+def seeds_cell(row):
+    """A row's seeds, classification / segmentation, and the codecs they were trained on where
+    they were trained on more than one (a codec retrained on a new machine: tools/claims.py)."""
+    cell = f"{row['seeds']} / {row['seg_seeds']}"
+    n = [len(row["codecs"][m]) for m in ("top1", "miou")]
+    return cell + (f" on {n[0]} / {n[1]} codecs" if max(n) > 1 else "")
+
+
 def write_tables(run_dir, scale, table, joint):
     with open(os.path.join(run_dir, "table2.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
@@ -266,7 +274,9 @@ def write_tables(run_dir, scale, table, joint):
         "the paper's (see the driver's budget lines), so compare orderings, not values. A row "
         "trained with several seeds shows their mean ± the half-width of its 95% interval "
         "(Student t over seeds); a row of one seed (marked *) the 95% interval of one run, its "
-        "spread over seeds pooled from the rows of that metric with several seeds.",
+        "spread over seeds pooled from the rows of that metric with several seeds. A row's "
+        "seeds may lie on codecs trained again (a new machine): the seeds column then counts "
+        "them.",
         "",
         "| " + " | ".join(h for _, h in COLUMNS) + " |",
         "|" + " --- |" * len(COLUMNS),
@@ -277,7 +287,7 @@ def write_tables(run_dir, scale, table, joint):
             if c in WITH_INTERVAL:
                 cells.append(fmt_ci(r[c], r[f"{c}_ci95"], r[f"{c}_ci95_pooled"]))
             elif c == "seeds":
-                cells.append(f"{r['seeds']} / {r['seg_seeds']}")
+                cells.append(seeds_cell(r))
             elif c == "bpp_measured" and r[c] is not None:
                 cells.append(f"{r[c]:.4f}")
             else:
