@@ -52,6 +52,9 @@ def main(argv):
         wiring = [f"{k}={flags[k]}" for k in keys if k in flags]
         line = [target, flags.get("model_dir", flags.get("output_dir", "")), *wiring]
         f.write(" ".join(line) + "\n")
+    if os.environ.get("FAKE_THREADS_LOG"):  # the thread pools the driver gave the step
+        with open(os.environ["FAKE_THREADS_LOG"], "a") as f:
+            f.write(f"{target} {os.environ.get('TF_NUM_INTRAOP_THREADS')}\n")
     model_dir = flags.get("model_dir", "")
     if os.environ.get("FAKE_FAIL") and model_dir.endswith(os.environ["FAKE_FAIL"]):
         print("simulated failure", file=sys.stderr)

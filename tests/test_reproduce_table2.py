@@ -16,11 +16,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE = os.path.join(ROOT, "tests", "fake_python.py")
 
 
-def drive(tmp_path, *args, fail=None, jobs=2):
+def drive(tmp_path, *args, fail=None, jobs=2, env=None):
     fake = tmp_path / "python"
     fake.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE} "$@"\n')
     fake.chmod(0o755)
-    env = dict(os.environ, PY=str(fake), FAKE_LOG=str(tmp_path / "calls.log"), JOBS=str(jobs))
+    env = dict(os.environ, **(env or {}))
+    env.update(PY=str(fake), FAKE_LOG=str(tmp_path / "calls.log"), JOBS=str(jobs))
     env["DRIVER_PY"] = sys.executable
     if fail:
         env["FAKE_FAIL"] = fail
@@ -704,6 +705,45 @@ def test_forked_steps_run_scripts_and_modules_like_python_does(tmp_path):
     assert "nonesuch" in (tmp_path / "module.log").read_text()
     assert results["crash"][0] == 1
     assert "No module named no_such_module_here" in (tmp_path / "crash.log").read_text()
+
+
+def test_a_step_that_starts_alone_gets_every_core(tmp_path, monkeypatch):
+    """With JOBS=2, two steps that start side by side get half the cores each as TensorFlow's
+    thread pools; a step that starts alone (the next step of a chain needs it) gets them all,
+    not the half share that left one core of two idle; settings in the environment win."""
+    cores = os.cpu_count()
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    log = tmp_path / "threads.log"
+    env = {"FAKE_THREADS_LOG": str(log)}
+
+    def threads():
+        found = dict(line.split() for line in log.read_text().splitlines())
+        log.unlink()
+        return found
+
+    # A chain: codec -> store -> cResNet-51, each step alone.
+    result = drive(tmp_path, "--scale=tiny", "--only=cls/bpp0.0983/cresnet51", jobs=2, env=env)
+    assert result.returncode == 0, result.stderr
+    assert threads() == {
+        "experiments.train_compression": str(cores),
+        "experiments.encode_dataset": str(cores),
+        "experiments.train_classifier": str(cores),
+    }
+    # Two steps that need nothing start side by side: half each.
+    result = drive(tmp_path, "--scale=tiny", "--only=cls/rgb/resnet50,flops", jobs=2, env=env)
+    assert result.returncode == 0, result.stderr
+    half = str(max(1, cores // 2))
+    assert threads() == {"experiments.train_classifier": half, "experiments.count_flops": half}
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from reproduce_table2 import Launcher
+
+    launcher = Launcher(sys.executable, jobs=2)
+    assert launcher.step_env(2)["TF_NUM_INTRAOP_THREADS"] == str(max(1, cores // 2))
+    assert launcher.step_env(1)["TF_NUM_INTEROP_THREADS"] == str(cores)
+    assert "TF_NUM_INTRAOP_THREADS" not in Launcher(sys.executable, jobs=1).step_env(1)
+    launcher.env["TF_NUM_INTRAOP_THREADS"] = "7"  # set by the user
+    assert launcher.step_env(1)["TF_NUM_INTRAOP_THREADS"] == "7"
 
 
 def test_steps_start_a_fresh_interpreter_once_the_code_changed(tmp_path):

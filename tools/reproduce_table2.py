@@ -18,13 +18,15 @@ change), in NAME, NAME.seed1, ...
 
 Every step writes its result file last (atomically); a step whose result exists is skipped
 when every step it needs is skipped too, so an interrupted reproduction resumes where it
-stopped (trainers also resume from checkpoints), and a step that reads something made again (a
-codec retrained on a new machine: tools/collect_results.py --restore) is redone (`done_before`).
+stopped (trainers also resume from checkpoints); a step that reads something made again (a
+codec retrained on a new machine: tools/collect_results.py --restore) is redone, except a
+finished Table 2 row that no running step reads, which stays a draw on its own codec
+(`done_before`).
 A kept trainer whose recorded config differs from what its command gives now (a preset changed
 since) is named with the fields that differ (`settings_drift`); its row is kept as it is.
 Steps start as soon as the steps they need are done, up to JOBS at once (default 3 at tiny, 2
 at small, 1 at paper scale, where each step fills the GPUs), each with its share of the CPU
-cores as TensorFlow's thread pools, as a fork of the driver, which imported TensorFlow once
+cores as TensorFlow's thread pools (all of them for a step that starts alone), as a fork of the driver, which imported TensorFlow once
 (`Launcher`). One progress line per step, "==> [time] [k/N] name"; each step's output is in
 OUT/logs/NAME.log, its wall and CPU seconds in OUT/timing.json. A failed step leaves
 NAME.failed there; no new step starts, the running ones finish, and the driver exits with 1.
@@ -469,16 +471,8 @@ class Launcher:
 
     def __init__(self, python, jobs):
         self.python, self.popens = python, {}
-        # Steps running side by side share the cores: each gets its share as TensorFlow's
-        # thread pools, not a pool per core per step whose idle threads spin on cores the
-        # other steps need (at tiny scale, 3 steps on 2 cores: together with the forks and the
-        # evaluation changes, a classifier step's CPU time went from 64 to 51 s on average, a
-        # segmenter's from 84 to 70 s). Settings in the environment win.
-        share = str(max(1, (os.cpu_count() or 1) // jobs))
         self.env = dict(os.environ)
-        if jobs > 1:
-            for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-                self.env.setdefault(name, share)
+        self.jobs = jobs
         if python is None:
             saved = os.dup(2)  # not TensorFlow's start-up lines among the driver's progress lines
             with open(os.devnull, "w") as devnull:
@@ -505,7 +499,28 @@ class Launcher:
         if proc is not None:
             proc.returncode = returncode
 
-    def start(self, argv, log_path):
+    THREADS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+    def step_env(self, side_by_side):
+        """The environment of a step that starts while `side_by_side` steps (itself counted)
+        will run at once. Steps running side by side share the cores: each gets its share as
+        TensorFlow's thread pools, not a pool per core per step whose idle threads spin on
+        cores the other steps need (at tiny scale, 3 steps on 2 cores: together with the forks
+        and the evaluation changes, a classifier step's CPU time went from 64 to 51 s on
+        average, a segmenter's from 84 to 70 s). A step that starts alone (a chain of steps
+        that need each other) gets every core: with a share fixed by JOBS it ran on one core
+        of two (the small codec at 2.3 steps/s against 4.0 with both; TensorFlow sizes its
+        pools when a process starts). Settings in the environment win."""
+        env = dict(self.env)
+        if self.jobs > 1:
+            share = str(max(1, (os.cpu_count() or 1) // max(1, side_by_side)))
+            for name in self.THREADS:
+                env.setdefault(name, share)
+        return env
+
+    def start(self, argv, log_path, side_by_side=None):
+        """Starts a step (`side_by_side`: see `step_env`; default JOBS)."""
+        env = self.step_env(self.jobs if side_by_side is None else side_by_side)
         with open(log_path, "w") as log:
             python = self.python
             if python is None and self.stale():
@@ -515,7 +530,7 @@ class Launcher:
                 python = sys.executable
             if python is not None:
                 cmd = [python, *argv]
-                proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+                proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
                 # Kept until reaped: a dropped Popen is reaped by the subprocess module itself.
                 self.popens[proc.pid] = proc
                 return proc.pid
@@ -530,7 +545,7 @@ class Launcher:
         sys.stdout = sys.__stdout__ = open(1, "w", buffering=1, closefd=False)
         sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, closefd=False)
         os.environ.clear()
-        os.environ.update(self.env)
+        os.environ.update(env)
         os._exit(_run_in_child(argv))
 
 
@@ -831,7 +846,8 @@ def execute(plan, launcher, jobs, log_dir):
             elapsed = int(time.time() - start)
             print(f"==> [{_stamp()}] [{k}/{total}] {step.name} ({elapsed}s so far)", flush=True)
             log = os.path.join(log_dir, step.name.replace("/", "_") + ".log")
-            running[step.name] = (launcher.start(step.argv, log), step, log)
+            side_by_side = min(jobs, len(running) + 1 + len(launchable))
+            running[step.name] = (launcher.start(step.argv, log, side_by_side), step, log)
             started[step.name] = time.time()
         if failed and not running:
             break
