@@ -82,6 +82,9 @@ def main(argv):
     elif target == "experiments.train_segmentation":
         if not os.path.exists(flags["init_classifier"]):
             sys.exit(f"error: {flags['init_classifier']}: file not found")
+        if finished_before(model_dir, ["segmenter.keras"]):
+            return
+        write(f"{model_dir}/segmenter.keras", "segmenter")
         write(f"{model_dir}/curve.json", [{"step": 5, "miou": score(model_dir) / 3}])
         metrics = {"miou": score(model_dir) / 2}
         write(f"{model_dir}/result.json", {"metrics": metrics, "models": card("segmenter", flags)})
@@ -100,6 +103,9 @@ def main(argv):
     elif target == "experiments.encode_dataset":
         write(f"{flags['out']}/manifest.json", {"splits": {}})
     elif target == "experiments.eval_segmentation":
+        for model_dir in flags["model_dirs"].split(","):  # the real one loads each model
+            if not os.path.exists(f"{model_dir}/segmenter.keras"):
+                sys.exit(f"error: {model_dir}/segmenter.keras: file not found")
         write(flags["figure"], "png")
         if "output" in flags:
             write(flags["output"], {})

@@ -327,6 +327,28 @@ def test_a_run_continues_on_a_new_machine_from_its_collected_results(tmp_path):
     assert "different codecs" not in z["reason"]
 
 
+def test_a_figure_never_makes_the_networks_it_shows_train_again(tmp_path):
+    """Fig. 5 reads seven segmenters' weights: on a new machine (results restored, models
+    gone) it is skipped, naming what is missing, instead of training them and the classifiers
+    and codecs under them again; with the weights there it is drawn."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    assert drive(first, "--scale=tiny", "--only=fig5").returncode == 0
+    assert (first / "run" / "figures" / "fig5_segmentation.png").exists()
+    tool = os.path.join(ROOT, "tools", "collect_results.py")
+    results = tmp_path / "results"
+    assert subprocess.run([sys.executable, tool, str(first / "run"), str(results)]).returncode == 0
+    restore = [sys.executable, tool, "--restore", str(results), str(second / "run")]
+    assert subprocess.run(restore).returncode == 0
+    (second / "run" / "figures" / "fig5_segmentation.png").unlink(missing_ok=True)
+    result = drive(second, "--scale=tiny", "--only=fig5")
+    assert result.returncode == 0, result.stderr
+    assert calls(second) == []
+    assert "seg/bpp0.0983/cresnet51_d: done before, kept" in result.stdout
+    assert "fig5: skipped, as 7 model file(s) it reads" in result.stdout
+    assert not (second / "run" / "figures" / "fig5_segmentation.png").exists()
+
+
 def test_a_kept_step_trained_under_other_settings_is_named(tmp_path):
     """A preset changed after a step trained: the driver keeps the step's row but says which
     fields its recorded config has that its command no longer gives."""

@@ -26,9 +26,10 @@ A kept trainer whose recorded config differs from what its command gives now (a 
 since) is named with the fields that differ (`settings_drift`); its row is kept as it is.
 Steps start as soon as the steps they need are done, up to JOBS at once (default 3 at tiny, 2
 at small, 1 at paper scale, where each step fills the GPUs), each with its share of the CPU
-cores as TensorFlow's thread pools (all of them for a step that starts alone), as a fork of the driver, which imported TensorFlow once
-(`Launcher`). One progress line per step, "==> [time] [k/N] name"; each step's output is in
-OUT/logs/NAME.log, its wall and CPU seconds in OUT/timing.json. A failed step leaves
+cores as TensorFlow's thread pools (all of them for a step that starts alone), as a fork of
+the driver, which imported TensorFlow once (`Launcher`). One progress line per step,
+"==> [time] [k/N] name"; each step's output is in OUT/logs/NAME.log, its wall and CPU seconds
+in OUT/timing.json. A failed step leaves
 NAME.failed there; no new step starts, the running ones finish, and the driver exits with 1.
 At the end tools/table2.py writes the table (Markdown and CSV, beside the paper's numbers) and
 the figures, and tools/claims.py checks each of the paper's claims against them (claims.md).
@@ -83,6 +84,9 @@ class Step:
     draw: bool = False
     # Made only for the steps that read it (a store): not made while every one of them is done.
     intermediate: bool = False
+    # Reads the models of its needs where they are on this machine (a figure), but never makes
+    # one train again: skipped, to run in a later session, while one is missing.
+    optional: bool = False
 
 
 def seeded(name, seed):
@@ -130,12 +134,13 @@ class Plan:
         models=(),
         draw=False,
         intermediate=False,
+        optional=False,
     ):
         argv = ["-m", module] if not module.endswith(".py") else [module]
         if config:
             argv += [f"--config={self.scale}", *self.data_args(data)]
         argv += args
-        step = Step(name, result, argv, tuple(needs), tuple(models), draw, intermediate)
+        step = Step(name, result, argv, tuple(needs), tuple(models), draw, intermediate, optional)
         self.steps.append(step)
 
     def codec(self, point):
@@ -333,6 +338,9 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
         f"--config={plan.scale}",  # data come with the models
         config=False,
         needs=["seg/" + os.path.relpath(d, f"{out}/seg") for d in fig5],
+        # Seven segmenters' weights: on a new machine they are gone, and training them (and
+        # the classifiers they start from) again for a figure would cost a session or more.
+        optional=True,
     )
     plan.add(
         "benchmark_inference",
@@ -595,7 +603,9 @@ def done_before(steps):
     evaluations, when a step that reads it runs; and a network is trained again only when a
     step that starts from its weights (a segmenter, joint training) runs."""
     names = {s.name for s in steps}
-    readers = {s.name: [t.name for t in steps if s.name in t.needs] for s in steps}
+    readers = {
+        s.name: [t.name for t in steps if s.name in t.needs and not t.optional] for s in steps
+    }
     # A codec restored without its model (its result file), and a store that steps read, are
     # done until a step that reads them runs.
     kept = {
@@ -791,6 +801,7 @@ def execute(plan, launcher, jobs, log_dir):
     started = {}  # name -> launch time
     timing = os.path.join(os.path.dirname(log_dir), "timing.json")  # each step's wall, CPU s
     kept = done_before(plan.steps)
+    models = {s.name: s.models for s in plan.steps}
     last_status = time.time()
     for k, step in list(pending):
         if step.name in kept:
@@ -843,6 +854,19 @@ def execute(plan, launcher, jobs, log_dir):
         while launchable and len(running) < jobs and not failed:
             k, step = launchable.pop(0)
             pending.remove((k, step))
+            missing = [m for n in step.needs for m in models.get(n, ()) if not os.path.exists(m)]
+            if step.optional and missing:
+                print(
+                    f"==> [{_stamp()}] [{k}/{total}] {step.name}: skipped, as {len(missing)} "
+                    f"model file(s) it reads (e.g. {os.path.relpath(missing[0], plan.out)}) "
+                    "are not on this machine (run it in a session that trains them)",
+                    flush=True,
+                )
+                done.add(step.name)
+                launchable = [
+                    (k, s) for k, s in pending if all(n in done or n not in names for n in s.needs)
+                ]
+                continue
             elapsed = int(time.time() - start)
             print(f"==> [{_stamp()}] [{k}/{total}] {step.name} ({elapsed}s so far)", flush=True)
             log = os.path.join(log_dir, step.name.replace("/", "_") + ".log")
