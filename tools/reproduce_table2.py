@@ -29,8 +29,8 @@ at small, 1 at paper scale, where each step fills the GPUs), each with its share
 cores as TensorFlow's thread pools (all of them for a step that starts alone), as a fork of
 the driver, which imported TensorFlow once (`Launcher`). One progress line per step,
 "==> [time] [k/N] name"; each step's output is in OUT/logs/NAME.log, its wall and CPU seconds
-in OUT/timing.json. A failed step leaves
-NAME.failed there; no new step starts, the running ones finish, and the driver exits with 1.
+in OUT/timing.json. A failed step leaves NAME.failed there; no new step starts, the running
+ones finish, and the driver exits with 1.
 At the end tools/table2.py writes the table (Markdown and CSV, beside the paper's numbers) and
 the figures, and tools/claims.py checks each of the paper's claims against them (claims.md).
 """
@@ -517,8 +517,8 @@ class Launcher:
         and the evaluation changes, a classifier step's CPU time went from 64 to 51 s on
         average, a segmenter's from 84 to 70 s). A step that starts alone (a chain of steps
         that need each other) gets every core: with a share fixed by JOBS it ran on one core
-        of two (the small codec at 2.3 steps/s against 4.0 with both; TensorFlow sizes its
-        pools when a process starts). Settings in the environment win."""
+        of two (the small codec at 2.3 steps/s, against 3.5 with both, AMD EPYC, bfloat16;
+        TensorFlow sizes its pools when a process starts). Settings in the environment win."""
         env = dict(self.env)
         if self.jobs > 1:
             share = str(max(1, (os.cpu_count() or 1) // max(1, side_by_side)))
@@ -600,8 +600,10 @@ def done_before(steps):
     the codec its card names, and the claims compare rows over such draws. So results restored
     from the repository on a new machine (tools/collect_results.py --restore) keep every
     finished row; a codec lost with the old machine is trained again, with its store and
-    evaluations, when a step that reads it runs; and a network is trained again only when a
-    step that starts from its weights (a segmenter, joint training) runs."""
+    evaluations, when a step that reads it runs; a network is trained again only when a step
+    that starts from its weights (a segmenter, joint training) runs; a store
+    (`Step.intermediate`) is made only for a step that reads it; and a figure
+    (`Step.optional`) never counts as a reader."""
     names = {s.name for s in steps}
     readers = {
         s.name: [t.name for t in steps if s.name in t.needs and not t.optional] for s in steps
