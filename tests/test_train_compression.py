@@ -109,8 +109,12 @@ def check_the_curve(run, final):
         "default",
         "test",
     )
-    for key in ("psnr", "ssim", "ms_ssim"):
-        assert points[-1][key] == pytest.approx(saved[key], abs=1e-3)
+    # Equal to float rounding: the same weights through other kernels (on an Intel Xeon with
+    # AMX the in-training point's PSNR was 0.0026 dB off the saved codec's, equal within
+    # 0.001 on other CPUs), where 40 steps of training move it by far more.
+    for key, tolerance in (("psnr", 0.01), ("ssim", 1e-3), ("ms_ssim", 1e-3)):
+        assert points[-1][key] == pytest.approx(saved[key], abs=tolerance)
+    assert abs(points[-1]["psnr"] - points[0]["psnr"]) > 10 * 0.01
     # Tables refitted after training on random crops moved the rate by a few percent.
     assert points[-1]["bpp_real"] == pytest.approx(saved["bpp_real"], rel=1e-3)
     (run / "curve.json").rename(run / "curve_in_training.json")
