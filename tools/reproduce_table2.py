@@ -849,15 +849,20 @@ def execute(plan, launcher, jobs, log_dir):
                 f"the old folder moved to {aside}",
                 flush=True,
             )
+
+    def ready():
+        return [(k, s) for k, s in pending if all(n in done or n not in names for n in s.needs)]
+
+    def missing_models(step):
+        return [m for n in step.needs for m in models.get(n, ()) if not os.path.exists(m)]
+
     while pending or running:
-        launchable = [
-            (k, s) for k, s in pending if all(n in done or n not in names for n in s.needs)
-        ]
+        launchable = ready()
         while launchable and len(running) < jobs and not failed:
             k, step = launchable.pop(0)
             pending.remove((k, step))
-            missing = [m for n in step.needs for m in models.get(n, ()) if not os.path.exists(m)]
-            if step.optional and missing:
+            missing = missing_models(step) if step.optional else []
+            if missing:
                 print(
                     f"==> [{_stamp()}] [{k}/{total}] {step.name}: skipped, as {len(missing)} "
                     f"model file(s) it reads (e.g. {os.path.relpath(missing[0], plan.out)}) "
@@ -865,9 +870,7 @@ def execute(plan, launcher, jobs, log_dir):
                     flush=True,
                 )
                 done.add(step.name)
-                launchable = [
-                    (k, s) for k, s in pending if all(n in done or n not in names for n in s.needs)
-                ]
+                launchable = ready()
                 continue
             elapsed = int(time.time() - start)
             print(f"==> [{_stamp()}] [{k}/{total}] {step.name} ({elapsed}s so far)", flush=True)
