@@ -4,7 +4,9 @@
       --dataset=camvid:../shared/datasets/camvid --figure=runs/seg_fig5.png
 The input mode, codec and classes come from each folder's result.json. The figure shows, per
 validation image: the image, its reconstruction by each codec involved, the ground truth and
-each model's prediction.
+each model's prediction. With --evaluate=false it draws the panels each trainer saved
+(`examples/`) and needs no weights (models stay out of git: a folder restored on another
+machine still has its panels); a folder without them needs its segmenter.keras.
 """
 
 import functools
@@ -12,7 +14,6 @@ import json
 import os
 
 import keras
-import numpy as np
 from absl import app, flags
 
 from experiments import common
@@ -20,17 +21,32 @@ from flags import evaluation as _evaluation_flags  # noqa: F401  (defines the fl
 from tfcomp import configs, io, plots
 from tfcomp.data import segmentation, store
 from tfcomp.data.device import SegmentationInputs
-from tfcomp.eval.models import load_trained
-from tfcomp.eval.segmentation import evaluate_segmenter, predict_labels
+from tfcomp.eval.models import ModelError, load_trained, read_result
+from tfcomp.eval.segmentation import (
+    evaluate_segmenter,
+    figure_example,
+    read_examples,
+    write_examples,
+)
 
 flags.DEFINE_list("model_dirs", None, "Folders of trained segmenters.", required=True)
 flags.DEFINE_string("figure", None, "Write a Fig. 5 style PNG here.")
-flags.DEFINE_integer("figure_images", 3, "Rows of the figure.")
+flags.DEFINE_integer(
+    "figure_images",
+    None,
+    "Rows of the figure (default: the first model's example_images, the panels its trainer saved).",
+)
 flags.DEFINE_bool(
     "evaluate",
     True,
     "Score every model on the validation images; false: the figure only (each trainer's "
     "result.json already holds its model's scores).",
+)
+flags.DEFINE_bool(
+    "save_examples",
+    False,
+    "Save each folder's Fig. 5 panels (examples/) from its weights, as its trainer does since "
+    "the panels exist (for segmenters trained before).",
 )
 FLAGS = flags.FLAGS
 
@@ -59,41 +75,77 @@ def inputs_of(trained):
     return SegmentationInputs(trained.input_mode, trained.codec, from_store=False)
 
 
-def figure(loaded, path):
-    """Fig. 5 over the first `figure_images` validation images of the first model's source."""
-    dataset, tfds_dir, manual, _ = source(FLAGS.model_dirs[0])
-    examples, _, classes = segmentation.segmentation_dataset(dataset, FLAGS.split, tfds_dir, manual)
-    codecs = {}  # one reconstruction column per codec (operating point), in the order first used
-    for trained in loaded:
-        if trained.codec is not None and trained.card["codec"] not in codecs:
-            codecs[trained.card["codec"]] = trained.codec
-    titles = ["image"] + [f"reconstruction\n{run_label(p)}" for p in codecs] + ["ground truth"]
+def panels_of(model_dir, examples, split, trained=None):
+    """(model card, [(labels, reconstruction or None)] for `examples`): the panels the trainer
+    saved (`examples/`), else predicted with the weights (`trained`, or loaded here)."""
+    saved = read_examples(model_dir, [image for image, _ in examples], split)
+    if saved is not None:
+        return read_result(model_dir)["models"]["segmenter"], saved
+    if trained is None:
+        if not os.path.exists(os.path.join(model_dir, "segmenter.keras")):
+            raise ModelError(
+                f"{model_dir}: neither its weights (segmenter.keras) nor panels of these "
+                f"{len(examples)} {split} images (examples/) to draw"
+            )
+        trained = load_trained(model_dir, "segmenter")
+    model, mode, codec = trained.model, trained.input_mode, trained.codec
+    return trained.card, [figure_example(model, mode, codec, i, m) for i, m in examples]
+
+
+def figure(model_dirs, path, count, loaded=None):
+    """Fig. 5 over the first `count` validation images of the first model's source: the image,
+    one reconstruction per codec (the first model's on it that has one), the ground truth and
+    each model's prediction; `loaded` (Trained per folder) spares loading weights again."""
+    dataset, tfds_dir, manual, _ = source(model_dirs[0])
+    examples, _, classes = segmentation.segmentation_dataset(
+        dataset, FLAGS.split, tfds_dir, manual, limit=count
+    )
+    examples = [(image.numpy(), mask.numpy()) for image, mask in examples]
+    loaded = loaded or [None] * len(model_dirs)
+    columns = [panels_of(d, examples, FLAGS.split, t) for d, t in zip(model_dirs, loaded)]
+    codecs = {}  # codec id -> (its folder's name, a model's reconstructions), first seen first
+    for card, panels in columns:
+        if card["codec_model_id"] and panels[0][1] is not None:
+            codecs.setdefault(card["codec_model_id"], (run_label(card["codec"]), panels))
+    titles = ["image"] + [f"reconstruction\n{label}" for label, _ in codecs.values()]
+    titles += ["ground truth"]
     titles += [
-        f"{t.card['arch']} ({t.input_mode})\n{run_label(d)}"
-        for t, d in zip(loaded, FLAGS.model_dirs)
+        f"{card['arch']} ({card['input_mode']})\n{run_label(d)}"
+        for (card, _), d in zip(columns, model_dirs)
     ]
     rows = []
-    for image, mask in examples.take(FLAGS.figure_images):
-        row = [image.numpy()]
-        for codec in codecs.values():
-            x_hat = codec(image[None])["x_hat"][0]
-            row.append(np.clip(np.round(x_hat.numpy()), 0, 255).astype(np.uint8))
-        row.append(mask.numpy()[..., 0])
-        for trained in loaded:
-            x, _ = inputs_of(trained)(image[None], mask[None, ..., 0], training=False)
-            logits = trained.model(x)["logits"]
-            row.append(predict_labels(logits, mask.shape[0], mask.shape[1])[0].numpy())
-        rows.append(row)
+    for i, (image, mask) in enumerate(examples):
+        row = [image] + [panels[i][1] for _, panels in codecs.values()] + [mask[..., 0]]
+        rows.append(row + [panels[i][0] for _, panels in columns])
     plots.segmentation_examples(rows, path, len(classes), titles)
     print(f"wrote {path}")
 
 
+def save_examples(model_dir, trained):
+    """The panels its trainer saves (`tfcomp.train.segmentation`), from a folder's weights."""
+    dataset, tfds_dir, manual, _ = source(model_dir)
+    count = (
+        FLAGS.figure_images or configs.load(os.path.join(model_dir, "config.json")).example_images
+    )
+    examples, _, _ = segmentation.segmentation_dataset(
+        dataset, FLAGS.split, tfds_dir, manual, limit=count
+    )
+    pairs = [(image.numpy(), mask.numpy()) for image, mask in examples]
+    write_examples(model_dir, trained.model, trained.input_mode, trained.codec, pairs, FLAGS.split)
+    print(f"{model_dir}: panels of {len(pairs)} {FLAGS.split} images in examples/")
+
+
 def main(argv):
     del argv
-    loaded = [load_trained(d, "segmenter") for d in FLAGS.model_dirs]
+    # The figure alone reads each trainer's saved panels where it has them, weights elsewhere.
+    weights = FLAGS.evaluate or FLAGS.save_examples
+    loaded = [load_trained(d, "segmenter") for d in FLAGS.model_dirs] if weights else None
+    if FLAGS.save_examples:
+        for model_dir, trained in zip(FLAGS.model_dirs, loaded):
+            save_examples(model_dir, trained)
     limit = FLAGS.limit or configs.get("eval", FLAGS.config).fig5_limit
     results = {}
-    scored = zip(FLAGS.model_dirs, loaded) if FLAGS.evaluate else ()
+    scored = zip(FLAGS.model_dirs, loaded) if loaded else ()
     for model_dir, trained in scored:
         dataset, tfds_dir, manual, batch = source(model_dir)
         examples, count, classes = segmentation.segmentation_dataset(
@@ -116,7 +168,10 @@ def main(argv):
     if FLAGS.output and FLAGS.evaluate:
         io.write_json(results, FLAGS.output)
     if FLAGS.figure:
-        figure(loaded, FLAGS.figure)
+        count = FLAGS.figure_images
+        if count is None:
+            count = configs.load(os.path.join(FLAGS.model_dirs[0], "config.json")).example_images
+        figure(FLAGS.model_dirs, FLAGS.figure, count or 3, loaded)
     if results:
         print(json.dumps({k: v["miou"] for k, v in results.items()}, indent=2))
 

@@ -5,6 +5,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -328,25 +329,37 @@ def test_a_run_continues_on_a_new_machine_from_its_collected_results(tmp_path):
 
 
 def test_a_figure_never_makes_the_networks_it_shows_train_again(tmp_path):
-    """Fig. 5 reads seven segmenters' weights: on a new machine (results restored, models
-    gone) it is skipped, naming what is missing, instead of training them and the classifiers
-    and codecs under them again; with the weights there it is drawn."""
+    """Fig. 5 reads seven segmenters' saved panels (committed with their results) or their
+    weights: on a new machine (results restored, models gone) it is drawn from the panels; where
+    a segmenter has neither (trained before the panels existed) it is skipped, naming what is
+    missing, instead of training them and the classifiers and codecs under them again."""
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
     assert drive(first, "--scale=tiny", "--only=fig5").returncode == 0
-    assert (first / "run" / "figures" / "fig5_segmentation.png").exists()
+    figure = "figures/fig5_segmentation.png"
+    assert (first / "run" / figure).exists()
     tool = os.path.join(ROOT, "tools", "collect_results.py")
     results = tmp_path / "results"
     assert subprocess.run([sys.executable, tool, str(first / "run"), str(results)]).returncode == 0
+    assert len(list(results.glob("seg/**/examples/examples.json"))) == 7
+    assert not list(results.glob("**/*.keras"))
     restore = [sys.executable, tool, "--restore", str(results), str(second / "run")]
     assert subprocess.run(restore).returncode == 0
-    (second / "run" / "figures" / "fig5_segmentation.png").unlink(missing_ok=True)
+    (second / "run" / figure).unlink(missing_ok=True)
+    result = drive(second, "--scale=tiny", "--only=fig5")
+    assert result.returncode == 0, result.stderr
+    assert [c.split()[0] for c in calls(second)] == ["experiments.eval_segmentation"]
+    assert "seg/bpp0.0983/cresnet51_d: done before, kept" in result.stdout
+    assert (second / "run" / figure).exists()
+    for panels in (second / "run").glob("seg/**/examples"):
+        shutil.rmtree(panels)
+    (second / "run" / figure).unlink()
+    (second / "calls.log").unlink()
     result = drive(second, "--scale=tiny", "--only=fig5")
     assert result.returncode == 0, result.stderr
     assert calls(second) == []
-    assert "seg/bpp0.0983/cresnet51_d: done before, kept" in result.stdout
     assert "fig5: skipped, as 7 model file(s) it reads" in result.stdout
-    assert not (second / "run" / "figures" / "fig5_segmentation.png").exists()
+    assert not (second / "run" / figure).exists()
 
 
 def test_a_kept_step_trained_under_other_settings_is_named(tmp_path):

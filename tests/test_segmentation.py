@@ -3,6 +3,9 @@
 import io
 import json
 import os
+import shutil
+import subprocess
+import sys
 import tarfile
 
 import keras
@@ -343,8 +346,78 @@ def test_segmenter_learns_beyond_a_constant_prediction(tmp_path, arch, mode, wei
     assert np.mean(cross_entropy[-20:]) < 0.8 * np.mean(cross_entropy[:20])
     info = json.loads((tmp_path / "run" / "result.json").read_text())["models"]["segmenter"]
     assert info["classes"][0] == "Sky" and info["input_mode"] == mode and info["arch"] == arch
+    check_saved_panels(tmp_path, data, mode)
     if mode == "compressed":
         check_segment_cli(tmp_path, codec_path, data)
+
+
+def check_saved_panels(tmp_path, data, mode):
+    """Fig. 5's panels the trainer saved (the first 3 of 4 validation images): the final model's
+    predictions and its codec's 8-bit reconstructions, computed here again from the saved files;
+    then the figure drawn from a copy of the folder without its weights."""
+    from tfcomp.eval.models import load_trained
+    from tfcomp.eval.segmentation import image_digest, read_examples
+
+    run = tmp_path / "run"
+    trained = load_trained(str(run), "segmenter")
+    examples, _, _ = segmentation.segmentation_dataset(data, "val", limit=3)
+    examples = [(i.numpy(), m.numpy()) for i, m in examples]
+    record = json.loads((run / "examples" / "examples.json").read_text())
+    assert record["images"] == [image_digest(i) for i, _ in examples]
+    panels = read_examples(str(run), [i for i, _ in examples], "val")
+    assert len(panels) == 3
+    for (image, mask), (labels, x_hat) in zip(examples, panels):
+        x = tf.constant(image[None])
+        if mode != "rgb":
+            z = trained.codec.encode(x)[0]
+            decoded = np.clip(np.round(trained.codec.decode(z).numpy()), 0, 255)
+            assert x_hat.dtype == np.uint8 and x_hat.shape == image.shape
+            error = x_hat - decoded[0, : mask.shape[0], : mask.shape[1]]
+            assert 10 * np.log10(255**2 / np.mean(error**2)) > 35  # JPEG for display
+            x = z if mode == "compressed" else tf.constant(x_hat[None])
+        else:
+            assert x_hat is None
+        logits = trained.model(x, training=False)["logits"]
+        expected = predict_labels(logits, mask.shape[0], mask.shape[1])[0].numpy()
+        assert labels.shape == mask.shape[:2]
+        assert np.mean(labels == expected) > 0.999
+    # Other images than the figure's: no panels (the figure then needs the weights).
+    assert read_examples(str(run), [examples[1][0]], "val") is None
+    if mode == "rgb":  # the figure without weights, as on a machine where they were lost
+        restored = tmp_path / "restored"
+        shutil.copytree(run, restored, ignore=shutil.ignore_patterns("*.keras", "checkpoints"))
+        figure = tmp_path / "fig5.png"
+        assert draw_figure(restored, figure).returncode == 0
+        with Image.open(figure) as drawn:  # 3 columns (image, truth, prediction), 3 rows
+            assert drawn.format == "PNG" and drawn.size[0] > drawn.size[1]
+        shutil.rmtree(restored / "examples")
+        failed = draw_figure(restored, figure)
+        assert failed.returncode != 0
+        assert "neither its weights (segmenter.keras) nor panels" in failed.stderr
+        # Panels of a segmenter trained before they existed: made from its weights, the same.
+        shutil.rmtree(run / "examples")
+        assert draw_figure(run, figure, "--save_examples").returncode == 0
+        again = read_examples(str(run), [i for i, _ in examples], "val")
+        for (labels, _), (saved, _) in zip(panels, again):
+            assert np.mean(labels == saved) > 0.999
+
+
+def draw_figure(model_dir, figure, *flags):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.eval_segmentation",
+            f"--model_dirs={model_dir}",
+            "--evaluate=false",
+            f"--figure={figure}",
+            *flags,
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
 
 
 def check_segment_cli(tmp_path, codec_path, data):

@@ -227,6 +227,11 @@ class SegmenterConfig(DataConfig, RunConfig):
     curve_every_steps: int = _field(
         2000, "Validation mIoU every this many steps into curve.json (Fig. 4); 0: off."
     )
+    example_images: int = _field(
+        3,
+        "Validation images whose predicted label maps (and its codec's reconstructions) the "
+        "finished segmenter saves in examples/, for Fig. 5 where its weights are gone; 0: none.",
+    )
     decode_once: bool | None = _field(None, _DECODE_ONCE)
     class_weighting: str = _field(
         "none",
@@ -585,10 +590,18 @@ def resolve(task, spec, data_dir=None, **overrides):
     return config
 
 
-# Fields that say what is measured while a model trains, not what is trained: a finished run
-# stays valid when only these changed (its model is the same; its curve has other points).
+# Fields that say what is measured while a model trains, or shown from it when it is done, not
+# what is trained: a finished run stays valid when only these changed (its model is the same;
+# its curve has other points).
 EVALUATION_ONLY = frozenset(
-    {"curve_every_steps", "curve_every_epochs", "curve_dataset", "curve_split", "curve_limit"}
+    {
+        "curve_every_steps",
+        "curve_every_epochs",
+        "curve_dataset",
+        "curve_split",
+        "curve_limit",
+        "example_images",
+    }
 )
 
 

@@ -4,7 +4,9 @@
   .venv/bin/python tools/collect_results.py --restore results/table2_small RUN_DIR
 
 Copies every result.json, config.json, curve.json, rd.json, bench/*.json, timing.json,
-flops.json, the tables (table2*.md / *.csv) and the claims (claims.md / .json) of RUN_DIR into
+flops.json, a segmenter's Fig. 5 panels (examples/: its predictions and reconstructions of three
+validation images, so that Fig. 5 is drawn without its weights), the tables (table2*.md /
+*.csv) and the claims (claims.md / .json) of RUN_DIR into
 DEST, keeping the folder layout, and leaves out models, checkpoints, stores and logs (they stay
 out of git), and what the driver set aside (`NAME.stale`). DEST is replaced as a whole, so it
 never mixes two runs.
@@ -31,9 +33,14 @@ KEPT_NAMES = {"result.json", "config.json", "curve.json", "rd.json", "timing.jso
 SKIPPED_FOLDERS = {"checkpoints", "stores", "logs", "train", "scratch"}
 
 
+EXAMPLES = "examples"  # a segmenter's Fig. 5 panels (tfcomp.eval.segmentation): small PNGs
+
+
 def kept(relative):
     name = os.path.basename(relative)
     if name in KEPT_NAMES:
+        return True
+    if os.path.basename(os.path.dirname(relative)) == EXAMPLES and name.endswith((".png", ".json")):
         return True
     if relative.startswith("bench" + os.sep) and name.endswith(".json"):
         return True

@@ -87,6 +87,9 @@ class Step:
     # Reads the models of its needs where they are on this machine (a figure), but never makes
     # one train again: skipped, to run in a later session, while one is missing.
     optional: bool = False
+    # Files that stand in for `models` where an optional step reads them (a segmenter's saved
+    # Fig. 5 panels, committed with its result): with them, its models are not needed.
+    panels: tuple = ()
 
 
 def seeded(name, seed):
@@ -135,12 +138,23 @@ class Plan:
         draw=False,
         intermediate=False,
         optional=False,
+        panels=(),
     ):
         argv = ["-m", module] if not module.endswith(".py") else [module]
         if config:
             argv += [f"--config={self.scale}", *self.data_args(data)]
         argv += args
-        step = Step(name, result, argv, tuple(needs), tuple(models), draw, intermediate, optional)
+        step = Step(
+            name,
+            result,
+            argv,
+            tuple(needs),
+            tuple(models),
+            draw,
+            intermediate,
+            optional,
+            tuple(panels),
+        )
         self.steps.append(step)
 
     def codec(self, point):
@@ -198,6 +212,7 @@ class Plan:
             data="segmenter",
             models=[f"{folder}/segmenter.keras"],
             draw=draw,
+            panels=[f"{folder}/examples/examples.json"],  # tfcomp.eval.segmentation
         )
 
 
@@ -338,8 +353,9 @@ def table2_plan(scale, out, points, joint_points, env, seeds=None):
         f"--config={plan.scale}",  # data come with the models
         config=False,
         needs=["seg/" + os.path.relpath(d, f"{out}/seg") for d in fig5],
-        # Seven segmenters' weights: on a new machine they are gone, and training them (and
-        # the classifiers they start from) again for a figure would cost a session or more.
+        # Seven segmenters' saved panels (committed with their results), or their weights: on a
+        # new machine the weights are gone, and training them (and the classifiers they start
+        # from) again for a figure would cost a session or more.
         optional=True,
     )
     plan.add(
@@ -804,6 +820,7 @@ def execute(plan, launcher, jobs, log_dir):
     timing = os.path.join(os.path.dirname(log_dir), "timing.json")  # each step's wall, CPU s
     kept = done_before(plan.steps)
     models = {s.name: s.models for s in plan.steps}
+    panels = {s.name: s.panels for s in plan.steps}
     last_status = time.time()
     for k, step in list(pending):
         if step.name in kept:
@@ -854,7 +871,13 @@ def execute(plan, launcher, jobs, log_dir):
         return [(k, s) for k, s in pending if all(n in done or n not in names for n in s.needs)]
 
     def missing_models(step):
-        return [m for n in step.needs for m in models.get(n, ()) if not os.path.exists(m)]
+        """The model files an optional step's needs lack where no saved panels stand in."""
+        missing = []
+        for n in step.needs:
+            if panels.get(n) and all(os.path.exists(p) for p in panels[n]):
+                continue
+            missing += [m for m in models.get(n, ()) if not os.path.exists(m)]
+        return missing
 
     while pending or running:
         launchable = ready()

@@ -9,8 +9,9 @@ in the loss (class_weights.json holds them and the counts they come from). Recon
 inputs from a store are decoded once before training when `decode_once` says so
 (`classification.decodes_once`) and then cropped like RGB images, at any pixel (in the step, z
 is cut at multiples of 8 pixels). Writes `segmenter.keras`, `config.json`, `result.json` (mIoU
-and per-class IoU over whole validation images, `tfcomp.eval.segmentation`) and, with
-`curve_every_steps`, `curve.json` (Fig. 4).
+and per-class IoU over whole validation images, `tfcomp.eval.segmentation`), with
+`curve_every_steps` `curve.json` (Fig. 4), and with `example_images` its Fig. 5 panels of the
+first validation images of the store's source in `examples/` (`write_examples`).
 """
 
 import os
@@ -25,7 +26,7 @@ from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import segmentation, store
 from tfcomp.data.device import SegmentationInputs, decoder_8_bits
 from tfcomp.eval.models import load_codec, load_keras
-from tfcomp.eval.segmentation import SegmenterEvaluator
+from tfcomp.eval.segmentation import SegmenterEvaluator, write_examples
 from tfcomp.nets import registry
 from tfcomp.nets.deeplab import freeze_batch_norm, load_backbone, upsample
 from tfcomp.train import distribute, loop
@@ -217,5 +218,20 @@ class SegmenterTask(outline.Task):
         if metrics is None:
             bar = keras.utils.Progbar(self.num_val) if progress else None
             metrics = self.evaluate(bar)
+        self.save_examples(state["model"])
         card = network_card(self.config, self.codec, self.classes)
         return outline.Finished(models={"segmenter": (state["model"], card)}, metrics=metrics)
+
+    def save_examples(self, model):
+        """Fig. 5's panels of the first `example_images` whole validation images of the data's
+        source (a store's: the images it was made from), as `experiments.eval_segmentation`
+        draws them from weights."""
+        c = self.config
+        if not c.example_images:
+            return
+        source = store.source_of(c.dataset)
+        examples, _, _ = segmentation.segmentation_dataset(
+            source, "val", c.tfds_data_dir, c.manual_dir, limit=c.example_images
+        )
+        pairs = [(image.numpy(), mask.numpy()) for image, mask in examples]
+        write_examples(self.model_dir, model, c.input_mode, self.codec, pairs, "val")
