@@ -446,3 +446,51 @@ def check_segment_cli(tmp_path, codec_path, data):
     with Image.open(out) as mask:
         assert mask.mode == "P" and mask.size == (37, 45)
         assert np.asarray(mask).max() < 11
+
+
+def test_what_an_output_stride_keeps_of_a_thin_class_in_closed_form():
+    from tfcomp.eval.segmentation import run_widths, stride_sampled_labels
+
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, 20:23] = 1  # a pole 3 px wide; stride 8's block 16..23 samples column 20
+    mask[:, 41:44] = 2  # another; block 40..47 samples column 44: missed
+    sampled = stride_sampled_labels(mask, 8)
+    assert (sampled[:, 16:24] == 1).all() and (sampled[:, 40:48] == 0).all()
+    matrix = np.bincount(mask.ravel() * 3 + sampled.ravel(), minlength=9).reshape(3, 3)
+    iou, _ = iou_from_confusion(matrix)
+    # Per row, background: truth 58 px, predicted 56 (its 8 px of block 16..23 lost), both 53.
+    assert iou.tolist() == pytest.approx([53 / (58 + 56 - 53), 3 / 8, 0.0])
+    assert run_widths(mask, 1).tolist() == [3] * 64
+    # Sizes that are not multiples: a last partial block whose centre is inside the map has its
+    # own sample (rows 32..36: row 36); one whose centre is outside takes the block before's
+    # (columns 24..26 of 27: column 20's).
+    rng = np.random.default_rng(0)
+    mask = rng.integers(0, 5, (37, 27)).astype(np.uint8)
+    rows = [i // 8 * 8 + 4 for i in range(37)]
+    columns = [min(j // 8, 2) * 8 + 4 for j in range(27)]
+    np.testing.assert_array_equal(stride_sampled_labels(mask, 8), mask[np.ix_(rows, columns)])
+    row = np.array([[0, 1, 1, 0, 1, 1, 1, 1]])
+    assert run_widths(row, 1).tolist() == [2, 4]
+
+
+def test_label_resolution_tool_keeps_every_label_at_stride_one(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(root, "tools"))
+    import label_resolution
+
+    data = write_camvid(tmp_path / "camvid")
+    out = tmp_path / "resolution.json"
+    assert label_resolution.main([f"--dataset={data}", "--strides=1,8", f"--json={out}"]) == 0
+    result = json.loads(out.read_text())
+    present = [i for i, share in enumerate(result["pixel_share"]) if share > 0]
+    assert present == [0, 1, 2]  # the fixture's background and its two squares
+    assert [result["strides"]["1"]["per_class_iou"][i] for i in present] == [1.0, 1.0, 1.0]
+    assert result["strides"]["8"]["miou"] < 1.0
+    # Over masks of known shape: widths, shares and a square aligned with stride 8's blocks.
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 1
+    mask[0, :] = segmentation.IGNORE
+    direct = label_resolution.label_resolution([mask, mask[:, ::-1]], 2, [8])
+    assert direct["median_run_width"] == [8.0, 16.0]  # background runs 8 px either side
+    assert direct["pixel_share"] == pytest.approx([(992 - 256) / 992, 256 / 992])
+    assert direct["strides"]["8"]["per_class_iou"] == [1.0, 1.0]

@@ -97,6 +97,27 @@ def evaluate_segmenter(model, pipeline, num_classes, classes=None, progress=None
     return SegmenterEvaluator(model, num_classes, classes, transform)(pipeline, progress)
 
 
+def stride_sampled_labels(mask, stride):
+    """The label map [H, W] that a map at 1 / `stride` resolution holds when each of its pixels
+    takes the true label at the centre of its `stride` x `stride` block, upsampled by nearest
+    neighbour: what an output stride can place, short of the sub-block boundaries that bilinear
+    upsampling of logits may draw (`predict_labels`), so an indicator of the resolution's cost
+    for thin classes, not a bound."""
+    mask = np.asarray(mask)
+    height, width = mask.shape
+    sampled = mask[stride // 2 :: stride, stride // 2 :: stride]
+    rows = np.minimum(np.arange(height) // stride, sampled.shape[0] - 1)
+    columns = np.minimum(np.arange(width) // stride, sampled.shape[1] - 1)
+    return sampled[rows[:, None], columns[None, :]]
+
+
+def run_widths(mask, label):
+    """Widths in pixels of the horizontal runs of `label` in a label map, row by row."""
+    hits = np.pad(np.asarray(mask) == label, ((0, 0), (1, 1))).astype(np.int8)
+    steps = np.diff(hits, axis=1)
+    return np.nonzero(steps == -1)[1] - np.nonzero(steps == 1)[1]
+
+
 def class_fractions(labels, classes):
     """{class: share of the pixels} of a label map, classes that occur only."""
     counts = np.bincount(np.asarray(labels).ravel(), minlength=len(classes))
