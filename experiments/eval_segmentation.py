@@ -145,7 +145,7 @@ def main(argv):
             save_examples(model_dir, trained)
     limit = FLAGS.limit or configs.get("eval", FLAGS.config).fig5_limit
     results = {}
-    scored = zip(FLAGS.model_dirs, loaded) if loaded else ()
+    scored = zip(FLAGS.model_dirs, loaded) if FLAGS.evaluate else ()
     for model_dir, trained in scored:
         dataset, tfds_dir, manual, batch = source(model_dir)
         examples, count, classes = segmentation.segmentation_dataset(
@@ -169,9 +169,11 @@ def main(argv):
         io.write_json(results, FLAGS.output)
     if FLAGS.figure:
         count = FLAGS.figure_images
-        if count is None:
+        if count is None:  # the panels its trainer saved; a folder that saved none: the default
             count = configs.load(os.path.join(FLAGS.model_dirs[0], "config.json")).example_images
-        figure(FLAGS.model_dirs, FLAGS.figure, count or 3, loaded)
+        figure(
+            FLAGS.model_dirs, FLAGS.figure, count or configs.SegmenterConfig.example_images, loaded
+        )
     if results:
         print(json.dumps({k: v["miou"] for k, v in results.items()}, indent=2))
 
