@@ -820,6 +820,9 @@ def test_collected_results_keep_the_small_files_only(tmp_path):
         "cls/a/classifier.keras": "model", "cls/a/checkpoints/ckpt-1.index": "x",
         "stores/p/classifier/manifest.json": "{}", "logs/flops.log": "log",
         "rd/rd.json": "{}", "bench/inference.json": "{}", "seg/eval_all.json": "{}",
+        "seg/s/examples/examples.json": "{}", "seg/s/examples/00_prediction.png": "p",
+        "seg/s/examples/00_reconstruction.jpg": "j", "seg/s/examples/notes.txt": "t",
+        "seg/s/sample.png": "p",
     }  # fmt: skip
     for name, text in files.items():
         (run / name).parent.mkdir(parents=True, exist_ok=True)
@@ -832,7 +835,9 @@ def test_collected_results_keep_the_small_files_only(tmp_path):
     assert copied == sorted(
         ["table2.md", "table2.csv", "timing.json", "flops.json", "cls/a/result.json",
          "claims.md", "claims.json",
-         "cls/a/config.json", "cls/a/curve.json", "rd/rd.json", "bench/inference.json"]
+         "cls/a/config.json", "cls/a/curve.json", "rd/rd.json", "bench/inference.json",
+         "seg/s/examples/examples.json", "seg/s/examples/00_prediction.png",
+         "seg/s/examples/00_reconstruction.jpg"]
     )  # fmt: skip
     empty = tmp_path / "empty"
     empty.mkdir()

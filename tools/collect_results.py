@@ -40,8 +40,8 @@ def kept(relative):
     name = os.path.basename(relative)
     if name in KEPT_NAMES:
         return True
-    if os.path.basename(os.path.dirname(relative)) == EXAMPLES and name.endswith((".png", ".json")):
-        return True
+    if os.path.basename(os.path.dirname(relative)) == EXAMPLES:
+        return name.endswith((".png", ".jpg", ".json"))
     if relative.startswith("bench" + os.sep) and name.endswith(".json"):
         return True
     top = os.sep not in relative
