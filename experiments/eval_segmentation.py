@@ -25,6 +25,8 @@ from tfcomp.eval.models import ModelError, load_trained, read_result
 from tfcomp.eval.segmentation import (
     evaluate_segmenter,
     figure_example,
+    figure_rows,
+    folder_label,
     read_examples,
     write_examples,
 )
@@ -49,12 +51,6 @@ flags.DEFINE_bool(
     "the panels exist (for segmenters trained before).",
 )
 FLAGS = flags.FLAGS
-
-
-def run_label(path):
-    """What tells runs apart in a figure: the folder holding a model folder ("bpp0.0983",
-    "rgb") or a codec file ("codec_bpp0.0983")."""
-    return os.path.basename(os.path.dirname(os.path.abspath(path)))
 
 
 def source(model_dir):
@@ -102,21 +98,8 @@ def figure(model_dirs, path, count, loaded=None):
     )
     examples = [(image.numpy(), mask.numpy()) for image, mask in examples]
     loaded = loaded or [None] * len(model_dirs)
-    columns = [panels_of(d, examples, FLAGS.split, t) for d, t in zip(model_dirs, loaded)]
-    codecs = {}  # codec id -> (its folder's name, a model's reconstructions), first seen first
-    for card, panels in columns:
-        if card["codec_model_id"] and panels[0][1] is not None:
-            codecs.setdefault(card["codec_model_id"], (run_label(card["codec"]), panels))
-    titles = ["image"] + [f"reconstruction\n{label}" for label, _ in codecs.values()]
-    titles += ["ground truth"]
-    titles += [
-        f"{card['arch']} ({card['input_mode']})\n{run_label(d)}"
-        for (card, _), d in zip(columns, model_dirs)
-    ]
-    rows = []
-    for i, (image, mask) in enumerate(examples):
-        row = [image] + [panels[i][1] for _, panels in codecs.values()] + [mask[..., 0]]
-        rows.append(row + [panels[i][0] for _, panels in columns])
+    columns = [(panels_of(d, examples, FLAGS.split, t), d) for d, t in zip(model_dirs, loaded)]
+    rows, titles = figure_rows(examples, [(c, p, folder_label(d)) for (c, p), d in columns])
     plots.segmentation_examples(rows, path, len(classes), titles)
     print(f"wrote {path}")
 
@@ -131,7 +114,8 @@ def save_examples(model_dir, trained):
         dataset, FLAGS.split, tfds_dir, manual, limit=count
     )
     pairs = [(image.numpy(), mask.numpy()) for image, mask in examples]
-    write_examples(model_dir, trained.model, trained.input_mode, trained.codec, pairs, FLAGS.split)
+    model, mode, codec = trained.model, trained.input_mode, trained.codec
+    write_examples(model_dir, model, mode, codec, pairs, FLAGS.split, dataset)
     print(f"{model_dir}: panels of {len(pairs)} {FLAGS.split} images in examples/")
 
 

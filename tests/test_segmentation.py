@@ -390,6 +390,22 @@ def check_saved_panels(tmp_path, data, mode):
         assert draw_figure(restored, figure).returncode == 0
         with Image.open(figure) as drawn:  # 3 columns (image, truth, prediction), 3 rows
             assert drawn.format == "PNG" and drawn.size[0] > drawn.size[1]
+        # The README's Fig. 5 (tools/readme_tables.py) from collected results: panels only.
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
+        import readme_tables
+
+        collected = tmp_path / "results"
+        shutil.copytree(restored, collected / "seg" / "rgb" / "resnet50_d.seed1")
+        drawn = tmp_path / "readme_fig5.png"
+        assert readme_tables._fig5(str(collected), str(drawn)) and drawn.exists()
+        record = json.loads((restored / "examples" / "examples.json").read_text())
+        assert record["dataset"] == data and record["split"] == "val"
+        # Without the data the panels name: the figure drawn before stays, none is made.
+        path = collected / "seg" / "rgb" / "resnet50_d.seed1" / "examples" / "examples.json"
+        path.write_text(json.dumps({**record, "dataset": f"camvid:{tmp_path / 'gone'}"}))
+        assert readme_tables._fig5(str(collected), str(drawn))
+        drawn.unlink()
+        assert not readme_tables._fig5(str(collected), str(drawn)) and not drawn.exists()
         shutil.rmtree(restored / "examples")
         failed = draw_figure(restored, figure)
         assert failed.returncode != 0

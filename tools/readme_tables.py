@@ -22,7 +22,8 @@ SOURCE rendered afresh:
                                    the steps finished with their CPU hours, Table 2 with mean and
                                    95% interval per row, the joint-training table, the paper's
                                    claims (tools/claims.py), and its figures, written to
-                                   docs/figures/<folder name>_*.png
+                                   docs/figures/<folder name>_*.png (Fig. 5 from the segmenters'
+                                   saved panels, where the data they name is on this machine)
 """
 
 import argparse
@@ -259,6 +260,7 @@ def run_report(folder, figures_dir, link_root=ROOT):
         ("rate_distortion", lambda p: _rd(rd, p)),
         ("rate_distortion_domain", lambda p: _rd(table2.load_rd(folder, "rd_domain"), p)),
         ("codec_curves", lambda p: _codec_curves(folder, p)),
+        ("fig5_segmentation", lambda p: _fig5(folder, p)),
     ):
         path = os.path.join(figures_dir, f"{prefix}_{name}.png")
         if draw(path):
@@ -400,6 +402,52 @@ def _curves(folder, path):
     if not series:
         return False
     plots.validation_curves({"validation top-1": series}, path, "epoch", "top-1 %")
+    return True
+
+
+# Fig. 5's networks (the paper's: ResNet-50-d on reconstructions, cResNet-51-d on z).
+FIG5_ARCHS = ("resnet50_d", "cresnet51_d")
+
+
+def _fig5(folder, path):
+    """Fig. 5 from the segmenters' saved panels (`examples/`): for RGB and each operating point,
+    ResNet-50-d and cResNet-51-d of the lowest seed that has them, beside the images and masks
+    read from the data the panels name. Where that data is not on this machine the figure drawn
+    before stays (True when there is one to link)."""
+    from tfcomp import io, plots
+    from tfcomp.data import segmentation
+    from tfcomp.eval import segmentation as seg_eval
+
+    chosen = {}  # (point, arch) -> folder of its lowest seed with panels
+    pattern = os.path.join(folder, "seg", "*", "*", seg_eval.EXAMPLES, "examples.json")
+    for record_path in sorted(glob.glob(pattern)):
+        model_dir = os.path.dirname(os.path.dirname(record_path))
+        point = os.path.basename(os.path.dirname(model_dir))
+        arch, _, seed = os.path.basename(model_dir).partition(".seed")
+        if arch in FIG5_ARCHS:
+            key, seed = (point, arch), int(seed or 0)
+            if key not in chosen or seed < chosen[key][0]:
+                chosen[key] = (seed, model_dir)
+    if not chosen:
+        return False
+    order = sorted(chosen, key=lambda k: (k[0] != "rgb", k[0], FIG5_ARCHS.index(k[1])))
+    first = io.read_json(os.path.join(chosen[order[0]][1], seg_eval.EXAMPLES, "examples.json"))
+    dataset = first.get("dataset", "")
+    if not os.path.isdir(dataset.partition(":")[2]):  # e.g. camvid:PATH
+        return os.path.exists(path)
+    examples, _, classes = segmentation.segmentation_dataset(
+        dataset, first["split"], limit=len(first["images"])
+    )
+    examples = [(image.numpy(), mask.numpy()) for image, mask in examples]
+    columns = []
+    for key in order:
+        seed, model_dir = chosen[key]
+        panels = seg_eval.read_examples(model_dir, [i for i, _ in examples], first["split"])
+        if panels is not None:
+            card = io.read_json(os.path.join(model_dir, "result.json"))["models"]["segmenter"]
+            columns.append((card, panels, f"{key[0]} seed {seed}"))
+    rows, titles = seg_eval.figure_rows(examples, columns)
+    plots.segmentation_examples(rows, path, len(classes), titles)
     return True
 
 

@@ -160,10 +160,11 @@ def save_jpeg(path, image, quality=PANEL_QUALITY):
     io.atomic_write(path, buffer.getvalue())
 
 
-def write_examples(folder, model, input_mode, codec, examples, split):
-    """Saves the predictions of `examples` ((image, mask) pairs) as PNGs in folder/examples/ and,
-    with a codec, its reconstructions as JPEGs (`PANEL_QUALITY`: shown, never measured), then
-    examples.json naming each image by its digest."""
+def write_examples(folder, model, input_mode, codec, examples, split, dataset):
+    """Saves the predictions of `examples` ((image, mask) pairs, the first of `dataset`'s
+    `split`) as PNGs in folder/examples/ and, with a codec, its reconstructions as JPEGs
+    (`PANEL_QUALITY`: shown, never measured), then examples.json naming the data and each image
+    by its digest."""
     target = os.path.join(folder, EXAMPLES)
     images = []
     for i, (image, mask) in enumerate(examples):
@@ -172,7 +173,12 @@ def write_examples(folder, model, input_mode, codec, examples, split):
         if x_hat is not None:
             save_jpeg(os.path.join(target, f"{i:02d}_reconstruction.jpg"), x_hat)
         images.append(image_digest(image))
-    record = {"split": split, "images": images, "reconstructions": codec is not None}
+    record = {
+        "dataset": dataset,
+        "split": split,
+        "images": images,
+        "reconstructions": codec is not None,
+    }
     io.write_json(record, os.path.join(target, "examples.json"))
 
 
@@ -197,3 +203,28 @@ def read_examples(folder, images, split):
             x_hat, _ = io.read_image(os.path.join(target, f"{i:02d}_reconstruction.jpg"))
         panels.append((labels[..., 0], x_hat))
     return panels
+
+
+def folder_label(path):
+    """What tells runs apart in a figure: the folder holding a model folder or a codec file
+    ("bpp0.0983", "rgb", "codec_bpp0.0983")."""
+    return os.path.basename(os.path.dirname(os.path.abspath(path)))
+
+
+def figure_rows(examples, columns):
+    """(rows, titles) of Fig. 5 (`tfcomp.plots.segmentation_examples`): per image of `examples`
+    ((image, mask) pairs), the image, one reconstruction per codec (the first column's on it
+    that has one), the ground truth and each column's prediction; `columns`: (model card,
+    [(labels, reconstruction or None)] per image, label) per model."""
+    codecs = {}  # codec id -> (its folder's name, a model's panels), first seen first
+    for card, panels, _ in columns:
+        if card["codec_model_id"] and panels[0][1] is not None:
+            codecs.setdefault(card["codec_model_id"], (folder_label(card["codec"]), panels))
+    titles = ["image"] + [f"reconstruction\n{label}" for label, _ in codecs.values()]
+    titles += ["ground truth"]
+    titles += [f"{card['arch']} ({card['input_mode']})\n{label}" for card, _, label in columns]
+    rows = []
+    for i, (image, mask) in enumerate(examples):
+        row = [image] + [panels[i][1] for _, panels in codecs.values()] + [mask[..., 0]]
+        rows.append(row + [panels[i][0] for _, panels, _ in columns])
+    return rows, titles

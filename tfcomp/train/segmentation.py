@@ -234,4 +234,4 @@ class SegmenterTask(outline.Task):
             source, "val", c.tfds_data_dir, c.manual_dir, limit=c.example_images
         )
         pairs = [(image.numpy(), mask.numpy()) for image, mask in examples]
-        write_examples(self.model_dir, model, c.input_mode, self.codec, pairs, "val")
+        write_examples(self.model_dir, model, c.input_mode, self.codec, pairs, "val", source)
