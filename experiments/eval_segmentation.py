@@ -25,6 +25,7 @@ from tfcomp.eval.models import ModelError, load_trained, read_result
 from tfcomp.eval.segmentation import (
     evaluate_segmenter,
     figure_example,
+    figure_images,
     figure_rows,
     folder_label,
     read_examples,
@@ -89,14 +90,11 @@ def panels_of(model_dir, examples, split, trained=None):
 
 
 def figure(model_dirs, path, count, loaded=None):
-    """Fig. 5 over the first `count` validation images of the first model's source: the image,
+    """Fig. 5 over `count` validation images spread over the first model's source: the image,
     one reconstruction per codec (the first model's on it that has one), the ground truth and
     each model's prediction; `loaded` (Trained per folder) spares loading weights again."""
     dataset, tfds_dir, manual, _ = source(model_dirs[0])
-    examples, _, classes = segmentation.segmentation_dataset(
-        dataset, FLAGS.split, tfds_dir, manual, limit=count
-    )
-    examples = [(image.numpy(), mask.numpy()) for image, mask in examples]
+    _, examples, classes = figure_images(dataset, FLAGS.split, count, tfds_dir, manual)
     loaded = loaded or [None] * len(model_dirs)
     columns = [(panels_of(d, examples, FLAGS.split, t), d) for d, t in zip(model_dirs, loaded)]
     rows, titles = figure_rows(examples, [(c, p, folder_label(d)) for (c, p), d in columns])
@@ -110,12 +108,9 @@ def save_examples(model_dir, trained):
     count = (
         FLAGS.figure_images or configs.load(os.path.join(model_dir, "config.json")).example_images
     )
-    examples, _, _ = segmentation.segmentation_dataset(
-        dataset, FLAGS.split, tfds_dir, manual, limit=count
-    )
-    pairs = [(image.numpy(), mask.numpy()) for image, mask in examples]
+    indices, pairs, _ = figure_images(dataset, FLAGS.split, count, tfds_dir, manual)
     model, mode, codec = trained.model, trained.input_mode, trained.codec
-    write_examples(model_dir, model, mode, codec, pairs, FLAGS.split, dataset)
+    write_examples(model_dir, model, mode, codec, pairs, FLAGS.split, dataset, indices)
     print(f"{model_dir}: panels of {len(pairs)} {FLAGS.split} images in examples/")
 
 

@@ -352,7 +352,7 @@ def test_segmenter_learns_beyond_a_constant_prediction(tmp_path, arch, mode, wei
 
 
 def check_saved_panels(tmp_path, data, mode):
-    """Fig. 5's panels the trainer saved (the first 3 of 4 validation images): the final model's
+    """Fig. 5's panels the trainer saved (3 of 4 validation images): the final model's
     predictions and its codec's 8-bit reconstructions, computed here again from the saved files;
     then the figure drawn from a copy of the folder without its weights."""
     from tfcomp.eval.models import load_trained
@@ -360,9 +360,11 @@ def check_saved_panels(tmp_path, data, mode):
 
     run = tmp_path / "run"
     trained = load_trained(str(run), "segmenter")
-    examples, _, _ = segmentation.segmentation_dataset(data, "val", limit=3)
-    examples = [(i.numpy(), m.numpy()) for i, m in examples]
+    examples, _, _ = segmentation.segmentation_dataset(data, "val")
+    # 3 of the 4 spread evenly, first and last included: 0, 1.5 (rounded to even), 3.
+    examples = [(i.numpy(), m.numpy()) for k, (i, m) in enumerate(examples) if k in (0, 2, 3)]
     record = json.loads((run / "examples" / "examples.json").read_text())
+    assert record["indices"] == [0, 2, 3]
     assert record["images"] == [image_digest(i) for i, _ in examples]
     panels = read_examples(str(run), [i for i, _ in examples], "val")
     assert len(panels) == 3

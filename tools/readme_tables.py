@@ -415,7 +415,6 @@ def _fig5(folder, path):
     read from the data the panels name. Where that data is not on this machine the figure drawn
     before stays (True when there is one to link)."""
     from tfcomp import io, plots
-    from tfcomp.data import segmentation
     from tfcomp.eval import segmentation as seg_eval
 
     chosen = {}  # (point, arch) -> folder of its lowest seed with panels
@@ -435,10 +434,7 @@ def _fig5(folder, path):
     dataset = first.get("dataset", "")
     if not os.path.isdir(dataset.partition(":")[2]):  # e.g. camvid:PATH
         return os.path.exists(path)
-    examples, _, classes = segmentation.segmentation_dataset(
-        dataset, first["split"], limit=len(first["images"])
-    )
-    examples = [(image.numpy(), mask.numpy()) for image, mask in examples]
+    _, examples, classes = seg_eval.figure_images(dataset, first["split"], len(first["images"]))
     columns = []
     for key in order:
         seed, model_dir = chosen[key]

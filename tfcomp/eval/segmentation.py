@@ -160,11 +160,31 @@ def save_jpeg(path, image, quality=PANEL_QUALITY):
     io.atomic_write(path, buffer.getvalue())
 
 
-def write_examples(folder, model, input_mode, codec, examples, split, dataset):
-    """Saves the predictions of `examples` ((image, mask) pairs, the first of `dataset`'s
-    `split`) as PNGs in folder/examples/ and, with a codec, its reconstructions as JPEGs
-    (`PANEL_QUALITY`: shown, never measured), then examples.json naming the data and each image
-    by its digest."""
+def figure_images(dataset, split, count, tfds_data_dir=None, manual_dir=None):
+    """(indices, [(image, mask)] as uint8 arrays, class names): `count` images of a split spread
+    evenly over it, first and last included (a video's frames, as CamVid's, differ little from
+    one to the next), the images a figure shows and a segmenter's panels are made of."""
+    from tfcomp.data import segmentation
+
+    examples, total, classes = segmentation.segmentation_dataset(
+        dataset, split, tfds_data_dir, manual_dir
+    )
+    count = min(count, total)
+    indices = sorted({round(i * (total - 1) / max(count - 1, 1)) for i in range(count)})
+    wanted = set(indices)
+    pairs = [
+        (image.numpy(), mask.numpy())
+        for k, (image, mask) in enumerate(examples.take(indices[-1] + 1))
+        if k in wanted
+    ]
+    return indices, pairs, classes
+
+
+def write_examples(folder, model, input_mode, codec, examples, split, dataset, indices):
+    """Saves the predictions of `examples` ((image, mask) pairs, `dataset`'s `split` at
+    `indices`: `figure_images`) as PNGs in folder/examples/ and, with a codec, its
+    reconstructions as JPEGs (`PANEL_QUALITY`: shown, never measured), then examples.json
+    naming the data and each image by its digest."""
     target = os.path.join(folder, EXAMPLES)
     images = []
     for i, (image, mask) in enumerate(examples):
@@ -176,6 +196,7 @@ def write_examples(folder, model, input_mode, codec, examples, split, dataset):
     record = {
         "dataset": dataset,
         "split": split,
+        "indices": list(indices),
         "images": images,
         "reconstructions": codec is not None,
     }
@@ -184,7 +205,7 @@ def write_examples(folder, model, input_mode, codec, examples, split, dataset):
 
 def read_examples(folder, images, split):
     """[(labels, reconstruction or None)] saved in folder/examples/ for `images` (uint8 arrays,
-    the figure's first validation images of `split`), or None where the folder saved no panels
+    the figure's images of `split`, `figure_images`), or None where the folder saved no panels
     for them (none saved, fewer, other images); a panel file missing raises."""
     target = os.path.join(folder, EXAMPLES)
     path = os.path.join(target, "examples.json")

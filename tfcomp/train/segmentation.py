@@ -26,7 +26,7 @@ from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import segmentation, store
 from tfcomp.data.device import SegmentationInputs, decoder_8_bits
 from tfcomp.eval.models import load_codec, load_keras
-from tfcomp.eval.segmentation import SegmenterEvaluator, write_examples
+from tfcomp.eval.segmentation import SegmenterEvaluator, figure_images, write_examples
 from tfcomp.nets import registry
 from tfcomp.nets.deeplab import freeze_batch_norm, load_backbone, upsample
 from tfcomp.train import distribute, loop
@@ -223,15 +223,15 @@ class SegmenterTask(outline.Task):
         return outline.Finished(models={"segmenter": (state["model"], card)}, metrics=metrics)
 
     def save_examples(self, model):
-        """Fig. 5's panels of the first `example_images` whole validation images of the data's
+        """Fig. 5's panels of `example_images` whole validation images spread over the data's
         source (a store's: the images it was made from), as `experiments.eval_segmentation`
         draws them from weights."""
         c = self.config
         if not c.example_images:
             return
         source = store.source_of(c.dataset)
-        examples, _, _ = segmentation.segmentation_dataset(
-            source, "val", c.tfds_data_dir, c.manual_dir, limit=c.example_images
+        indices, pairs, _ = figure_images(
+            source, "val", c.example_images, c.tfds_data_dir, c.manual_dir
         )
-        pairs = [(image.numpy(), mask.numpy()) for image, mask in examples]
-        write_examples(self.model_dir, model, c.input_mode, self.codec, pairs, "val", source)
+        mode, codec = c.input_mode, self.codec
+        write_examples(self.model_dir, model, mode, codec, pairs, "val", source, indices)
