@@ -98,7 +98,7 @@ def figure(model_dirs, path, count, loaded=None):
     loaded = loaded or [None] * len(model_dirs)
     columns = [(panels_of(d, examples, FLAGS.split, t), d) for d, t in zip(model_dirs, loaded)]
     rows, titles = figure_rows(examples, [(c, p, folder_label(d)) for (c, p), d in columns])
-    plots.segmentation_examples(rows, path, len(classes), titles)
+    plots.segmentation_examples(rows, path, classes, titles)
     print(f"wrote {path}")
 
 

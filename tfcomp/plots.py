@@ -105,8 +105,10 @@ def label_colours(num_classes, seed=3):
     return colours
 
 
-def segmentation_examples(rows, path, num_classes, titles):
-    """Fig. 5: one row per image; columns are images or label maps (2-D int arrays)."""
+def segmentation_examples(rows, path, classes, titles):
+    """Fig. 5: one row per image; columns are images or label maps (2-D int arrays) of
+    `classes` (their names, in label order), named in a legend below."""
+    num_classes = len(classes)
     colours = label_colours(num_classes)
     fig, axes = plt.subplots(len(rows), len(titles), figsize=(3 * len(titles), 2.4 * len(rows)))
     axes = np.atleast_2d(axes)
@@ -117,6 +119,11 @@ def segmentation_examples(rows, path, num_classes, titles):
             axes[r, c].axis("off")
             if r == 0:
                 axes[r, c].set_title(titles[c], fontsize=9)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=colours[k] / 255, label=str(name)) for k, name in enumerate(classes)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(num_classes, 11), fontsize=8)
+    fig.subplots_adjust(bottom=0.1)
     _save(fig, path)
 
 

@@ -443,7 +443,7 @@ def _fig5(folder, path):
             card = io.read_json(os.path.join(model_dir, "result.json"))["models"]["segmenter"]
             columns.append((card, panels, f"{key[0]} seed {seed}"))
     rows, titles = seg_eval.figure_rows(examples, columns)
-    plots.segmentation_examples(rows, path, len(classes), titles)
+    plots.segmentation_examples(rows, path, classes, titles)
     return True
 
 
