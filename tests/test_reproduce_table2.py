@@ -909,6 +909,15 @@ def test_readme_blocks_are_regenerated_from_a_run_folder(tmp_path):
         for s, m in ((1000, 0.80), (2000, 0.83))
     ]
     (run / "codec_bpp0.0983" / "curve.json").write_text(json.dumps(curve))
+    # A segmenter: its IoU per class (Pole absent from truth and prediction: no IoU).
+    (run / "seg" / "rgb" / "resnet50_d").mkdir(parents=True)
+    seg = {
+        "metrics": {"miou": 0.45, "per_class_iou": {"Sky": 0.9, "Pole": None}},
+        "models": {"segmenter": {"classes": ["Sky", "Pole"]}},
+        "train": {"seconds": 360.0, "cpu_seconds": 360.0},
+        "config": {"task": "segmenter", "fields": {"seed": 0}},
+    }
+    (run / "seg" / "rgb" / "resnet50_d" / "result.json").write_text(json.dumps(seg))
     # A step that trains nothing counts with the driver's timing (1 h wall, 0.5 h CPU).
     # A trainer that resumed: the driver timed its last session only (10 min), its own clock
     # every session (0.5 h wall, 1 h CPU), which the table shows.
@@ -933,7 +942,9 @@ def test_readme_blocks_are_regenerated_from_a_run_folder(tmp_path):
     assert "stale" not in text
     assert "| cls/rgb/resnet50 | 0 | 0.50 | 1.00 | top-1 80.0%, top-5 90.0% |" in text
     assert "| rate_distortion/baselines | | 1.00 | 0.50 | |" in text
-    assert "Total: 3.00 wall hours, 3.00 CPU hours." in text
+    assert "Total: 3.10 wall hours, 3.10 CPU hours." in text
+    assert "| segmenter | mIoU | Sky | Pole |" in text
+    assert "| rgb/resnet50_d | 45.0 | 90.0 |  |" in text
     half = 4.302653 * np.std([50, 54, 52], ddof=1) / np.sqrt(3)
     assert f"| bpp0.0983 | cResNet-51 | z | 52.00 ± {half:.2f} (3 seeds) |" in text
     figure = tmp_path / "docs" / "figures" / "run_classification_curves.png"

@@ -246,6 +246,7 @@ def run_report(folder, figures_dir, link_root=ROOT):
                 f"{table2.fmt(r['paper_top1'])} | {table2.fmt(r['paper_miou'])} |"
             )
         lines.append("")
+    lines += segmenter_class_lines(folder)
     lines += codec_curve_lines(folder)
     checked = claims_tool.check(folder, "small" if small else None)
     if checked:
@@ -268,6 +269,31 @@ def run_report(folder, figures_dir, link_root=ROOT):
     for path in drawn:
         lines.append(f"![{os.path.basename(path)}]({os.path.relpath(path, link_root)})")
     return "\n".join(lines).rstrip()
+
+
+def segmenter_class_lines(folder):
+    """Every segmenter's IoU per class on the whole validation split (issue 15's thin classes),
+    classes in the data's order."""
+    import table2
+
+    paths = sorted(glob.glob(os.path.join(folder, "seg", "*", "*", "result.json")))
+    results = [(p, table2.load(p)) for p in paths]
+    results = [(p, r) for p, r in results if (r.get("metrics") or {}).get("per_class_iou")]
+    if not results:
+        return []
+    classes = results[0][1]["models"]["segmenter"]["classes"]
+    lines = [
+        "Each segmenter's IoU per class, %, on every validation image:",
+        "",
+        "| segmenter | mIoU | " + " | ".join(classes) + " |",
+        "| --- " * (len(classes) + 2) + "|",
+    ]
+    for path, result in results:
+        name = os.path.relpath(os.path.dirname(path), os.path.join(folder, "seg"))
+        iou = result["metrics"]["per_class_iou"]
+        cells = " | ".join("" if iou.get(c) is None else f"{100 * iou[c]:.1f}" for c in classes)
+        lines.append(f"| {name} | {100 * result['metrics']['miou']:.1f} | {cells} |")
+    return lines + [""]
 
 
 def codec_curve_lines(folder):
