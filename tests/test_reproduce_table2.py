@@ -458,10 +458,13 @@ def test_claim_verdicts_follow_their_rules():
 def test_rows_on_retrained_codecs_are_compared_when_each_seed_has_its_own(tmp_path):
     """tools/claims.py: a codec trained again (a new machine) is another draw of its training.
     Two rows whose every seed (2 or more) has a codec of its own are compared over their own
-    seeds (Welch, checked against scipy); seeds sharing a codec, or a row of one seed, on other
-    codecs than the other row are not judged, naming the codecs."""
+    seeds (Welch, checked against scipy); rows whose seeds share codecs that both rows have are
+    compared within each codec; seeds sharing a codec, or a row of one seed, on other codecs
+    than the other row are not judged, naming the codecs."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     from claims import check
+
+    from tfcomp.eval import stats
 
     def write(net, top1, codecs):
         for seed, (acc, codec) in enumerate(zip(top1, codecs)):
@@ -491,6 +494,17 @@ def test_rows_on_retrained_codecs_are_compared_when_each_seed_has_its_own(tmp_pa
     assert (c["low"], c["high"]) == pytest.approx(
         (a.mean() - b.mean() - half, a.mean() - b.mean() + half)
     )
+    # Seeds sharing codecs that both rows have: compared within each codec (tests/test_stats).
+    write("cresnet51", z, ["a", "b", "b"])
+    write("resnet50", recon, ["a", "b"])
+    c = claim()
+    expected = stats.blocked_difference(
+        [(70.0, "a"), (72.0, "b"), (69.0, "b")], [(74.0, "a"), (75.0, "b")]
+    )
+    assert c["measured"] == pytest.approx(expected.mean)
+    assert c["high"] - c["low"] == pytest.approx(2 * expected.half_width)
+    assert "the codec a block" in c["reason"]
+    write("cresnet51", z, ["a", "b", "c"])
     # Two seeds of ResNet-50 on one codec, other than cResNet-51's: the rows' spread misses
     # the codecs' variation.
     write("resnet50", recon, ["d", "d"])

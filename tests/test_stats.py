@@ -86,3 +86,33 @@ def test_a_difference_of_one_seed_rows_covers_95_percent_with_a_borrowed_spread(
         hits += d.low <= 2 <= d.high
     # Binomial standard error of a 95% rate over 4000 trials: 0.34 points.
     assert 0.94 <= hits / trials <= 0.96
+
+
+def test_a_difference_over_shared_codecs_weighs_each_codecs_difference():
+    """stats.blocked_difference: with the codec a block, the row effect is the inverse-variance
+    weighted mean of the within-codec differences, weights 1 / (1/n_a + 1/n_b) per codec; its
+    residual sums the within-codec squares and the codecs' disagreement (closed form of the
+    two-way additive model with two rows), n - codecs - 1 degrees of freedom."""
+    a = [(70.5, "A"), (71.1, "B"), (71.06, "B"), (70.0, "C")]
+    b = [(74.27, "A"), (73.76, "B"), (73.1, "B"), (72.9, "B")]
+    groups = {}
+    for row, draws in ((0, a), (1, b)):
+        for value, codec in draws:
+            groups.setdefault(codec, ([], []))[row].append(value)
+    shared = {k: g for k, g in groups.items() if g[0] and g[1]}
+    weight = {k: 1 / (1 / len(g[0]) + 1 / len(g[1])) for k, g in shared.items()}
+    within = {k: np.mean(g[0]) - np.mean(g[1]) for k, g in shared.items()}
+    total = sum(weight.values())
+    effect = sum(weight[k] * within[k] for k in shared) / total
+    squares = sum(((np.array(v) - np.mean(v)) ** 2).sum() for g in groups.values() for v in g if v)
+    squares += sum(weight[k] * (within[k] - effect) ** 2 for k in shared)
+    df = len(a) + len(b) - len(groups) - 1
+    half = scipy_stats.t.ppf(0.975, df) * math.sqrt(squares / df / total)
+    e = stats.blocked_difference(a, b)
+    assert e.mean == pytest.approx(effect) and e.half_width == pytest.approx(half)
+    # Data that are exactly row + codec: the effect, with no spread at all.
+    exact = stats.blocked_difference([(1.0, "A"), (3.0, "B")], [(0.5, "A"), (2.5, "B"), (2.5, "B")])
+    assert exact.mean == pytest.approx(0.5) and exact.half_width == pytest.approx(0.0, abs=1e-9)
+    # No degrees of freedom left: no interval; no codec shared: no estimate.
+    assert stats.blocked_difference([(1.0, "A"), (2.0, "B")], [(0.0, "A")]).half_width is None
+    assert stats.blocked_difference([(1.0, "A")], [(0.0, "B")]) is None

@@ -187,6 +187,7 @@ def table_claims(run_dir, claims, points=None):
     table = rows(run_dir)
     by = {(r["point"], r["network"]): r["estimates"] for r in table}
     codecs = {(r["point"], r["network"]): r["codecs"] for r in table}
+    draws = {(r["point"], r["network"]): r["draws"] for r in table}
     spread = {m: pooled_spread(table, m) for m in ("top1", "miou")}
 
     def diff(point, a, b, metric):
@@ -201,42 +202,55 @@ def table_claims(run_dir, claims, points=None):
         return ""
 
     def mixed(point, a, b, metric):
-        """Why two rows cannot be compared over the codecs they were trained on (their cards'
-        codec model ids), or "". Rows on one and the same codec are compared as they are. A
-        codec retrained (e.g. on a new machine, as models stay out of git) is another draw of
-        the same training: rows whose every seed has a codec of its own are compared over
-        their own seeds, whose spread then holds the codecs' variation too (seeds that share a
-        codec across the two rows only make the interval wider than it need be). A row of one
-        seed, or with seeds sharing a codec, on other codecs than the row it is compared with
-        would put the difference of two codecs into the difference of the networks."""
+        """(how two rows are compared over the codecs they were trained on (their cards' codec
+        model ids): "as they are", "blocked" or "refused", and why). Rows on one and the same
+        codec are compared as they are. A codec retrained (e.g. on a new machine, as models stay
+        out of git) is another draw of the same training: rows whose every seed has a codec of
+        its own are compared over their own seeds, whose spread then holds the codecs' variation
+        too. Rows whose seeds share codecs otherwise are compared with the codec as a block
+        (`stats.blocked_difference`), when the rows share at least one codec; rows that share
+        none, a row of one seed on another codec among them, would put the difference of two
+        codecs into the difference of the networks."""
         ids = [codecs.get((point, NAMES[n]), {}).get(metric) or set() for n in (a, b)]
         if not all(ids) or (len(ids[0]) == 1 and ids[0] == ids[1]):
-            return ""
+            return "as they are", ""
         seeds = [getattr(by.get((point, NAMES[n]), {}).get(metric), "n", 0) for n in (a, b)]
         if all(len(i) == k >= 2 for i, k in zip(ids, seeds)):
-            return ""
+            return "as they are", ""
         found = " vs ".join(
             f"{len(i)} codec{'s' if len(i) > 1 else ''} ({'/'.join(sorted(i))}) for {k} "
             f"seed{'s' if k > 1 else ''}"
             for i, k in zip(ids, seeds)
         )
-        return (
+        if ids[0] & ids[1]:
+            return "blocked", (
+                f"seeds on codec draws shared by the rows ({found}): the difference within "
+                "each codec, the codec a block (least squares; the interval from the residual "
+                "spread)"
+            )
+        return "refused", (
             f"the rows were trained on different codecs ({found}): rows on different codec "
             "draws are compared when each of their seeds (2 or more) has a codec of its own, "
-            "or trained again on one"
+            "when they share a codec, or trained again on one"
         )
 
     def compare(key, point, a, b, *, metric, rule, margin, what):
         """Claim `key` at `point`: row `a` - row `b` on `metric`, judged by `rule`."""
         kind = "cls/{}/{}" if metric == "top1" else "seg/{}/{}_d"
+        how, why = mixed(point, a, b, metric)
+        if how == "blocked":
+            rows_ = [draws[(point, NAMES[n])][metric] for n in (a, b)]
+            measured, note = stats.blocked_difference(*rows_), why
+        else:
+            measured, note = diff(point, a, b, metric), borrowed(point, a, b, metric)
         claims.add(
             key,
             f"{point}: {what}",
-            diff(point, a, b, metric),
+            measured,
             rule,
             margin,
-            note=borrowed(point, a, b, metric),
-            blocked=mixed(point, a, b, metric),
+            note=note,
+            blocked=why if how == "refused" else "",
             needs=[kind.format(point, n) for n in (a, b)],
         )
 

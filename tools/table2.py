@@ -88,6 +88,20 @@ def codec_ids(pattern):
     return ids
 
 
+def seed_draws(pattern, name):
+    """[(metric `name` in percent, codec model id or None)] of `pattern`'s folders over seeds:
+    which codec draw each seed of a row was trained on (`tools/claims.py` blocks on it)."""
+    draws = []
+    for path in seed_paths(pattern + "/result.json"):
+        result = load(path)
+        value = pct((result.get("metrics") or {}).get(name))
+        cards = [c for c in (result.get("models") or {}).values() if isinstance(c, dict)]
+        codec = next((c["codec_model_id"] for c in cards if c.get("codec_model_id")), None)
+        if value is not None:
+            draws.append((value, codec))
+    return draws
+
+
 RD_SETS = ("rd", "rd_domain")  # the rate-distortion images, and the codecs' own kind of data
 
 
@@ -162,6 +176,10 @@ def rows(run_dir):
                 paper_miou=paper[2],
                 estimates=estimates,
                 codecs={"top5": cls_codecs, "top1": cls_codecs, "miou": seg_codecs},
+                draws={
+                    "top1": seed_draws(cls_dir + SEED, "top1"),
+                    "miou": seed_draws(seg_dir + SEED, "miou"),
+                },
             )
         )
 

@@ -106,6 +106,31 @@ def difference(a, b, sd=None, sd_df=None):
     return Estimate(a.mean - b.mean, t_quantile(df) * math.sqrt(variance), min(a.n, b.n))
 
 
+def blocked_difference(a, b):
+    """Estimate of row a - row b when their seeds lie on several draws of a codec (`a`, `b`:
+    lists of (value, codec id), one per seed), the codec a block: the additive model value =
+    row + codec + noise fitted by least squares, so that a codec both rows were trained on
+    cancels from the difference, and the 95% interval of the row effect from the residual
+    variance (n - rows - codecs + 1 degrees of freedom; none without any). None where the rows
+    share no codec (the difference is then not estimable apart from the codecs')."""
+    import numpy as np
+
+    if not {c for _, c in a} & {c for _, c in b}:
+        return None
+    codecs = sorted({c for _, c in a + b})
+    rows = [(1.0, v, c) for v, c in a] + [(0.0, v, c) for v, c in b]
+    x = np.array([[r] + [float(c == k) for k in codecs] for r, _, c in rows])
+    y = np.array([v for _, v, _ in rows], np.float64)
+    coef, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
+    df = len(y) - rank
+    n = min(len(a), len(b))
+    if df <= 0:
+        return Estimate(float(coef[0]), None, n)
+    residual = y - x @ coef
+    variance = float(residual @ residual) / df * float(np.linalg.pinv(x.T @ x)[0, 0])
+    return Estimate(float(coef[0]), t_quantile(df) * math.sqrt(variance), n)
+
+
 def format_estimate(e, digits=2):
     """'55.20 ± 1.30 (3 seeds)', '55.20' for one seed, '55.20 ± 2.10 (1 seed, pooled spread)'
     for one seed with a borrowed spread, '' for none."""
