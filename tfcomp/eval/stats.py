@@ -10,11 +10,15 @@ over seeds measured elsewhere (`pooled_sd` of the rows that have several seeds),
 for it; otherwise the difference has no interval. `with_borrowed_spread` gives such a row the
 interval of one run around its mean from that standard deviation, t(0.975, df) * s_pooled,
 marked as borrowed.
+
+Rows whose seeds were trained on several draws of a codec (a codec trained again on a new
+machine) that both rows share are compared with the codec as a block (`blocked_difference`).
 """
 
 import dataclasses
 import math
 
+import numpy as np
 from scipy import stats as _stats
 
 LEVEL = 0.95
@@ -113,8 +117,6 @@ def blocked_difference(a, b):
     cancels from the difference, and the 95% interval of the row effect from the residual
     variance (n - rows - codecs + 1 degrees of freedom; none without any). None where the rows
     share no codec (the difference is then not estimable apart from the codecs')."""
-    import numpy as np
-
     if not {c for _, c in a} & {c for _, c in b}:
         return None
     codecs = sorted({c for _, c in a + b})
