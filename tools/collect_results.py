@@ -33,7 +33,7 @@ KEPT_NAMES = {"result.json", "config.json", "curve.json", "rd.json", "timing.jso
 SKIPPED_FOLDERS = {"checkpoints", "stores", "logs", "train", "scratch"}
 
 
-EXAMPLES = "examples"  # a segmenter's Fig. 5 panels (tfcomp.eval.segmentation): small PNGs
+EXAMPLES = "examples"  # a segmenter's Fig. 5 panels (tfcomp.eval.segmentation): PNG and JPEG
 
 
 def kept(relative):
