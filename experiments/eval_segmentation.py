@@ -108,10 +108,11 @@ def save_examples(model_dir, trained):
     count = (
         FLAGS.figure_images or configs.load(os.path.join(model_dir, "config.json")).example_images
     )
-    indices, pairs, _ = figure_images(dataset, FLAGS.split, count, tfds_dir, manual)
     model, mode, codec = trained.model, trained.input_mode, trained.codec
-    write_examples(model_dir, model, mode, codec, pairs, FLAGS.split, dataset, indices)
-    print(f"{model_dir}: panels of {len(pairs)} {FLAGS.split} images in examples/")
+    saved = write_examples(
+        model_dir, model, mode, codec, dataset, FLAGS.split, count, tfds_dir, manual
+    )
+    print(f"{model_dir}: panels of {saved} {FLAGS.split} images in examples/")
 
 
 def main(argv):

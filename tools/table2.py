@@ -77,15 +77,18 @@ def over_seeds(pattern, names):
     return {name: stats.estimate([pct(m.get(name)) for m in runs]) for name in names}
 
 
+def codec_of(result):
+    """The codec model id (hex) a result's network was trained on (its card's
+    `codec_model_id`); None for RGB inputs."""
+    cards = [c for c in (result.get("models") or {}).values() if isinstance(c, dict)]
+    return next((c["codec_model_id"] for c in cards if c.get("codec_model_id")), None)
+
+
 def codec_ids(pattern):
-    """The codec model ids (hex) that the networks of `pattern`'s folders, over seeds, were
-    trained on (their result cards' `codec_model_id`); empty for RGB inputs."""
-    ids = set()
-    for path in seed_paths(pattern + "/result.json"):
-        for card in (load(path).get("models") or {}).values():
-            if isinstance(card, dict) and card.get("codec_model_id"):
-                ids.add(card["codec_model_id"])
-    return ids
+    """The codec model ids that the networks of `pattern`'s folders, over seeds, were trained
+    on (`codec_of`); empty for RGB inputs."""
+    ids = {codec_of(load(path)) for path in seed_paths(pattern + "/result.json")}
+    return ids - {None}
 
 
 def seed_draws(pattern, name):
@@ -95,10 +98,8 @@ def seed_draws(pattern, name):
     for path in seed_paths(pattern + "/result.json"):
         result = load(path)
         value = pct((result.get("metrics") or {}).get(name))
-        cards = [c for c in (result.get("models") or {}).values() if isinstance(c, dict)]
-        codec = next((c["codec_model_id"] for c in cards if c.get("codec_model_id")), None)
         if value is not None:
-            draws.append((value, codec))
+            draws.append((value, codec_of(result)))
     return draws
 
 

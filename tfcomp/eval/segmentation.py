@@ -180,11 +180,14 @@ def figure_images(dataset, split, count, tfds_data_dir=None, manual_dir=None):
     return indices, pairs, classes
 
 
-def write_examples(folder, model, input_mode, codec, examples, split, dataset, indices):
-    """Saves the predictions of `examples` ((image, mask) pairs, `dataset`'s `split` at
-    `indices`: `figure_images`) as PNGs in folder/examples/ and, with a codec, its
-    reconstructions as JPEGs (`PANEL_QUALITY`: shown, never measured), then examples.json
-    naming the data and each image by its digest."""
+def write_examples(
+    folder, model, input_mode, codec, dataset, split, count, tfds_data_dir=None, manual_dir=None
+):
+    """Saves the predictions of `count` images of `dataset`'s `split` (`figure_images`) as PNGs
+    in folder/examples/ and, with a codec, its reconstructions as JPEGs (`PANEL_QUALITY`: shown,
+    never measured), then examples.json naming the data and each image by its digest; returns
+    how many images."""
+    indices, examples, _ = figure_images(dataset, split, count, tfds_data_dir, manual_dir)
     target = os.path.join(folder, EXAMPLES)
     images = []
     for i, (image, mask) in enumerate(examples):
@@ -201,6 +204,7 @@ def write_examples(folder, model, input_mode, codec, examples, split, dataset, i
         "reconstructions": codec is not None,
     }
     io.write_json(record, os.path.join(target, "examples.json"))
+    return len(examples)
 
 
 def read_examples(folder, images, split):

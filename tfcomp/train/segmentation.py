@@ -11,7 +11,7 @@ inputs from a store are decoded once before training when `decode_once` says so
 is cut at multiples of 8 pixels). Writes `segmenter.keras`, `config.json`, `result.json` (mIoU
 and per-class IoU over whole validation images, `tfcomp.eval.segmentation`), with
 `curve_every_steps` `curve.json` (Fig. 4), and with `example_images` its Fig. 5 panels of the
-first validation images of the store's source in `examples/` (`write_examples`).
+validation images of the store's source in `examples/` (`write_examples`).
 """
 
 import os
@@ -26,7 +26,7 @@ from tfcomp.codec.model import RGB_MEAN
 from tfcomp.data import segmentation, store
 from tfcomp.data.device import SegmentationInputs, decoder_8_bits
 from tfcomp.eval.models import load_codec, load_keras
-from tfcomp.eval.segmentation import SegmenterEvaluator, figure_images, write_examples
+from tfcomp.eval.segmentation import SegmenterEvaluator, write_examples
 from tfcomp.nets import registry
 from tfcomp.nets.deeplab import freeze_batch_norm, load_backbone, upsample
 from tfcomp.train import distribute, loop
@@ -229,9 +229,8 @@ class SegmenterTask(outline.Task):
         c = self.config
         if not c.example_images:
             return
-        source = store.source_of(c.dataset)
-        indices, pairs, _ = figure_images(
-            source, "val", c.example_images, c.tfds_data_dir, c.manual_dir
+        source, mode, codec = store.source_of(c.dataset), c.input_mode, self.codec
+        images = c.example_images
+        write_examples(
+            self.model_dir, model, mode, codec, source, "val", images, c.tfds_data_dir, c.manual_dir
         )
-        mode, codec = c.input_mode, self.codec
-        write_examples(self.model_dir, model, mode, codec, pairs, "val", source, indices)
