@@ -162,6 +162,41 @@ def test_each_mode_trains_what_it_says(trained, tmp_path):
     assert result["train"]["resumed_seconds"] == 0.0
 
 
+def test_codec_lr_multiplier_scales_only_the_codecs_steps(trained, tmp_path):
+    # One SGD step from the same start and batch: the update of each variable is -lr x its
+    # gradient, so a codec at 0.1 x the lr moves exactly 0.1 x as far and the classifier as far.
+    data, codec_path, classifier_path = trained
+    moves = {}
+    for multiplier in (1.0, 0.1):
+        outcome = train(
+            "joint",
+            tmp_path / str(multiplier),
+            dataset=data,
+            codec=codec_path,
+            classifier=classifier_path,
+            epochs=1,
+            batch_size=12,
+            train_limit=12,
+            codec_lr_multiplier=multiplier,
+            mixed_precision=False,
+            **SIZES,
+        )
+        assert len(outcome.history) == 1
+        codec, classifier = outcome.state["model"], outcome.state["classifier"]
+        moves[multiplier] = [
+            np.concatenate([(a - b).ravel() for a, b in zip(_weights(model), start)])
+            for model, start in (
+                (codec.encoder, _weights(keras.models.load_model(codec_path).encoder)),
+                (classifier, _weights(keras.models.load_model(classifier_path))),
+            )
+        ]
+    (codec_1, classifier_1), (codec_01, classifier_01) = moves[1.0], moves[0.1]
+    # Moves of ~1e-6 read off float32 weights of ~0.1 carry their rounding (~4e-9).
+    assert np.abs(codec_1).max() > 1e-6 and np.abs(classifier_1).max() > 1e-6
+    np.testing.assert_allclose(codec_01, 0.1 * codec_1, rtol=1e-3, atol=1e-8)
+    np.testing.assert_allclose(classifier_01, classifier_1, rtol=1e-3, atol=1e-8)
+
+
 def test_joint_training_learns_to_classify(trained, tmp_path):
     # From an untrained classifier, joint finetuning alone must learn the 3 classes.
     data, codec_path, classifier_path = trained

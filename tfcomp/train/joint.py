@@ -121,6 +121,7 @@ class JointTask(outline.Task):
     def build_state(self):
         c = self.config
         state = {"model": load_codec(c.codec), "optimizer": sgd(c, self.steps_per_epoch)}
+        self.codec_variables = {id(v) for v in state["model"].trainable_variables}
         if c.classifier:
             classifier = load_keras(c.classifier, "classifier")
             if classifier.num_classes != len(self.classes):
@@ -136,6 +137,16 @@ class JointTask(outline.Task):
         if self.train_classifier:
             variables += state["classifier"].trainable_variables
         return variables
+
+    def gradient_transform(self, grads, variables):
+        """The codec learns `codec_lr_multiplier` times A.8's lr (under SGD with momentum, and
+        L2 in the loss, scaling a variable's gradient is scaling its lr)."""
+        multiplier = self.config.codec_lr_multiplier
+        if multiplier == 1.0 or not self.train_codec:
+            return grads
+        return [
+            g * multiplier if id(v) in self.codec_variables else g for g, v in zip(grads, variables)
+        ]
 
     def dataset(self, batch_size):
         return image_crops(
