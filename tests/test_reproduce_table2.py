@@ -524,6 +524,24 @@ def test_rows_on_retrained_codecs_are_compared_when_each_seed_has_its_own(tmp_pa
     assert "1 codec (e) for 1 seed vs" in claim()["reason"]
 
 
+def test_joint_rows_of_seeds_whose_seed_0_never_ran(tmp_path):
+    # joint/P.seed1 and .seed2 without joint/P: the point's rows are the mean of those seeds.
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import table2
+
+    for seed, (joint, control) in (("1", (0.74, 0.70)), ("2", (0.76, 0.71))):
+        for name, top1 in (("joint", joint), ("control", control)):
+            folder = tmp_path / "joint" / f"bpp0.0983.seed{seed}" / name
+            folder.mkdir(parents=True)
+            (folder / "result.json").write_text(json.dumps({"metrics": {"top1": top1}}))
+    rows = table2.joint_rows(str(tmp_path))
+    assert list(rows) == ["bpp0.0983"]
+    joint, control = rows["bpp0.0983"]["joint ft."], rows["bpp0.0983"]["codec ft."]
+    assert (joint["top1"], joint["seeds"]) == (pytest.approx(75.0), 2)
+    assert (control["top1"], control["seeds"]) == (pytest.approx(70.5), 2)
+    assert rows["bpp0.0983"]["baseline"]["seeds"] == 0
+
+
 def test_a_codec_outside_a_baselines_rates_is_judged_by_its_nearest_point():
     """tools/claims.py against_curve: inside the sweep the curve is interpolated; below its
     lowest rate a codec above the lowest point holds (that point spends more bits), above its

@@ -211,10 +211,11 @@ def joint_rows(run_dir):
     mean over the seeds of joint/P, joint/P.seedK (metric: mean, metric_ci95: half-width,
     estimates: {metric: stats.Estimate})."""
     result = {}
-    for folder in sorted(glob.glob(os.path.join(run_dir, "joint", "*"))):
-        point = os.path.basename(folder)
-        if ".seed" in point or not os.path.isdir(folder):
-            continue
+    found = glob.glob(os.path.join(run_dir, "joint", "*"))
+    # A point's seeds may have run without its seed 0 (joint/P.seed1 and no joint/P).
+    points = sorted({os.path.basename(f).split(".seed")[0] for f in found if os.path.isdir(f)})
+    for point in points:
+        folder = os.path.join(run_dir, "joint", point)
         entry = {}
         for name, cls_dir, seg_dir, codec in (
             (
