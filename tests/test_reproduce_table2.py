@@ -542,6 +542,34 @@ def test_joint_rows_of_seeds_whose_seed_0_never_ran(tmp_path):
     assert rows["bpp0.0983"]["baseline"]["seeds"] == 0
 
 
+def test_joint_and_its_control_are_compared_within_each_seed(tmp_path):
+    # Seeds 1 and 2 differ by 5 points; within each, joint - control is +1.0 and +1.2. Paired:
+    # the mean difference 1.1 with t(1) x sd(differences) / sqrt(2) (closed form); seed 3's
+    # joint without its control informs nothing.
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import claims
+    import table2
+
+    for seed, (joint, control) in {1: (0.710, 0.700), 2: (0.762, 0.750), 3: (0.9, None)}.items():
+        for name, top1 in (("joint", joint), ("control", control)):
+            if top1 is not None:
+                folder = tmp_path / "joint" / f"bpp0.0983.seed{seed}" / name
+                folder.mkdir(parents=True)
+                (folder / "result.json").write_text(json.dumps({"metrics": {"top1": top1}}))
+    rows = table2.joint_rows(str(tmp_path))["bpp0.0983"]
+    pairs = table2.joint_pairs(str(tmp_path), "bpp0.0983")
+    assert sorted(s for _, s in pairs["top1"][0]) == [1, 2, 3]
+    joint, control = rows["joint ft."]["estimates"], rows["codec ft."]["estimates"]
+    diff, note = claims.joint_difference(pairs, joint, control, "top1")
+    differences = np.array([1.0, 1.2])
+    half = scipy_stats.t.ppf(0.975, 1) * differences.std(ddof=1) / np.sqrt(2)
+    assert diff.mean == pytest.approx(1.1) and diff.half_width == pytest.approx(half)
+    assert note == "paired by seed (2 seeds with both)"
+    # Unpaired, the seeds' 5-point spread would swamp it.
+    welch = claims.stats.difference(joint["top1"], control["top1"])
+    assert welch.half_width > 10 * half
+
+
 def test_a_codec_outside_a_baselines_rates_is_judged_by_its_nearest_point():
     """tools/claims.py against_curve: inside the sweep the curve is interpolated; below its
     lowest rate a codec above the lowest point holds (that point spends more bits), above its

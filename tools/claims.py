@@ -41,6 +41,7 @@ from table2 import (  # noqa: E402
     NAMES,
     POINT_ORDER,
     RD_SETS,
+    joint_pairs,
     joint_rows,
     load,
     load_rd,
@@ -279,6 +280,18 @@ def table_claims(run_dir, claims, points=None):
         )
 
 
+def joint_difference(pairs, joint, control, metric):
+    """(joint ft. - codec ft., note): within each seed where some seed has both (the seed a
+    block, `stats.blocked_difference`: a paired comparison, as each seed's two finetunings
+    start from the same codec and cResNet-51), else the rows' difference over their seeds."""
+    a, b = pairs.get(metric, ([], []))
+    paired = stats.blocked_difference(a, b)
+    if paired is not None:
+        shared = len({s for _, s in a} & {s for _, s in b})
+        return paired, f"paired by seed ({shared} seed{'s' if shared > 1 else ''} with both)"
+    return stats.difference(joint[metric], control[metric]), ""
+
+
 def joint_claims(run_dir, claims, points=()):
     """Section 6: joint finetuning against its control (codec ft.), per metric; at `points`
     without a joint run, a comparison waiting for its steps (with a plan)."""
@@ -293,7 +306,9 @@ def joint_claims(run_dir, claims, points=()):
             claims.pending("joint", what, "> 0", needs(point))
     for point, entry in done.items():
         joint, control = entry["joint ft."]["estimates"], entry["codec ft."]["estimates"]
-        bpp = stats.difference(joint["bpp_real"], control["bpp_real"])
+        pairs = joint_pairs(run_dir, point)
+
+        bpp, _ = joint_difference(pairs, joint, control, "bpp_real")
         at = "" if bpp is None else f"at {bpp.mean:+.4f} bpp (joint - control)"
         for metric, label, unit in (
             ("top1", "top-1 %", "points"),
@@ -301,13 +316,15 @@ def joint_claims(run_dir, claims, points=()):
             ("ssim", "SSIM", ""),
             ("ms_ssim", "MS-SSIM", ""),
         ):
+            d, paired = joint_difference(pairs, joint, control, metric)
+            note = at if metric in ("ssim", "ms_ssim") else ""
             claims.add(
                 "joint",
                 f"{point}: {label}, joint ft. - codec ft. (the control)",
-                stats.difference(joint[metric], control[metric]),
+                d,
                 "greater",
                 unit=unit,
-                note=at if metric in ("ssim", "ms_ssim") else "",
+                note="; ".join(n for n in (paired, note) if n),
                 needs=needs(point),
             )
 

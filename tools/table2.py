@@ -242,6 +242,36 @@ def joint_rows(run_dir):
     return result
 
 
+def seed_of(path, folder):
+    """The seed of a path under `folder` + "" (0) or `folder` + ".seedK" (K)."""
+    rest = path[len(folder) :]
+    return int(rest[len(".seed") :].split("/")[0]) if rest.startswith(".seed") else 0
+
+
+def joint_pairs(run_dir, point):
+    """{metric: ([(joint ft., seed)], [(codec ft., seed)])} of a joint point: each seed's joint
+    finetuning and its control start from the same codec and that seed's cResNet-51, so
+    `tools/claims.py` compares them within each seed (the seed a block)."""
+    folder = os.path.join(run_dir, "joint", point)
+    pairs = {}
+    for metric, joint, control in (
+        ("top1", "joint", "control"),
+        ("miou", "seg_joint", "seg_control"),
+    ):
+        for side, name in ((0, joint), (1, control)):
+            for path in seed_paths(f"{folder}{SEED}/{name}/result.json"):
+                value = pct((load(path).get("metrics") or {}).get(metric))
+                if value is not None:
+                    pairs.setdefault(metric, ([], []))[side].append((value, seed_of(path, folder)))
+    for path in seed_paths(f"{folder}{SEED}/rd/rd.json"):
+        codecs = load(path).get("codecs", {})
+        for side, codec in ((0, "joint"), (1, "codec_ft")):
+            for metric, value in (codecs.get(codec, {}).get("mean") or {}).items():
+                if metric in JOINT_CODEC_COLUMNS and value is not None:
+                    pairs.setdefault(metric, ([], []))[side].append((value, seed_of(path, folder)))
+    return pairs
+
+
 def codec_over_seeds(folder, codec):
     """{metric: Estimate} of one codec of the joint rate-distortion runs, over the seeds."""
     values = {k: [] for k in JOINT_CODEC_COLUMNS}
