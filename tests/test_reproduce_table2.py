@@ -387,6 +387,32 @@ def test_a_kept_step_trained_under_other_settings_is_named(tmp_path):
     assert json.loads(path.read_text())["config"]["fields"]["epochs"] == 99  # kept as it was
 
 
+def test_joint_rate_settings_taken_from_the_codec_are_no_drift(tmp_path):
+    # The command gives no beta / H_t; the trainer records its codec's (A.8's 600 / 0.8).
+    from tfcomp import configs
+
+    only = "--only=joint/bpp0.0983/joint"
+    assert drive(tmp_path, "--scale=tiny", only).returncode == 0
+    path = tmp_path / "run" / "joint" / "bpp0.0983" / "joint" / "result.json"
+    result = json.loads(path.read_text())
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from reproduce_table2 import scale_plan
+
+    from flags.config import config_of_command
+
+    step = next(s for s in scale_plan("tiny", str(tmp_path / "run")).steps if s.name in only)
+    recorded = config_of_command("joint", step.argv[2:])
+    assert (recorded.beta, recorded.target_entropy) == (None, None)
+    for changes, warned in ((dict(beta=600.0, target_entropy=0.8), False), (dict(gamma=0.5), True)):
+        result["config"] = configs.to_dict(dataclasses.replace(recorded, **changes))
+        path.write_text(json.dumps(result))
+        again = drive(tmp_path, "--scale=tiny", only)
+        assert again.returncode == 0 and "done before, kept" in again.stdout
+        assert ("joint/bpp0.0983/joint trained under other settings" in again.stdout) is warned, (
+            again.stdout
+        )
+
+
 def test_a_collected_run_is_checked_for_older_settings_wherever_it_lies(tmp_path):
     """reproduce_table2.kept_drift (the README's steps table): a run folder moved elsewhere, as
     collect_results copies one into results/, is not taken for changed, though its configs name

@@ -678,7 +678,8 @@ def settings_drift(step, run_dir=None):
     """How a kept trainer step's recorded config differs from what its command gives now (a
     preset changed since it trained): ["field old -> new", ...], [] when it does not or the step
     is no trainer. Differences the trainer makes itself are not drift: the seed of a codec that
-    a collapse retry finished, the batch and lr a replica count rounded (`batch_rule`); nor are
+    a collapse retry finished, the batch and lr a replica count rounded (`batch_rule`), the rate
+    settings joint training takes from its codec where the command gives none; nor are
     fields that only say what was measured while it trained (`configs.EVALUATION_ONLY`), nor
     paths that differ only above RUN_DIR or the command's data folder (`same_setting`)."""
     from flags.config import config_of_command
@@ -706,6 +707,8 @@ def settings_drift(step, run_dir=None):
         ignored.add("seed")
     if result.get("train", {}).get("batch_rule"):
         ignored |= {"batch_size", "learning_rate"}
+    if task == "joint":  # not given: the trainer records the codec's own (with_codec_rate_settings)
+        ignored |= {n for n in ("beta", "target_entropy") if getattr(expected, n) is None}
     roots = [a.split("=", 1)[1] for a in step.argv if a.startswith("--data_dir=")]
     roots += [run_dir] if run_dir else []
     return [
