@@ -960,6 +960,20 @@ def test_benchmark_merge_keeps_earlier_rows_until_they_are_measured_again():
     assert "machine" not in merged_rows(earlier, [new])[1]
 
 
+def test_step_table_shows_a_finetuned_codec_and_its_classifier():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from readme_tables import _step_metric
+
+    codec = {"images": 1000, "bpp_real": 0.11034, "psnr": 21.8847, "ssim": 0.61744}
+    joint = {"metrics": {"top1": 0.7121, "top5": 0.9603, "codec": codec}}
+    assert _step_metric(joint, "") == (
+        "top-1 71.2%, top-5 96.0%; its codec on 1000 validation images: 0.1103 bpp, 21.88 dB, "
+        "SSIM 0.6174"
+    )
+    assert _step_metric({"metrics": {"codec": codec}}, "").startswith("its codec on 1000")
+    assert _step_metric({"metrics": {"miou": 0.3345}}, "") == "mIoU 33.5%"
+
+
 def test_readme_blocks_are_regenerated_from_a_run_folder(tmp_path):
     """tools/readme_tables.py --write: the text between a block's markers is the run folder
     rendered afresh (steps with CPU hours, Table 2 with mean ± 95% interval, figures), text

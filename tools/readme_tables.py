@@ -146,11 +146,18 @@ def _hours(seconds):
 
 def _step_metric(result, rd):
     metrics = result.get("metrics") or {}
+    parts = []
     if "top1" in metrics:
-        return f"top-1 {100 * metrics['top1']:.1f}%, top-5 {100 * metrics['top5']:.1f}%"
+        parts.append(f"top-1 {100 * metrics['top1']:.1f}%, top-5 {100 * metrics['top5']:.1f}%")
     if "miou" in metrics:
-        return f"mIoU {100 * metrics['miou']:.1f}%"
-    return rd or ""
+        parts.append(f"mIoU {100 * metrics['miou']:.1f}%")
+    codec = metrics.get("codec")  # a finetuned codec (joint training) on validation images
+    if isinstance(codec, dict) and "bpp_real" in codec:
+        parts.append(
+            f"its codec on {codec.get('images', '?')} validation images: "
+            f"{codec['bpp_real']:.4f} bpp, {codec['psnr']:.2f} dB, SSIM {codec['ssim']:.4f}"
+        )
+    return "; ".join(parts) or rd or ""
 
 
 def run_report(folder, figures_dir, link_root=ROOT):
