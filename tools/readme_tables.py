@@ -253,6 +253,10 @@ def run_report(folder, figures_dir, link_root=ROOT):
                 f"{table2.fmt(r['paper_top1'])} | {table2.fmt(r['paper_miou'])} |"
             )
         lines.append("")
+    joint = table2.joint_rows(folder)
+    if joint:
+        lines += ["Joint training (Section 6; Fig. 7 and 11 below):", ""]
+        lines += table2.joint_table(joint)[0] + [""]
     lines += segmenter_class_lines(folder)
     lines += codec_curve_lines(folder)
     checked = claims_tool.check(folder, "small" if small else None)
@@ -269,6 +273,8 @@ def run_report(folder, figures_dir, link_root=ROOT):
         ("rate_distortion_domain", lambda p: _rd(table2.load_rd(folder, "rd_domain"), p)),
         ("codec_curves", lambda p: _codec_curves(folder, p)),
         ("fig5_segmentation", lambda p: _fig5(folder, p)),
+        ("fig7_joint_training", lambda p: _fig7(joint, p)),
+        ("fig11_joint_rate_distortion", lambda p: table2.fig_joint_rd(folder, path=p)),
     ):
         path = os.path.join(figures_dir, f"{prefix}_{name}.png")
         if draw(path):
@@ -477,6 +483,15 @@ def _fig5(folder, path):
             columns.append((card, panels, f"{key[0]} seed {seed}"))
     rows, titles = seg_eval.figure_rows(examples, columns)
     plots.segmentation_examples(rows, path, classes, titles)
+    return True
+
+
+def _fig7(joint, path):
+    from tfcomp import plots
+
+    if not joint:
+        return False
+    plots.joint_movement(joint, path)
     return True
 
 

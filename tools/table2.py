@@ -344,35 +344,13 @@ def write_tables(run_dir, scale, table, joint):
                 cells.append(fmt(r[c]) if isinstance(r[c], float) or r[c] is None else r[c])
         lines.append("| " + " | ".join(cells) + " |")
     if joint:
+        table_lines, joint_csv = joint_table(joint)
         lines += [
             "",
             "## Joint training (Section 6, Fig. 7, 11): cResNet-51 / cResNet-51-d and the codec",
             "",
-            "Baseline: the operating point's codec and cResNet-51 as above; codec ft.: the "
-            "paper's control (codec finetuned alone, cResNet-51 from scratch on it, then more "
-            "epochs with the codec fixed); joint ft.: Eq. (2). Codec metrics are on the "
-            "rate-distortion images.",
-            "",
-            "| operating point | training | top-5 % | top-1 % | mIoU % | codec bpp (real files) "
-            "| PSNR dB | SSIM | MS-SSIM | seeds |",
-            "|" + " --- |" * 10,
+            *table_lines,
         ]
-        joint_csv = []
-        for point, entry in joint.items():
-            for name, m in entry.items():
-                codec = [
-                    "-" if m[k] is None else f"{m[k]:.4f}" if k != "psnr" else f"{m[k]:.2f}"
-                    for k in JOINT_CODEC_COLUMNS
-                ]
-                scores = [fmt_ci(m[k], m[f"{k}_ci95"]) for k in WITH_INTERVAL]
-                lines.append(
-                    f"| {point} | {name} | {' | '.join(scores)} | {' | '.join(codec)} "
-                    f"| {m['seeds']} |"
-                )
-                joint_csv.append(
-                    {"point": point, "training": name}
-                    | {k: v for k, v in m.items() if k != "estimates"}
-                )
         with open(os.path.join(run_dir, "table2_joint.csv"), "w", newline="") as f:
             writer = csv.DictWriter(f, list(joint_csv[0]))
             writer.writeheader()
@@ -381,6 +359,37 @@ def write_tables(run_dir, scale, table, joint):
     with open(os.path.join(run_dir, "table2.md"), "w") as f:
         f.write(text)
     return text
+
+
+def joint_table(joint):
+    """The joint-training table of `joint_rows` as markdown lines (after its caption), and its
+    rows for table2_joint.csv."""
+    lines = [
+        "Baseline: the operating point's codec and cResNet-51 as above; codec ft.: the "
+        "paper's control (codec finetuned alone, cResNet-51 from scratch on it, then more "
+        "epochs with the codec fixed); joint ft.: Eq. (2). Codec metrics are on the "
+        "rate-distortion images.",
+        "",
+        "| operating point | training | top-5 % | top-1 % | mIoU % | codec bpp (real files) "
+        "| PSNR dB | SSIM | MS-SSIM | seeds |",
+        "|" + " --- |" * 10,
+    ]
+    rows_csv = []
+    for point, entry in joint.items():
+        for name, m in entry.items():
+            codec = [
+                "-" if m[k] is None else f"{m[k]:.4f}" if k != "psnr" else f"{m[k]:.2f}"
+                for k in JOINT_CODEC_COLUMNS
+            ]
+            scores = [fmt_ci(m[k], m[f"{k}_ci95"]) for k in WITH_INTERVAL]
+            lines.append(
+                f"| {point} | {name} | {' | '.join(scores)} | {' | '.join(codec)} | {m['seeds']} |"
+            )
+            rows_csv.append(
+                {"point": point, "training": name}
+                | {k: v for k, v in m.items() if k != "estimates"}
+            )
+    return lines, rows_csv
 
 
 def fig_curves(run_dir, figures, kind):
@@ -438,18 +447,23 @@ def fig_flops(run_dir, figures, table):
     print(f"wrote {path}")
 
 
-def fig_joint_rd(run_dir, figures):
-    """Fig. 11: the codec's bpp and PSNR / SSIM / MS-SSIM before and after finetuning."""
+def fig_joint_rd(run_dir, figures=None, path=None):
+    """Fig. 11: the codec's bpp and PSNR / SSIM / MS-SSIM before and after finetuning, per
+    point and seed, to `path` (default FIGURES/fig11_joint_rate_distortion.png); False when no
+    joint run has its rate-distortion step."""
     names = {"codec_ft": "codec ft.", "joint": "joint ft."}
     results = {}
-    for path in sorted(glob.glob(os.path.join(run_dir, "joint", "*", "rd", "rd.json"))):
-        point = os.path.basename(os.path.dirname(os.path.dirname(path)))
-        codecs = load(path)["codecs"]  # baseline codec, codec_ft, joint
-        results[point] = {names.get(k, "baseline"): v["mean"] for k, v in codecs.items()}
-    if results:
-        path = os.path.join(figures, "fig11_joint_rate_distortion.png")
-        plots.joint_rate_distortion(results, path)
-        print(f"wrote {path}")
+    for rd_path in sorted(glob.glob(os.path.join(run_dir, "joint", "*", "rd", "rd.json"))):
+        point = os.path.basename(os.path.dirname(os.path.dirname(rd_path)))
+        codecs = load(rd_path)["codecs"]  # baseline codec, codec_ft, joint
+        label = point.replace(".seed", " seed ")
+        results[label] = {names.get(k, "baseline"): v["mean"] for k, v in codecs.items()}
+    if not results:
+        return False
+    path = path or os.path.join(figures, "fig11_joint_rate_distortion.png")
+    plots.joint_rate_distortion(results, path)
+    print(f"wrote {path}")
+    return True
 
 
 def fig_runtime(run_dir, figures):
