@@ -1020,10 +1020,11 @@ def test_readme_blocks_are_regenerated_from_a_run_folder(tmp_path):
     (run / "seg" / "rgb" / "resnet50_d" / "result.json").write_text(json.dumps(seg))
     # A step that trains nothing counts with the driver's timing (1 h wall, 0.5 h CPU).
     # A trainer that resumed: the driver timed its last session only (10 min), its own clock
-    # every session (0.5 h wall, 1 h CPU), which the table shows.
+    # every session (0.5 h wall, 1 h CPU), which the table shows. Its step name is not its
+    # folder's (as the driver names a joint control's steps, cls/../joint/P/NAME): one row.
     timing = {
         "rate_distortion/baselines": {"wall_s": 3600.0, "cpu_s": 1800.0},
-        "cls/rgb/resnet50": {"wall_s": 600.0, "cpu_s": 900.0},
+        "cls/../cls/rgb/resnet50": {"wall_s": 600.0, "cpu_s": 900.0},
     }
     (run / "timing.json").write_text(json.dumps(timing))
     readme = tmp_path / "README.md"
@@ -1042,7 +1043,7 @@ def test_readme_blocks_are_regenerated_from_a_run_folder(tmp_path):
     assert "stale" not in text
     assert "| cls/rgb/resnet50 | 0 | 0.50 | 1.00 | top-1 80.0%, top-5 90.0% |" in text
     assert "| rate_distortion/baselines | | 1.00 | 0.50 | |" in text
-    assert "Total: 3.10 wall hours, 3.10 CPU hours." in text
+    assert "Total: 3.10 wall hours, 3.10 CPU hours." in text and "cls/../" not in text
     assert "| segmenter | mIoU | Sky | Pole |" in text
     assert "| rgb/resnet50_d | 45.0 | 90.0 |  |" in text
     half = 4.302653 * np.std([50, 54, 52], ddof=1) / np.sqrt(3)

@@ -169,7 +169,9 @@ def run_report(folder, figures_dir, link_root=ROOT):
 
     from tfcomp.eval import stats
 
-    timing = table2.load(os.path.join(folder, "timing.json")) or {}
+    # Step names as folders: the driver names a joint control's steps cls/../joint/P/NAME.
+    timed_steps = table2.load(os.path.join(folder, "timing.json")) or {}
+    timing = {os.path.normpath(k): v for k, v in timed_steps.items()}
     rd = table2.load_rd(folder)
     small = os.path.basename(os.path.normpath(folder)).endswith("_small")
     drifts = kept_drift(folder, "small") if small else {}
