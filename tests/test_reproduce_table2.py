@@ -566,6 +566,13 @@ def test_joint_rows_of_seeds_whose_seed_0_never_ran(tmp_path):
     assert (joint["top1"], joint["seeds"]) == (pytest.approx(75.0), 2)
     assert (control["top1"], control["seeds"]) == (pytest.approx(70.5), 2)
     assert rows["bpp0.0983"]["baseline"]["seeds"] == 0
+    # The baseline is the cResNet-51 of the seeds finetuned (1, 2), not of every seed.
+    for seed, top1 in enumerate((0.60, 0.70, 0.72)):
+        folder = tmp_path / "cls" / "bpp0.0983" / ("cresnet51" + (f".seed{seed}" if seed else ""))
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps({"metrics": {"top1": top1}}))
+    baseline = table2.joint_rows(str(tmp_path))["bpp0.0983"]["baseline"]
+    assert (baseline["top1"], baseline["seeds"]) == (pytest.approx(71.0), 2)
 
 
 def test_joint_and_its_control_are_compared_within_each_seed(tmp_path):

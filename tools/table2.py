@@ -59,21 +59,24 @@ def load(path):
 SEED = "@SEED@"  # where a folder pattern has "" (seed 0) or ".seedK" (tools/reproduce_table2.py)
 
 
-def seed_paths(pattern):
+def seed_paths(pattern, seeds=None):
     """The existing paths of one row over its seeds, in seed order: `pattern` with SEED
-    replaced by "" (seed 0) and by ".seedK" for every K found."""
+    replaced by "" (seed 0) and by ".seedK" for every K found (of `seeds` only, when given)."""
     prefix, suffix = pattern.split(SEED)
     found = [(0, prefix + suffix)]
     for path in glob.glob(glob.escape(prefix) + ".seed*" + glob.escape(suffix)):
         k = path[len(prefix) + len(".seed") : len(path) - len(suffix)]
         if k.isdigit():
             found.append((int(k), path))
+    found = [(k, p) for k, p in found if seeds is None or k in seeds]
     return [path for _, path in sorted(found) if os.path.exists(path)]
 
 
-def over_seeds(pattern, names):
-    """{metric: stats.Estimate over seeds, in percent} of the folders of `pattern`."""
-    runs = [load(path).get("metrics", {}) for path in seed_paths(pattern + "/result.json")]
+def over_seeds(pattern, names, seeds=None):
+    """{metric: stats.Estimate over seeds (`seeds` only, when given), in percent} of the
+    folders of `pattern`."""
+    paths = seed_paths(pattern + "/result.json", seeds)
+    runs = [load(path).get("metrics", {}) for path in paths]
     return {name: stats.estimate([pct(m.get(name)) for m in runs]) for name in names}
 
 
@@ -208,14 +211,21 @@ def pooled_spread(table, metric):
 
 def joint_rows(run_dir):
     """Per joint point: baseline (fixed codec), control (codec ft.) and joint numbers, each a
-    mean over the seeds of joint/P, joint/P.seedK (metric: mean, metric_ci95: half-width,
-    estimates: {metric: stats.Estimate})."""
+    mean over the seeds of joint/P, joint/P.seedK (the baseline's over the seeds finetuned;
+    metric: mean, metric_ci95: half-width, estimates: {metric: stats.Estimate})."""
     result = {}
     found = glob.glob(os.path.join(run_dir, "joint", "*"))
     # A point's seeds may have run without its seed 0 (joint/P.seed1 and no joint/P).
     points = sorted({os.path.basename(f).split(".seed")[0] for f in found if os.path.isdir(f)})
     for point in points:
         folder = os.path.join(run_dir, "joint", point)
+        # The baseline over the seeds that were finetuned (each starts from its seed's
+        # cResNet-51), so that the rows move from where their own networks started.
+        finetuned = {
+            seed_of(path, folder)
+            for name in ("joint", "control")
+            for path in seed_paths(f"{folder}{SEED}/{name}/result.json")
+        }
         entry = {}
         for name, cls_dir, seg_dir, codec in (
             (
@@ -227,9 +237,10 @@ def joint_rows(run_dir):
             ("codec ft.", f"{folder}{SEED}/control", f"{folder}{SEED}/seg_control", "codec_ft"),
             ("joint ft.", f"{folder}{SEED}/joint", f"{folder}{SEED}/seg_joint", "joint"),
         ):
+            seeds = finetuned if name == "baseline" and finetuned else None
             estimates = {
-                **over_seeds(cls_dir, ("top5", "top1")),
-                **over_seeds(seg_dir, ("miou",)),
+                **over_seeds(cls_dir, ("top5", "top1"), seeds),
+                **over_seeds(seg_dir, ("miou",), seeds),
                 **codec_over_seeds(folder, codec),
             }
             entry[name] = dict(
