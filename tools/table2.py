@@ -59,9 +59,10 @@ def load(path):
 SEED = "@SEED@"  # where a folder pattern has "" (seed 0) or ".seedK" (tools/reproduce_table2.py)
 
 
-def seed_paths(pattern, seeds=None):
-    """The existing paths of one row over its seeds, in seed order: `pattern` with SEED
-    replaced by "" (seed 0) and by ".seedK" for every K found (of `seeds` only, when given)."""
+def seed_items(pattern, seeds=None):
+    """[(seed, path)] of one row's existing paths over its seeds, in seed order: `pattern` with
+    SEED replaced by "" (seed 0) and by ".seedK" for every K found (of `seeds` only, when
+    given)."""
     prefix, suffix = pattern.split(SEED)
     found = [(0, prefix + suffix)]
     for path in glob.glob(glob.escape(prefix) + ".seed*" + glob.escape(suffix)):
@@ -69,7 +70,12 @@ def seed_paths(pattern, seeds=None):
         if k.isdigit():
             found.append((int(k), path))
     found = [(k, p) for k, p in found if seeds is None or k in seeds]
-    return [path for _, path in sorted(found) if os.path.exists(path)]
+    return [(k, path) for k, path in sorted(found) if os.path.exists(path)]
+
+
+def seed_paths(pattern, seeds=None):
+    """The paths of `seed_items`."""
+    return [path for _, path in seed_items(pattern, seeds)]
 
 
 def over_seeds(pattern, names, seeds=None):
@@ -94,15 +100,16 @@ def codec_ids(pattern):
     return ids - {None}
 
 
-def seed_draws(pattern, name):
-    """[(metric `name` in percent, codec model id or None)] of `pattern`'s folders over seeds:
-    which codec draw each seed of a row was trained on (`tools/claims.py` blocks on it)."""
+def seed_draws(pattern, name, block="codec"):
+    """[(metric `name` in percent, block)] of `pattern`'s folders over seeds, the block (what
+    `tools/claims.py` compares within) each seed's codec model id (or None: RGB), or with
+    block="seed" the seed itself."""
     draws = []
-    for path in seed_paths(pattern + "/result.json"):
+    for seed, path in seed_items(pattern + "/result.json"):
         result = load(path)
         value = pct((result.get("metrics") or {}).get(name))
         if value is not None:
-            draws.append((value, codec_of(result)))
+            draws.append((value, seed if block == "seed" else codec_of(result)))
     return draws
 
 
@@ -222,9 +229,9 @@ def joint_rows(run_dir):
         # The baseline over the seeds that were finetuned (each starts from its seed's
         # cResNet-51), so that the rows move from where their own networks started.
         finetuned = {
-            seed_of(path, folder)
+            seed
             for name in ("joint", "control")
-            for path in seed_paths(f"{folder}{SEED}/{name}/result.json")
+            for seed, _ in seed_items(f"{folder}{SEED}/{name}/result.json")
         }
         entry = {}
         for name, cls_dir, seg_dir, codec in (
@@ -253,33 +260,24 @@ def joint_rows(run_dir):
     return result
 
 
-def seed_of(path, folder):
-    """The seed of a path under `folder` + "" (0) or `folder` + ".seedK" (K)."""
-    rest = path[len(folder) :]
-    return int(rest[len(".seed") :].split("/")[0]) if rest.startswith(".seed") else 0
-
-
 def joint_pairs(run_dir, point):
     """{metric: ([(joint ft., seed)], [(codec ft., seed)])} of a joint point: each seed's joint
     finetuning and its control start from the same codec and that seed's cResNet-51, so
     `tools/claims.py` compares them within each seed (the seed a block)."""
     folder = os.path.join(run_dir, "joint", point)
-    pairs = {}
-    for metric, joint, control in (
-        ("top1", "joint", "control"),
-        ("miou", "seg_joint", "seg_control"),
-    ):
-        for side, name in ((0, joint), (1, control)):
-            for path in seed_paths(f"{folder}{SEED}/{name}/result.json"):
-                value = pct((load(path).get("metrics") or {}).get(metric))
-                if value is not None:
-                    pairs.setdefault(metric, ([], []))[side].append((value, seed_of(path, folder)))
-    for path in seed_paths(f"{folder}{SEED}/rd/rd.json"):
+    pairs = {
+        metric: tuple(seed_draws(f"{folder}{SEED}/{name}", metric, "seed") for name in names)
+        for metric, names in (
+            ("top1", ("joint", "control")),
+            ("miou", ("seg_joint", "seg_control")),
+        )
+    }
+    for seed, path in seed_items(f"{folder}{SEED}/rd/rd.json"):
         codecs = load(path).get("codecs", {})
         for side, codec in ((0, "joint"), (1, "codec_ft")):
             for metric, value in (codecs.get(codec, {}).get("mean") or {}).items():
                 if metric in JOINT_CODEC_COLUMNS and value is not None:
-                    pairs.setdefault(metric, ([], []))[side].append((value, seed_of(path, folder)))
+                    pairs.setdefault(metric, ([], []))[side].append((value, seed))
     return pairs
 
 
