@@ -1178,3 +1178,38 @@ def test_projection_uses_pilots_for_a_kind_of_trainer_the_grid_has_not_finished(
     assert f"{n_seg} segmenter trainings x 0.50 h (as the pilots same took)" in text
     assert f"= {1.5 * n_cls + 0.5 * n_seg:.1f} CPU hours" in text
     assert "not measured yet:" in text and "codec trainings" in text.split("not measured yet:")[1]
+
+
+def test_fig7_follows_each_finetuned_seed_from_its_own_baseline(tmp_path):
+    # Seeds 1 and 2 finetuned (seed 2's control not run yet), seed 0 never: Fig. 7's data is
+    # each finetuned seed's cResNet-51 / -51-d, then its control's and joint's networks.
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import table2
+
+    def write(folder, **metrics):
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps({"metrics": metrics}))
+
+    assert table2.fig_joint(str(tmp_path), path=str(tmp_path / "f.png")) is False
+    for seed in (0, 1, 2):
+        suffix = f".seed{seed}" if seed else ""
+        write(
+            tmp_path / "cls" / "bpp0.0983" / f"cresnet51{suffix}", top1=0.70 + seed / 100, top5=0.9
+        )
+        write(tmp_path / "seg" / "bpp0.0983" / f"cresnet51_d{suffix}", miou=0.30 + seed / 100)
+    for seed, names in ((1, ("joint", "control", "seg_joint", "seg_control")), (2, ("joint",))):
+        for name in names:
+            metric = "miou" if name.startswith("seg") else "top1"
+            value = 0.5 + seed / 100 + (0.1 if "joint" in name else 0.0)
+            write(tmp_path / "joint" / f"bpp0.0983.seed{seed}" / name, **{metric: value})
+    seeds = table2.joint_seeds(str(tmp_path))["bpp0.0983"]
+    assert list(seeds) == [1, 2]
+    assert seeds[1]["baseline"] == pytest.approx({"top1": 71.0, "top5": 90.0, "miou": 31.0})
+    assert seeds[1]["codec ft."] == pytest.approx({"top1": 51.0, "top5": None, "miou": 51.0})
+    assert seeds[1]["joint ft."]["top1"] == pytest.approx(61.0)
+    assert seeds[2]["baseline"]["top1"] == pytest.approx(72.0)
+    assert seeds[2]["codec ft."] == {"top1": None, "top5": None, "miou": None}
+    assert seeds[2]["joint ft."]["top1"] == pytest.approx(62.0)
+    path = tmp_path / "fig7.png"
+    assert table2.fig_joint(str(tmp_path), path=str(path)) is True
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

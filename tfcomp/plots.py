@@ -137,7 +137,8 @@ def validation_curves(panels, path, x_label, y_label):
         ax.set_xlabel(x_label)
         ax.set_ylabel(y_label)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:  # a panel with no curves yet has nothing to name
+            ax.legend()
     _save(fig, path)
 
 
@@ -161,38 +162,110 @@ def accuracy_vs_flops(panels, path):
     _save(fig, path)
 
 
-def joint_movement(joint, path):
-    """Fig. 7: {point: {training: {metric: value}}}, top-5 and mIoU per kind of training."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, metric, label in ((axes[0], "top5", "top-5 %"), (axes[1], "miou", "mIoU %")):
-        for point, entry in joint.items():
-            names = list(entry)
-            ax.plot(range(len(names)), [entry[n][metric] for n in names], marker="o", label=point)
-            ax.set_xticks(range(len(names)), names)
+def joint_movement(seeds, trainings, path):
+    """Fig. 7: {point: {seed: {training: {metric: value}}}}, top-1, top-5 and mIoU along
+    `trainings` (baseline, control, joint): one thin line per seed (each seed's two
+    finetunings start from its own baseline, so the lines are the paired comparison the claims
+    make) and the mean over a point's seeds as a thick one."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = (
+        ("top1", "top-1 %", "classification (cResNet-51)"),
+        ("top5", "top-5 %", "classification (the paper's panel)"),
+        ("miou", "mIoU %", "segmentation (cResNet-51-d)"),
+    )
+    x = np.arange(len(trainings))
+    for ax, (metric, label, title) in zip(axes, panels):
+        for c, (point, by_seed) in enumerate(seeds.items()):
+            colour = f"C{c}"
+            values = np.array(
+                [[by_seed[k][t].get(metric, None) for t in trainings] for k in by_seed],
+                dtype=float,
+            )  # seeds x trainings, nan where a step has not run
+            if len(by_seed) > 1:
+                for k, row in zip(by_seed, values):
+                    ax.plot(x, row, color=colour, lw=0.8, alpha=0.5, marker=".")
+                    last = np.flatnonzero(~np.isnan(row))
+                    if last.size:
+                        i = last[-1]
+                        ax.annotate(
+                            f"seed {k}",
+                            (x[i], row[i]),
+                            fontsize=6,
+                            color=colour,
+                            xytext=(3, 0),
+                            textcoords="offset points",
+                            va="center",
+                        )
+            counts = (~np.isnan(values)).sum(axis=0)
+            mean = np.full(len(trainings), np.nan)
+            mean[counts > 0] = np.nansum(values, axis=0)[counts > 0] / counts[counts > 0]
+            seeds_label = f"{point}, mean of {len(by_seed)} seeds" if len(by_seed) > 1 else point
+            ax.plot(x, mean, color=colour, lw=2.2, marker="o", label=seeds_label)
+            partial = (counts > 0) & (counts < len(by_seed))  # a mean of fewer seeds: open
+            ax.plot(x[partial], mean[partial], ls="", marker="o", mfc="white", mec=colour, ms=7)
+            for i in np.flatnonzero(partial):
+                ax.annotate(
+                    f"{counts[i]} of {len(by_seed)} seeds",
+                    (x[i], mean[i]),
+                    fontsize=6,
+                    color=colour,
+                    xytext=(0, -10),
+                    textcoords="offset points",
+                    ha="center",
+                )
+        ax.set_xticks(x, trainings)
+        ax.set_xlim(-0.3, len(trainings) - 0.5)
         ax.set_ylabel(label)
+        ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_title("classification (cResNet-51)")
-    axes[1].set_title("segmentation (cResNet-51-d)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.subplots_adjust(wspace=0.3)
     _save(fig, path)
 
 
 def joint_rate_distortion(results, path):
-    """Fig. 11: {point: {codec label: mean metrics}}; the codec's real bpp against each quality,
-    before (baseline) and after finetuning (codec ft., joint ft.)."""
+    """Fig. 11: {label (point and seed): {codec: mean metrics}}, the codec's real bpp against
+    each quality before (baseline: one open marker, the codec every seed started from) and
+    after finetuning (codec ft., joint ft.; a colour per label), a line from each start."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    markers = {"codec ft.": "s", "joint ft.": "D"}
     for ax, metric in zip(axes, ("ms_ssim", "ssim", "psnr")):
-        for point, codecs in results.items():
-            labels = list(codecs)
-            xs = [codecs[k]["bpp_real"] for k in labels]
-            ys = [codecs[k][metric] for k in labels]
-            ax.plot(xs, ys, color="grey", lw=0.8)
-            for x, y, k, marker in zip(xs, ys, labels, "osD"):
-                ax.plot([x], [y], marker=marker, ls="", label=f"{point} {k}")
+        for c, (name, codecs) in enumerate(results.items()):
+            start = codecs.get("baseline")
+            for training, marker in markers.items():
+                end = codecs.get(training)
+                if end is None:
+                    continue
+                if start is not None:
+                    xs, ys = (start["bpp_real"], end["bpp_real"]), (start[metric], end[metric])
+                    ax.plot(xs, ys, color=f"C{c}", lw=0.8, alpha=0.6)
+                ax.plot(
+                    [end["bpp_real"]],
+                    [end[metric]],
+                    marker=marker,
+                    ls="",
+                    color=f"C{c}",
+                    label=f"{name} {training}",
+                )
+            if start is not None:
+                ax.plot(
+                    [start["bpp_real"]],
+                    [start[metric]],
+                    marker="o",
+                    ls="",
+                    mfc="white",
+                    mec="black",
+                    ms=8,
+                    label="baseline codec" if c == 0 else None,
+                    zorder=3,
+                )
         ax.set_xlabel("bpp (real files)")
         ax.set_ylabel(METRIC_LABELS[metric])
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=7)
+    fig.subplots_adjust(bottom=0.22 + 0.04 * ((len(labels) - 1) // 5), wspace=0.3)
     _save(fig, path)
 
 

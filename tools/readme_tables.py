@@ -275,7 +275,7 @@ def run_report(folder, figures_dir, link_root=ROOT):
         ("rate_distortion_domain", lambda p: _rd(table2.load_rd(folder, "rd_domain"), p)),
         ("codec_curves", lambda p: _codec_curves(folder, p)),
         ("fig5_segmentation", lambda p: _fig5(folder, p)),
-        ("fig7_joint_training", lambda p: _fig7(joint, p)),
+        ("fig7_joint_training", lambda p: table2.fig_joint(folder, path=p)),
         ("fig11_joint_rate_distortion", lambda p: table2.fig_joint_rd(folder, path=p)),
     ):
         path = os.path.join(figures_dir, f"{prefix}_{name}.png")
@@ -485,15 +485,6 @@ def _fig5(folder, path):
             columns.append((card, panels, f"{key[0]} seed {seed}"))
     rows, titles = seg_eval.figure_rows(examples, columns)
     plots.segmentation_examples(rows, path, classes, titles)
-    return True
-
-
-def _fig7(joint, path):
-    from tfcomp import plots
-
-    if not joint:
-        return False
-    plots.joint_movement(joint, path)
     return True
 
 

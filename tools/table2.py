@@ -281,6 +281,55 @@ def joint_pairs(run_dir, point):
     return pairs
 
 
+JOINT_TRAININGS = ("baseline", "codec ft.", "joint ft.")
+
+
+def joint_seeds(run_dir):
+    """{point: {seed: {training: {metric: value in percent}}}} of the seeds finetuned at each
+    joint point (Fig. 7): a seed's baseline is its cResNet-51 and cResNet-51-d, its codec ft.
+    and joint ft. the networks its control and joint finetuning ended with (top1, top5, miou;
+    None where a step has not run)."""
+    result = {}
+    for point in joint_rows(run_dir):
+        folder = os.path.join(run_dir, "joint", point)
+        steps = {
+            "baseline": (
+                f"{run_dir}/cls/{point}/cresnet51{SEED}",
+                f"{run_dir}/seg/{point}/cresnet51_d{SEED}",
+            ),
+            "codec ft.": (f"{folder}{SEED}/control", f"{folder}{SEED}/seg_control"),
+            "joint ft.": (f"{folder}{SEED}/joint", f"{folder}{SEED}/seg_joint"),
+        }
+        finetuned = sorted(
+            {k for name in ("joint", "control") for k, _ in seed_items(f"{folder}{SEED}/{name}")}
+        )
+        for seed in finetuned:
+            suffix = f".seed{seed}" if seed else ""
+            entry = {}
+            for training, patterns in steps.items():
+                metrics = {}
+                for pattern, names in zip(patterns, (("top1", "top5"), ("miou",))):
+                    result_path = pattern.replace(SEED, suffix) + "/result.json"
+                    found = (load(result_path) or {}).get("metrics") or {}
+                    metrics.update({n: pct(found.get(n)) for n in names})
+                entry[training] = metrics
+            result.setdefault(point, {})[seed] = entry
+    return result
+
+
+def fig_joint(run_dir, figures=None, path=None):
+    """Fig. 7: top-1, top-5 and mIoU of each finetuned seed before (baseline) and after its
+    control (codec ft.) and joint finetuning, to `path` (default
+    FIGURES/fig7_joint_training.png); False when no seed was finetuned."""
+    seeds = joint_seeds(run_dir)
+    if not seeds:
+        return False
+    path = path or os.path.join(figures, "fig7_joint_training.png")
+    plots.joint_movement(seeds, JOINT_TRAININGS, path)
+    print(f"wrote {path}")
+    return True
+
+
 def codec_over_seeds(folder, codec):
     """{metric: Estimate} of one codec of the joint rate-distortion runs, over the seeds."""
     values = {k: [] for k in JOINT_CODEC_COLUMNS}
@@ -597,8 +646,7 @@ def main(argv=None):
     fig_curves(args.run_dir, figures, "cls")
     fig_curves(args.run_dir, figures, "seg")
     fig_flops(args.run_dir, figures, table)
-    if joint:
-        plots.joint_movement(joint, os.path.join(figures, "fig7_joint_training.png"))
+    fig_joint(args.run_dir, figures)
     fig_joint_rd(args.run_dir, figures)
     fig_runtime(args.run_dir, figures)
     fig_rate_distortion(args.run_dir, figures)
