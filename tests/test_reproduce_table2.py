@@ -1178,6 +1178,15 @@ def test_projection_uses_pilots_for_a_kind_of_trainer_the_grid_has_not_finished(
     assert f"{n_seg} segmenter trainings x 0.50 h (as the pilots same took)" in text
     assert f"= {1.5 * n_cls + 0.5 * n_seg:.1f} CPU hours" in text
     assert "not measured yet:" in text and "codec trainings" in text.split("not measured yet:")[1]
+    # With the results folder: the trainings without a result there, at the same means.
+    done = tmp_path / "results" / "cls" / "rgb" / "resnet50"
+    done.mkdir(parents=True)
+    (done / "result.json").write_text("{}")
+    text = projection({"classifier": [3600.0, 7200.0]}, pilots, str(tmp_path / "results"))
+    n = len(tasks) - tasks.count(None)
+    assert f"Of its {n} trainings 1 have a result here; the other {n - 1} (" in text
+    assert f"{n_cls - 1} classifier, " in text and f"{n_seg} segmenter)" in text
+    assert f"come to {1.5 * (n_cls - 1) + 0.5 * n_seg:.1f} CPU hours" in text
 
 
 def test_fig7_follows_each_finetuned_seed_from_its_own_baseline(tmp_path):
@@ -1213,3 +1222,46 @@ def test_fig7_follows_each_finetuned_seed_from_its_own_baseline(tmp_path):
     path = tmp_path / "fig7.png"
     assert table2.fig_joint(str(tmp_path), path=str(path)) is True
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plan_lists_what_a_run_would_do_and_its_cpu_hours(tmp_path):
+    """--plan runs nothing: each step is done, to run, or redone with the reason, and the trainers
+    to run are estimated at the mean CPU seconds of this run's finished trainers of their kind
+    (the driver's timing where a trainer kept no clock), measured over the whole plan even when
+    --only lists a part of it."""
+    assert drive(tmp_path, "--scale=tiny", "--only=cls/bpp0.0983/cresnet51").returncode == 0
+    run = tmp_path / "run"
+    timing = json.loads((run / "timing.json").read_text())
+    cls_hours = timing["cls/bpp0.0983/cresnet51"]["cpu_s"] / 3600
+    before = len(calls(tmp_path))
+    result = drive(tmp_path, "--scale=tiny", "--plan")
+    assert result.returncode == 0, result.stderr
+    assert len(calls(tmp_path)) == before  # nothing ran
+    lines = dict(line.split("] ", 1)[1].split(": ", 1) for line in result.stdout.splitlines()[:-1])
+    assert lines["codec_bpp0.0983"] == "done"
+    assert lines["cls/bpp0.0983/cresnet51"] == "done"
+    assert lines["cls/bpp0.0983/cresnet39"] == f"to run, ~{cls_hours:.2f} CPU h"
+    codec_hours = timing["codec_bpp0.0983"]["cpu_s"] / 3600
+    assert lines["codec_bpp0.635"] == f"to run, ~{codec_hours:.2f} CPU h"
+    assert lines["seg/bpp0.635/cresnet51_d"] == "to run"  # no segmenter finished: no estimate
+    total = len(lines)
+    to_run = [n for n, what in lines.items() if what != "done"]
+    summary = result.stdout.splitlines()[-1]
+    assert summary.startswith(f"{total - len(to_run)} of {total} steps done; {len(to_run)} to run")
+    assert "nothing measured yet for joint, segmenter" in summary
+    # A network whose weights are gone is redone when a step that starts from them runs: the
+    # plan says why, and --only lists that part of the plan, its estimate from the whole run.
+    (run / "cls/bpp0.0983/cresnet51/classifier.keras").unlink()
+    result = drive(tmp_path, "--scale=tiny", "--plan", "--only=seg/bpp0.0983/cresnet51_d")
+    lines = dict(line.split("] ", 1)[1].split(": ", 1) for line in result.stdout.splitlines()[:-1])
+    assert lines["cls/bpp0.0983/cresnet51"] == (
+        "redone: its model is not on this machine and seg/bpp0.0983/cresnet51_d reads it, "
+        f"~{cls_hours:.2f} CPU h"
+    )
+    assert set(lines) == {
+        "codec_bpp0.0983",
+        "store/bpp0.0983/classifier",
+        "cls/bpp0.0983/cresnet51",
+        "seg/bpp0.0983/cresnet51_d",
+    }
+    assert len(calls(tmp_path)) == before

@@ -165,13 +165,11 @@ def run_report(folder, figures_dir, link_root=ROOT):
     the joint table, the claims; its figures into figures_dir, linked relative to link_root."""
     import claims as claims_tool
     import table2
-    from reproduce_table2 import kept_drift
+    from reproduce_table2 import kept_drift, read_timing, step_clock
 
     from tfcomp.eval import stats
 
-    # Step names as folders: the driver names a joint control's steps cls/../joint/P/NAME.
-    timed_steps = table2.load(os.path.join(folder, "timing.json")) or {}
-    timing = {os.path.normpath(k): v for k, v in timed_steps.items()}
+    timing = read_timing(folder)
     rd = table2.load_rd(folder)
     small = os.path.basename(os.path.normpath(folder)).endswith("_small")
     drifts = kept_drift(folder, "small") if small else {}
@@ -190,14 +188,9 @@ def run_report(folder, figures_dir, link_root=ROOT):
         name = os.path.relpath(os.path.dirname(path), folder)
         listed.add(name)
         result = table2.load(path)
-        train = result.get("train") or {}
-        timed = timing.get(name) or {}
-        # A trainer's own clock spans every session it resumed in (the driver times one
-        # session's run); trainers before CPU seconds were recorded did not keep wall seconds
-        # across resumes either: their times are unknown unless the driver timed the step.
-        clocked = "cpu_seconds" in train
-        wall = train["seconds"] if clocked else timed.get("wall_s")
-        cpu = train["cpu_seconds"] if clocked else timed.get("cpu_s")
+        # Trainers before CPU seconds were recorded did not keep wall seconds across resumes
+        # either: their times are unknown unless the driver timed the step.
+        wall, cpu = step_clock(result, timing.get(name))
         if cpu is None:
             unknown.append(name)
         else:
@@ -234,7 +227,7 @@ def run_report(folder, figures_dir, link_root=ROOT):
     ]
     if small:
         pilots_dir = os.path.join(os.path.dirname(os.path.normpath(folder)), "pilots")
-        lines += [projection(cpu_by_task, pilot_cpu(pilots_dir)), ""]
+        lines += [projection(cpu_by_task, pilot_cpu(pilots_dir), folder), ""]
     table = [r for r in table2.rows(folder) if r["top1"] is not None or r["miou"] is not None]
     if table:
         lines += [
@@ -399,33 +392,47 @@ def pilot_cpu(folder):
     return found
 
 
-def projection(cpu_by_task, pilots=None):
+def projection(cpu_by_task, pilots=None, folder=None):
     """The whole small plan's training CPU hours at the mean measured per kind of trainer; a
-    kind with no finished step of the grid at its `pilots`' ({task: ([CPU s], [names])})."""
-    from reproduce_table2 import TRAINERS, scale_plan
+    kind with no finished step of the grid at its `pilots`' ({task: ([CPU s], [names])}); with
+    `folder` (results/table2_small), also the hours of the trainings it has no result of."""
+    from reproduce_table2 import scale_plan, step_task
 
     plan = scale_plan("small", "/run")
-    counts = {}
+    counts, left = {}, {}
     for step in plan.steps:
-        task = TRAINERS.get(step.argv[1]) if step.argv[0] == "-m" else None
+        task = step_task(step)
         if task:
             counts[task] = counts.get(task, 0) + 1
-    parts, known, missing = [], 0.0, []
+            name = os.path.relpath(os.path.dirname(step.result), "/run")
+            if folder and not os.path.isfile(os.path.join(folder, name, "result.json")):
+                left[task] = left.get(task, 0) + 1
+    parts, known, missing, means = [], 0.0, [], {}
     for task, n in counts.items():
         cpu = cpu_by_task.get(task)
         pilot_seconds, names = (pilots or {}).get(task, ([], []))
         if cpu or pilot_seconds:
-            mean = sum(cpu or pilot_seconds) / len(cpu or pilot_seconds) / 3600
-            known += n * mean
+            means[task] = sum(cpu or pilot_seconds) / len(cpu or pilot_seconds) / 3600
+            known += n * means[task]
             where = "" if cpu else f" (as the pilots {', '.join(names)} took)"
-            parts.append(f"{n} {task} trainings x {mean:.2f} h{where}")
+            parts.append(f"{n} {task} trainings x {means[task]:.2f} h{where}")
         else:
             missing.append(f"{n} {task} trainings")
     text = (
         f"The small preset's plan ({len(plan.steps)} steps) at the CPU hours measured per "
         f"trainer so far: {', '.join(parts) or 'nothing measured yet'} = {known:.1f} CPU hours"
     )
-    return text + (f"; not measured yet: {', '.join(missing)}." if missing else ".")
+    text += f"; not measured yet: {', '.join(missing)}." if missing else "."
+    if folder:
+        rest = sum(n * means.get(task, 0.0) for task, n in left.items())
+        done = sum(counts.values()) - sum(left.values())
+        text += (
+            f" Of its {sum(counts.values())} trainings {done} have a result here; the other "
+            f"{sum(left.values())} ({', '.join(f'{n} {t}' for t, n in left.items())}) come to "
+            f"{rest:.1f} CPU hours at those means, not counting codecs trained again on a new "
+            "machine (`tools/reproduce_table2.sh --plan` lists a run's steps left)."
+        )
+    return text
 
 
 def _curves(folder, path):

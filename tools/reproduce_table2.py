@@ -685,7 +685,7 @@ def settings_drift(step, run_dir=None):
     from flags.config import config_of_command
     from tfcomp import configs
 
-    task = TRAINERS.get(step.argv[1]) if step.argv[0] == "-m" and len(step.argv) > 1 else None
+    task = step_task(step)
     # A trainer's result.json lies in its folder (a codec step's result file is its codec.keras).
     path = os.path.join(os.path.dirname(step.result), "result.json")
     if task is None or not (os.path.isfile(step.result) and os.path.isfile(path)):
@@ -805,6 +805,101 @@ def progress_line(step):
 
 
 STATUS_EVERY_S = 600  # how often the driver says where its running trainers are
+
+
+def step_task(step):
+    """The config task (`TRAINERS`) of a step that trains; None for the others."""
+    return TRAINERS.get(step.argv[1]) if step.argv[0] == "-m" and len(step.argv) > 1 else None
+
+
+def step_clock(result, timed):
+    """(wall s, CPU s) of a finished step: its trainer's own clock where it kept one (it spans
+    every session the trainer resumed in), else the driver's timing of the step (`timed`, its
+    entry of timing.json, which covers one session's run); None where neither has it."""
+    train = result.get("train") or {}
+    if "cpu_seconds" in train:
+        return train.get("seconds"), train["cpu_seconds"]
+    return (timed or {}).get("wall_s"), (timed or {}).get("cpu_s")
+
+
+def read_timing(run_dir):
+    """RUN_DIR/timing.json keyed by normalised step name (a step named cls/../joint/... and its
+    folder joint/... are one key)."""
+    path = os.path.join(run_dir, "timing.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return {os.path.normpath(k): v for k, v in json.load(f).items()}
+
+
+def measured_cpu(steps):
+    """{task: [CPU s]} of the finished trainers among `steps` (by `step_clock`, from each
+    one's result.json in its folder; folders set aside, NAME.stale, are not steps)."""
+    found, timings = {}, {}
+    for step in steps:
+        task, folder = step_task(step), os.path.dirname(step.result)
+        path = os.path.join(folder, "result.json")
+        if not task or not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            result = json.load(f)
+        out = os.path.dirname(os.path.dirname(step.result))
+        while not os.path.isdir(os.path.join(out, "logs")) and os.path.dirname(out) != out:
+            out = os.path.dirname(out)  # the run folder: the one with the driver's logs
+        if out not in timings:
+            timings[out] = read_timing(out)
+        cpu = step_clock(result, timings[out].get(os.path.relpath(folder, out)))[1]
+        if cpu is not None:
+            found.setdefault(task, []).append(cpu)
+    return found
+
+
+def plan_status(plan, cpu_by_task):
+    """[(step, status, estimated CPU s or None)] of the plan's steps on this machine: "done"
+    (kept as it is), "to run", or "redone: WHY" (its result is there, or came back without its
+    model, but it runs again); the estimate, for a trainer that runs, the mean of
+    `cpu_by_task` ({task: [CPU s]}, `measured_cpu`)."""
+    kept = done_before(plan.steps)
+    names = {s.name for s in plan.steps}
+    found = []
+    for step in plan.steps:
+        if step.name in kept:
+            found.append((step, "done", None))
+            continue
+        seconds = cpu_by_task.get(step_task(step))
+        estimate = sum(seconds) / len(seconds) if seconds else None
+        readers = [s.name for s in plan.steps if step.name in s.needs and s.name not in kept]
+        if any(n in names and n not in kept for n in step.needs) and (
+            os.path.exists(step.result) or finished_folder(step, plan.steps)
+        ):
+            status = "redone: a step it needs runs again"
+        elif os.path.exists(step.result) or finished_folder(step, plan.steps):
+            status = f"redone: its model is not on this machine and {readers[0]} reads it"
+        else:
+            status = "to run"
+        found.append((step, status, estimate))
+    return found
+
+
+def print_plan(plan, cpu_by_task):
+    """What a run of `plan` would do (the driver's --plan): each step's status and estimate,
+    then the CPU hours of what runs at the means measured so far (`measured_cpu`)."""
+    status = plan_status(plan, cpu_by_task)
+    for k, (step, what, estimate) in enumerate(status, 1):
+        hours = f", ~{estimate / 3600:.2f} CPU h" if estimate is not None else ""
+        print(f"[{k}/{len(status)}] {step.name}: {what}{hours}")
+    runs = [(s, e) for s, what, e in status if what != "done"]
+    trainers = [(s, e) for s, e in runs if step_task(s)]
+    known = sum(e for _, e in trainers if e is not None)
+    unknown = sorted({step_task(s) for s, e in trainers if e is None})
+    means = ", ".join(f"{t} {sum(v) / len(v) / 3600:.2f}" for t, v in sorted(cpu_by_task.items()))
+    print(
+        f"{len(status) - len(runs)} of {len(status)} steps done; {len(runs)} to run, "
+        f"{len(trainers)} of them trainings: ~{known / 3600:.1f} CPU hours at the means of "
+        f"this run's finished trainers ({means or 'none yet'})"
+        + (f"; nothing measured yet for {', '.join(unknown)}" if unknown else "")
+        + "; stores and evaluations add minutes each"
+    )
 
 
 def execute(plan, launcher, jobs, log_dir):
@@ -998,6 +1093,12 @@ def main(argv=None):
         "steps they need, nothing else",
     )
     parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print what the run would do (each step done, to run or redone, and the CPU hours "
+        "of what runs at the hours measured so far) and exit",
+    )
+    parser.add_argument(
         "--seeds",
         type=int,
         default=None,
@@ -1029,9 +1130,13 @@ def main(argv=None):
         print(f"--seeds={args.seeds}: expected at least 1", file=sys.stderr)
         return 2
     plan = table2_plan(args.scale, out, points, joint, env, args.seeds)
+    cpu_by_task = measured_cpu(plan.steps) if args.plan else None  # before --only keeps a part
     if args.only and not plan.only(args.only.split(",")):
         print(f"--only={args.only}: no step of the plan matches", file=sys.stderr)
         return 2
+    if args.plan:
+        print_plan(plan, cpu_by_task)
+        return 0
     python = os.environ.get("PY")
     jobs = int(os.environ.get("JOBS", DEFAULT_JOBS[args.scale]))
     start = time.time()
