@@ -239,13 +239,21 @@ def test_only_runs_the_matching_steps_and_what_they_need(tmp_path):
     assert waiting[rd] == "waits for rate_distortion/bpp0.0983, rate_distortion/baselines"
     joint = "bpp0.0983: top-1, mIoU, SSIM, MS-SSIM, joint ft. - codec ft. (the control)"
     assert waiting[joint].startswith("waits for joint/bpp0.0983/")
-    # 3 points x (z vs reconstructed, segmentation, rate-distortion), cResNet-39, joint; the
-    # tiny plan has no rate-distortion on a second set, so none waits for one.
-    assert len(waiting) == 11
+    # ResNet-71 / cResNet-72, Table 2's other pair of equal cost, at 0.0983 bpp only.
+    pair = "bpp0.0983: {}, cResNet-72{} on z - ResNet-71{} on reconstructions"
+    assert waiting[pair.format("top-1", "", "")] == (
+        "waits for cls/bpp0.0983/cresnet72, cls/bpp0.0983/resnet71"
+    )
+    assert waiting[pair.format("mIoU", "-d", "-d")] == (
+        "waits for seg/bpp0.0983/cresnet72_d, seg/bpp0.0983/resnet71_d"
+    )
+    # 3 points x (z vs reconstructed, segmentation, rate-distortion), the 71 / 72 pair x 2,
+    # cResNet-39, joint; the tiny plan has no rate-distortion on a second set.
+    assert len(waiting) == 13
     flops = [c for c in claims if c["claim"] == "flops"]
     assert len(flops) == 2 and all(c["verdict"] != "not run yet" for c in flops)
     text = (tmp_path / "run" / "claims.md").read_text()
-    assert "Not run yet: 11 comparisons of the plan wait for their steps." in text
+    assert "Not run yet: 13 comparisons of the plan wait for their steps." in text
     # Without the run's scale the tool judges the points it finds rows at (a row missing:
     # not resolved) and lists nothing as waiting.
     sys.path.insert(0, os.path.join(ROOT, "tools"))
