@@ -429,8 +429,10 @@ def projection(cpu_by_task, pilots=None, folder=None):
         text += (
             f" Of its {sum(counts.values())} trainings {done} have a result here; the other "
             f"{sum(left.values())} ({', '.join(f'{n} {t}' for t, n in left.items())}) come to "
-            f"{rest:.1f} CPU hours at those means, not counting codecs trained again on a new "
-            "machine (`tools/reproduce_table2.sh --plan` lists a run's steps left)."
+            f"{rest:.1f} CPU hours at those means, not counting models trained again where a "
+            "machine lost their weights (a codec whose rows still run; a network that a "
+            "segmenter or joint training starts from): `tools/reproduce_table2.sh --plan` on a "
+            "run folder lists its steps left, those included."
         )
     return text
 
