@@ -832,10 +832,10 @@ def read_timing(run_dir):
         return {os.path.normpath(k): v for k, v in json.load(f).items()}
 
 
-def measured_cpu(steps):
-    """{task: [CPU s]} of the finished trainers among `steps` (by `step_clock`, from each
-    one's result.json in its folder; folders set aside, NAME.stale, are not steps)."""
-    found, timings = {}, {}
+def measured_cpu(steps, run_dir):
+    """{task: [CPU s]} of the finished trainers among `steps` of RUN_DIR (by `step_clock`, from
+    each one's result.json in its folder; folders set aside, NAME.stale, are not steps)."""
+    found, timing = {}, read_timing(run_dir)
     for step in steps:
         task, folder = step_task(step), os.path.dirname(step.result)
         path = os.path.join(folder, "result.json")
@@ -843,12 +843,7 @@ def measured_cpu(steps):
             continue
         with open(path) as f:
             result = json.load(f)
-        out = os.path.dirname(os.path.dirname(step.result))
-        while not os.path.isdir(os.path.join(out, "logs")) and os.path.dirname(out) != out:
-            out = os.path.dirname(out)  # the run folder: the one with the driver's logs
-        if out not in timings:
-            timings[out] = read_timing(out)
-        cpu = step_clock(result, timings[out].get(os.path.relpath(folder, out)))[1]
+        cpu = step_clock(result, timing.get(os.path.relpath(folder, run_dir)))[1]
         if cpu is not None:
             found.setdefault(task, []).append(cpu)
     return found
@@ -874,7 +869,8 @@ def plan_status(plan, cpu_by_task):
         ):
             status = "redone: a step it needs runs again"
         elif os.path.exists(step.result) or finished_folder(step, plan.steps):
-            status = f"redone: its model is not on this machine and {readers[0]} reads it"
+            reader = readers[0] if readers else "a step run now"
+            status = f"redone: its model is not on this machine and {reader} reads it"
         else:
             status = "to run"
         found.append((step, status, estimate))
@@ -1130,7 +1126,7 @@ def main(argv=None):
         print(f"--seeds={args.seeds}: expected at least 1", file=sys.stderr)
         return 2
     plan = table2_plan(args.scale, out, points, joint, env, args.seeds)
-    cpu_by_task = measured_cpu(plan.steps) if args.plan else None  # before --only keeps a part
+    cpu_by_task = measured_cpu(plan.steps, out) if args.plan else None  # before --only
     if args.only and not plan.only(args.only.split(",")):
         print(f"--only={args.only}: no step of the plan matches", file=sys.stderr)
         return 2
