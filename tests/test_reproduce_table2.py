@@ -1273,3 +1273,32 @@ def test_plan_lists_what_a_run_would_do_and_its_cpu_hours(tmp_path):
         "seg/bpp0.0983/cresnet51_d",
     }
     assert len(calls(tmp_path)) == before
+
+
+def test_joint_claims_say_at_which_rates_the_two_codecs_are(tmp_path):
+    # Joint finetuning that ends at more bits than its control has more to classify from: every
+    # joint-vs-control row (accuracy too, not only SSIM) names the paired rate difference.
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import claims
+
+    for seed, (joint, control, bpp_joint, bpp_control) in {
+        1: (0.712, 0.702, 0.0859, 0.0820),
+        2: (0.712, 0.701, 0.0855, 0.0816),
+    }.items():
+        folder = tmp_path / "joint" / f"bpp0.0983.seed{seed}"
+        for name, top1 in (("joint", joint), ("control", control)):
+            (folder / name).mkdir(parents=True)
+            (folder / name / "result.json").write_text(json.dumps({"metrics": {"top1": top1}}))
+        codecs = {
+            "joint": {"mean": {"bpp_real": bpp_joint, "ssim": 0.62}},
+            "codec_ft": {"mean": {"bpp_real": bpp_control, "ssim": 0.61}},
+        }
+        (folder / "rd").mkdir()
+        (folder / "rd" / "rd.json").write_text(json.dumps({"codecs": codecs}))
+    items = {c["what"]: c for c in claims.check(str(tmp_path)) if c["claim"] == "joint"}
+    top1 = items["bpp0.0983: top-1 %, joint ft. - codec ft. (the control)"]
+    assert top1["measured"] == pytest.approx(1.05)
+    assert "at +0.0039 bpp (joint - control)" in top1["reason"]
+    assert (
+        "at +0.0039 bpp" in items["bpp0.0983: SSIM, joint ft. - codec ft. (the control)"]["reason"]
+    )
