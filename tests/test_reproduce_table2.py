@@ -1240,8 +1240,13 @@ def test_plan_lists_what_a_run_would_do_and_its_cpu_hours(tmp_path):
     assert drive(tmp_path, "--scale=tiny", "--only=cls/bpp0.0983/cresnet51").returncode == 0
     run = tmp_path / "run"
     timing = json.loads((run / "timing.json").read_text())
-    cls_hours = timing["cls/bpp0.0983/cresnet51"]["cpu_s"] / 3600
+    timing["cls/bpp0.0983/cresnet51"]["cpu_s"] = 7200.0  # the fake trains in a second: 2 h
+    (run / "timing.json").write_text(json.dumps(timing))
+    cls_hours = 2.0
     before = len(calls(tmp_path))
+    started = run / "cls/bpp0.0983/resnet50"
+    started.mkdir(parents=True)
+    (started / "progress.json").write_text(json.dumps({"step": 30, "train_steps": 120}))
     result = drive(tmp_path, "--scale=tiny", "--plan")
     assert result.returncode == 0, result.stderr
     assert len(calls(tmp_path)) == before  # nothing ran
@@ -1249,6 +1254,11 @@ def test_plan_lists_what_a_run_would_do_and_its_cpu_hours(tmp_path):
     assert lines["codec_bpp0.0983"] == "done"
     assert lines["cls/bpp0.0983/cresnet51"] == "done"
     assert lines["cls/bpp0.0983/cresnet39"] == f"to run, ~{cls_hours:.2f} CPU h"
+    # A trainer that started (its progress.json, here a quarter of its steps): the rest of it.
+    assert (
+        lines["cls/bpp0.0983/resnet50"]
+        == f"to run, resumes near step 30 / 120, ~{0.75 * cls_hours:.2f} CPU h"
+    )
     codec_hours = timing["codec_bpp0.0983"]["cpu_s"] / 3600
     assert lines["codec_bpp0.635"] == f"to run, ~{codec_hours:.2f} CPU h"
     assert lines["seg/bpp0.635/cresnet51_d"] == "to run"  # no segmenter finished: no estimate

@@ -851,9 +851,13 @@ def measured_cpu(steps, run_dir):
 
 def plan_status(plan, cpu_by_task):
     """[(step, status, estimated CPU s or None)] of the plan's steps on this machine: "done"
-    (kept as it is), "to run", or "redone: WHY" (its result is there, or came back without its
-    model, but it runs again); the estimate, for a trainer that runs, the mean of
-    `cpu_by_task` ({task: [CPU s]}, `measured_cpu`)."""
+    (kept as it is), "to run" (with the step a trainer that started resumes near: its last
+    progress.json; it resumes from its last checkpoint), or "redone: WHY" (its result is there,
+    or came back without its model, but it runs again); the estimate, for a trainer that runs,
+    the mean of `cpu_by_task` ({task: [CPU s]}, `measured_cpu`), for one that started the share
+    of it its steps left take."""
+    from tfcomp.train.loop import read_progress
+
     kept = done_before(plan.steps)
     names = {s.name for s in plan.steps}
     found = []
@@ -873,6 +877,11 @@ def plan_status(plan, cpu_by_task):
             status = f"redone: its model is not on this machine and {reader} reads it"
         else:
             status = "to run"
+            progress = read_progress(os.path.dirname(step.result)) if step_task(step) else None
+            if progress and progress.get("train_steps"):  # an interrupted or running trainer
+                done, total = progress["step"], progress["train_steps"]
+                status += f", resumes near step {done:,} / {total:,}"
+                estimate = None if estimate is None else estimate * (1 - done / total)
         found.append((step, status, estimate))
     return found
 
