@@ -1312,3 +1312,43 @@ def test_joint_claims_say_at_which_rates_the_two_codecs_are(tmp_path):
     assert (
         "at +0.0039 bpp" in items["bpp0.0983: SSIM, joint ft. - codec ft. (the control)"]["reason"]
     )
+
+
+def test_validation_curves_have_a_panel_per_point_and_every_seed(tmp_path, monkeypatch):
+    # Fig. 3 / 4 read every seed's curve.json (seed 0 and NAME.seedK), a panel per operating
+    # point after the original images, Table 2's networks in order; the README draws top-1.
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import table2
+
+    def write(folder, curve):
+        folder.mkdir(parents=True)
+        (folder / "curve.json").write_text(json.dumps(curve))
+
+    assert table2.fig_curves(str(tmp_path), kind="cls", path=str(tmp_path / "f.png")) is False
+    for seed, top1 in ((0, 0.5), (1, 0.6)):
+        suffix = f".seed{seed}" if seed else ""
+        write(
+            tmp_path / "cls" / "bpp0.0983" / f"cresnet51{suffix}",
+            [
+                {"epoch": 1, "top1": top1, "top5": 0.9},
+                {"epoch": 2, "top1": top1 + 0.1, "top5": 0.9},
+            ],
+        )
+    write(tmp_path / "cls" / "bpp0.0983" / "resnet71", [{"epoch": 1, "top1": 0.4, "top5": 0.8}])
+    write(tmp_path / "cls" / "rgb" / "resnet50", [{"epoch": 1, "top1": 0.7, "top5": 0.95}])
+    drawn = {}
+    monkeypatch.setattr(table2.plots, "seeded_curves", lambda *a: drawn.update(args=a))
+    path = str(tmp_path / "fig3.png")
+    assert table2.fig_curves(str(tmp_path), kind="cls", metric="top1", path=path) is True
+    panels, written, x_label, y_label = drawn["args"]
+    assert (written, x_label, y_label) == (path, "epoch", "top-1 accuracy %")
+    assert list(panels) == ["original", "0.0983 bpp"]
+    assert panels["original"] == {"ResNet-50": [[(1, 70.0)]]}
+    assert list(panels["0.0983 bpp"]) == ["cResNet-51", "ResNet-71"]
+    assert panels["0.0983 bpp"]["cResNet-51"] == [
+        [(1, pytest.approx(50.0)), (2, pytest.approx(60.0))],
+        [(1, pytest.approx(60.0)), (2, pytest.approx(70.0))],
+    ]
+    monkeypatch.undo()
+    assert table2.fig_curves(str(tmp_path), kind="cls", path=path) is True  # top-5, drawn
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"

@@ -142,6 +142,37 @@ def validation_curves(panels, path, x_label, y_label):
     _save(fig, path)
 
 
+def seeded_curves(panels, path, x_label, y_label):
+    """Fig. 3 / Fig. 4 over seeds: {panel title: {label: [[(x, y)] per seed]}}, a colour per
+    label (the same in every panel), each seed a thin line, the mean over seeds a thick one at
+    the x values every seed has; one legend below."""
+    labels = list(dict.fromkeys(k for series in panels.values() for k in series))
+    colours = {k: f"C{i % 10}" for i, k in enumerate(labels)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (title, series) in zip(axes[0], panels.items()):
+        for label, seeds in series.items():
+            colour = colours[label]
+            if len(seeds) > 1:
+                for points in seeds:
+                    ax.plot(*zip(*points), color=colour, lw=0.7, alpha=0.45)
+            common = sorted(set.intersection(*(set(x for x, _ in s) for s in seeds)))
+            mean = [np.mean([dict(s)[x] for s in seeds]) for x in common]
+            ax.plot(common, mean, color=colour, lw=2, label=label)
+        ax.set_title(title)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(y_label)
+        ax.grid(alpha=0.3)
+    counts = {k: max(len(s.get(k, [])) for s in panels.values()) for k in labels}
+    handles = [
+        plt.Line2D([], [], color=colours[k], lw=2, label=f"{k} ({counts[k]} seeds, mean thick)"
+                   if counts[k] > 1 else k)
+        for k in labels
+    ]  # fmt: skip
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(labels), 5), fontsize=8)
+    fig.subplots_adjust(bottom=0.3, wspace=0.3)
+    _save(fig, path)
+
+
 def accuracy_vs_flops(panels, path):
     """Fig. 6: {panel title: (y label, {series: [(GMACs, value, network name)]})}."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)

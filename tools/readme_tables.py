@@ -263,7 +263,11 @@ def run_report(folder, figures_dir, link_root=ROOT):
     prefix = os.path.basename(os.path.normpath(folder))
     drawn = []
     for name, draw in (
-        ("classification_curves", lambda p: _curves(folder, p)),
+        (
+            "classification_curves",
+            lambda p: table2.fig_curves(folder, kind="cls", metric="top1", path=p),
+        ),
+        ("segmentation_curves", lambda p: table2.fig_curves(folder, kind="seg", path=p)),
         ("rate_distortion", lambda p: _rd(rd, p)),
         ("rate_distortion_domain", lambda p: _rd(table2.load_rd(folder, "rd_domain"), p)),
         ("codec_curves", lambda p: _codec_curves(folder, p)),
@@ -435,24 +439,6 @@ def projection(cpu_by_task, pilots=None, folder=None):
             "run folder lists its steps left, those included."
         )
     return text
-
-
-def _curves(folder, path):
-    """Validation top-1 per epoch of every classifier of the run (one panel)."""
-    from tfcomp import plots
-
-    series = {}
-    for curve_path in sorted(
-        glob.glob(os.path.join(folder, "cls", "**", "curve.json"), recursive=True)
-    ):
-        with open(curve_path) as f:
-            curve = json.load(f)
-        label = os.path.relpath(os.path.dirname(curve_path), os.path.join(folder, "cls"))
-        series[label] = [(c["epoch"], 100 * c["top1"]) for c in curve]
-    if not series:
-        return False
-    plots.validation_curves({"validation top-1": series}, path, "epoch", "top-1 %")
-    return True
 
 
 # Fig. 5's networks (the paper's: ResNet-50-d on reconstructions, cResNet-51-d on z).

@@ -450,29 +450,41 @@ def joint_table(joint):
     return lines, rows_csv
 
 
-def fig_curves(run_dir, figures, kind):
-    """Fig. 3 (classification top-5 per epoch) or Fig. 4 (segmentation mIoU per step)."""
+CURVE_FOLDERS = ("rgb",) + POINT_ORDER  # the panels of Fig. 3 / 4: the original images first
+
+
+def fig_curves(run_dir, figures=None, kind="cls", metric=None, path=None):
+    """Fig. 3 (classification, `metric` top5 per epoch, the paper's, or top1) or Fig. 4
+    (segmentation, miou per step): a panel per operating point (and the original images), a
+    colour per network, each seed a thin line and the mean over a network's seeds a thick one
+    (at the x every seed reached). To `path` (default FIGURES/fig3_... or fig4_...); False
+    when no trainer left a curve."""
+    metric = metric or ("top5" if kind == "cls" else "miou")
     root = os.path.join(run_dir, "cls" if kind == "cls" else "seg")
+    x_key = "epoch" if kind == "cls" else "step"
     panels = {}
-    for point in [p for p in POINT_ORDER if os.path.isdir(os.path.join(root, p))]:
+    for point in [p for p in CURVE_FOLDERS if os.path.isdir(os.path.join(root, p))]:
         series = {}
-        for net in ("resnet50", "cresnet51", "cresnet39"):
+        for net in NETS:
             name = net if kind == "cls" else f"{net}_d"
-            curve = load(os.path.join(root, point, name, "curve.json"))
-            if curve:
-                x = [c["epoch"] if kind == "cls" else c["step"] for c in curve]
-                y = [100 * (c["top5"] if kind == "cls" else c["miou"]) for c in curve]
-                series[NAMES[net] + ("" if kind == "cls" else "-d")] = list(zip(x, y))
-        panels[point.replace("bpp", "") + " bpp"] = series
+            seeds = []
+            for _, curve_path in seed_items(os.path.join(root, point, name + SEED, "curve.json")):
+                curve = load(curve_path) or []
+                seeds.append(
+                    [(c[x_key], 100 * c[metric]) for c in curve if c.get(metric) is not None]
+                )
+            if any(seeds):
+                series[NAMES[net] + ("" if kind == "cls" else "-d")] = [s for s in seeds if s]
+        if series:
+            panels["original" if point == "rgb" else point.replace("bpp", "") + " bpp"] = series
     if not panels:
-        return
-    if kind == "cls":
-        path = os.path.join(figures, "fig3_classification_curves.png")
-        plots.validation_curves(panels, path, "epoch", "top-5 accuracy %")
-    else:
-        path = os.path.join(figures, "fig4_segmentation_curves.png")
-        plots.validation_curves(panels, path, "step", "mIoU %")
+        return False
+    labels = {"top5": "top-5 accuracy %", "top1": "top-1 accuracy %", "miou": "mIoU %"}
+    name = "fig3_classification_curves.png" if kind == "cls" else "fig4_segmentation_curves.png"
+    path = path or os.path.join(figures, name)
+    plots.seeded_curves(panels, path, x_key, labels[metric])
     print(f"wrote {path}")
+    return True
 
 
 def fig_flops(run_dir, figures, table):
