@@ -127,3 +127,41 @@ def test_training_crops_are_mirrored_windows_and_evaluation_the_centre(channels,
     assert [len(b) for b in batches] == [3, 1]  # evaluation keeps the remainder
     for crop in np.concatenate(batches):
         np.testing.assert_array_equal(crop, image[3 : 3 + size, 3 : 3 + size])
+
+
+def window_origins(crops, size):
+    """(top, left) of the windows that mirrored-or-not crops of `coded_image` were cut at."""
+    origins = set()
+    for crop in crops:
+        top, left = int(crop[0, 0, 0]), int(crop[0, 0, 1])
+        if int(crop[0, 1, 1]) - left == -1:  # mirrored: columns run backwards
+            left -= size - 1
+        origins.add((top, left))
+    return origins
+
+
+def test_training_crops_on_a_grid_start_at_its_multiples_only():
+    # crop_grid=8 (the classifier setting): 32 x 32 crops of a 48 x 48 image start at rows and
+    # columns 0, 8 or 16 (9 windows, as a z network's 4 x 4 crops of 6 x 6 z have), on the host
+    # (tf.data) and in the step (tfcomp.data.device) alike; every window occurs.
+    from tfcomp import configs
+    from tfcomp.data import device
+
+    size, grid = 32, 8
+    image = coded_image(size + 16, size + 16)
+    ds = tf.data.Dataset.from_tensor_slices((np.stack([image] * 4), tf.constant([0, 1, 2, 3])))
+    train = classification.augment_and_batch(
+        ds, size=size, training=True, batch_size=4, crop_grid=grid
+    )
+    host = np.concatenate([x.numpy() for x, _ in train.take(40)])
+    batch = tf.constant(np.stack([image] * 160))
+    in_step = device.crop_and_mirror(batch, size, True, grid).numpy()
+    expected = {(top, left) for top in (0, 8, 16) for left in (0, 8, 16)}
+    assert window_origins(host, size) == expected
+    assert window_origins(in_step, size) == expected
+    # Without a grid, the host crops start anywhere (the default, A.4).
+    free = classification.augment_and_batch(ds, size=size, training=True, batch_size=4)
+    origins = window_origins(np.concatenate([x.numpy() for x, _ in free.take(40)]), size)
+    assert any(top % grid or left % grid for top, left in origins)
+    with pytest.raises(ValueError, match="crop_grid=0"):
+        configs.ClassifierConfig(crop_grid=0)

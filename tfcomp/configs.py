@@ -191,6 +191,12 @@ class ClassifierConfig(DataConfig, RunConfig):
     width: float = _field(1.0, "Channel width multiplier of every stage (1.0: the paper).")
     resize: int = _field(256, "Shorter side before cropping, pixels (A.4, He et al. 2015).")
     crop_size: int = _field(224, "Random / centre crop in pixels; z crops are 1/8 (A.4).")
+    crop_grid: int = _field(
+        1,
+        "Random training crops start at multiples of this, in the network input's own units "
+        "(pixels, or z positions); 1: anywhere (A.4). 8 on reconstructed RGB puts its crops on "
+        "z's grid, as few positions as a z network's crops have (an ablation).",
+    )
     decode_once: bool | None = _field(None, _DECODE_ONCE)
     curve_every_epochs: float = _field(
         1.0, "Validation top-1 / top-5 every this many epochs into curve.json (Fig. 3); 0: off."
@@ -200,6 +206,10 @@ class ClassifierConfig(DataConfig, RunConfig):
         "Batch norm statistics over the global batch, not each replica's share (applies with "
         "more than one replica; the paper's 64 images on 8 GPUs would give 8 per replica).",
     )
+
+    def __post_init__(self):
+        if self.crop_grid < 1:
+            raise ValueError(f"crop_grid={self.crop_grid}: expected 1 or more")
 
 
 @dataclasses.dataclass(frozen=True)

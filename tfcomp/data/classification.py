@@ -121,8 +121,11 @@ def model_crop_size(input_mode, crop_size):
     return crop_size // rate.SUBSAMPLING if input_mode == "compressed" else crop_size
 
 
-def augment_and_batch(ds, *, size, training, batch_size, cache=False, drop_remainder=None):
-    """(input, label) -> batches: random crop + mirror for training, centre crop otherwise.
+def augment_and_batch(
+    ds, *, size, training, batch_size, cache=False, drop_remainder=None, crop_grid=1
+):
+    """(input, label) -> batches: random crop (starting at multiples of `crop_grid`) + mirror
+    for training, centre crop otherwise.
 
     `size` None keeps the inputs whole (the crop is then made in the step, after the codec)."""
     if cache:
@@ -133,7 +136,7 @@ def augment_and_batch(ds, *, size, training, batch_size, cache=False, drop_remai
 
             def augment(example, seed):
                 x, y = example
-                return preprocess.random_crop_and_mirror(x, size, seed), y
+                return preprocess.random_crop_and_mirror(x, size, seed, crop_grid), y
 
             ds = preprocess.with_seeds(ds).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     elif size is not None:
@@ -154,6 +157,7 @@ def classification_pipeline(
     cache=False,
     from_store=False,
     drop_remainder=None,
+    crop_grid=1,
 ):
     """Batches of (x, labels) for the step; see the module docstring.
 
@@ -173,4 +177,5 @@ def classification_pipeline(
         batch_size=batch_size,
         cache=cache,
         drop_remainder=drop_remainder,
+        crop_grid=crop_grid,
     )

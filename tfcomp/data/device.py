@@ -52,12 +52,13 @@ def mirror_batch(tensors, flips):
     return out
 
 
-def crop_and_mirror(x, size, training):
-    """A.4's augmentation of a batch: random crop + mirror (training) or the centre crop."""
+def crop_and_mirror(x, size, training, grid=1):
+    """A.4's augmentation of a batch: random crop (at multiples of `grid`) + mirror (training)
+    or the centre crop."""
     shape = tf.shape(x)
     if not training:
         return crop_batch(x, size, center_offsets(shape[0], shape[1], shape[2], size))
-    x = crop_batch(x, size, random_offsets(shape[0], shape[1], shape[2], size))
+    x = crop_batch(x, size, random_offsets(shape[0], shape[1], shape[2], size, grid))
     return mirror_batch([x], tf.random.uniform([shape[0]]) < 0.5)[0]
 
 
@@ -78,14 +79,15 @@ class CodecInputs:
     """The in-step part of a classifier's input (see the module docstring).
 
     `input_mode` rgb | compressed | reconstructed; `from_store`: batches hold z, else uint8
-    images; `crop_size` in pixels (z crops are 1/8). Call it on a batch inside the step.
+    images; `crop_size` in pixels (z crops are 1/8); `crop_grid`: random crops start at its
+    multiples, in the model input's units. Call it on a batch inside the step.
     """
 
-    def __init__(self, input_mode, codec, crop_size, from_store):
+    def __init__(self, input_mode, codec, crop_size, from_store, crop_grid=1):
         if input_mode != "rgb" and codec is None:
             raise ValueError(f"input mode {input_mode!r} needs a codec")
         self.input_mode, self.codec, self.from_store = input_mode, codec, from_store
-        self.crop_size = crop_size
+        self.crop_size, self.crop_grid = crop_size, crop_grid
 
     @property
     def size(self):
@@ -101,8 +103,9 @@ class CodecInputs:
             return x  # cropped in the pipeline: no codec involved
         z = self.latent(x)
         if self.input_mode == "compressed":
-            return crop_and_mirror(z, self.size, training)
-        return crop_and_mirror(to_8_bits(self.codec.decode(z)), self.size, training)
+            return crop_and_mirror(z, self.size, training, self.crop_grid)
+        x = to_8_bits(self.codec.decode(z))
+        return crop_and_mirror(x, self.size, training, self.crop_grid)
 
 
 # z pixels of context kept around a segmentation crop for decoding it: past the decoder's

@@ -34,10 +34,17 @@ def split_seed(seed, count):
     return tf.unstack(tf.random.experimental.stateless_split(seed, count))
 
 
-def random_crop(image, size, seed):
-    """A random size x size crop (upscaling first if the image is smaller)."""
+def random_crop(image, size, seed, grid=1):
+    """A random size x size crop (upscaling first if the image is smaller), starting at
+    multiples of `grid` pixels (1: anywhere)."""
     image = ensure_min_size(image, size)
-    return tf.image.stateless_random_crop(image, [size, size, tf.shape(image)[-1]], seed=seed)
+    if grid == 1:
+        return tf.image.stateless_random_crop(image, [size, size, tf.shape(image)[-1]], seed=seed)
+    shape = tf.shape(image)
+    top_seed, left_seed = split_seed(seed, 2)
+    top = tf.random.stateless_uniform([], top_seed, 0, (shape[0] - size) // grid + 1, tf.int32)
+    left = tf.random.stateless_uniform([], left_seed, 0, (shape[1] - size) // grid + 1, tf.int32)
+    return image[top * grid : top * grid + size, left * grid : left * grid + size, :]
 
 
 def center_crop(image, size):
@@ -54,7 +61,8 @@ def random_mirror(image, seed):
     return tf.image.stateless_random_flip_left_right(image, seed=seed)
 
 
-def random_crop_and_mirror(image, size, seed):
-    """`random_crop` then `random_mirror`, each with its own seed split from `seed`."""
+def random_crop_and_mirror(image, size, seed, grid=1):
+    """`random_crop` (on `grid`) then `random_mirror`, each with its own seed split from
+    `seed`."""
     crop_seed, mirror_seed = split_seed(seed, 2)
-    return random_mirror(random_crop(image, size, crop_seed), mirror_seed)
+    return random_mirror(random_crop(image, size, crop_seed, grid), mirror_seed)

@@ -132,6 +132,7 @@ def classifier_inputs(config, split, *, codec, training, batch_size, limit, deco
             size=config.crop_size,
             training=training,
             batch_size=batch_size,
+            crop_grid=config.crop_grid,
         )
         return pipeline, count, classes
     if from_store:
@@ -151,6 +152,7 @@ def classifier_inputs(config, split, *, codec, training, batch_size, limit, deco
         crop_size=config.crop_size,
         cache=config.cache,
         from_store=from_store,
+        crop_grid=config.crop_grid,
     )
     return pipeline, count, classes
 
@@ -160,7 +162,8 @@ def codec_inputs(config, codec, decoded=False):
     `decoded`: the batches hold reconstructions decoded once, which the step takes as they are."""
     if decoded:
         return CodecInputs("rgb", None, config.crop_size, False)
-    return CodecInputs(config.input_mode, codec, config.crop_size, store.is_store(config.dataset))
+    from_store = store.is_store(config.dataset)
+    return CodecInputs(config.input_mode, codec, config.crop_size, from_store, config.crop_grid)
 
 
 def lr_schedule(config, steps_per_epoch):
