@@ -153,6 +153,7 @@ def test_training_crops_on_a_grid_start_at_its_multiples_only():
     train = classification.augment_and_batch(
         ds, size=size, training=True, batch_size=4, crop_grid=grid
     )
+    assert train.element_spec[0].shape.as_list() == [4, size, size, 3]  # static, as A.4's
     host = np.concatenate([x.numpy() for x, _ in train.take(40)])
     batch = tf.constant(np.stack([image] * 160))
     in_step = device.crop_and_mirror(batch, size, True, grid).numpy()

@@ -44,7 +44,9 @@ def random_crop(image, size, seed, grid=1):
     top_seed, left_seed = split_seed(seed, 2)
     top = tf.random.stateless_uniform([], top_seed, 0, (shape[0] - size) // grid + 1, tf.int32)
     left = tf.random.stateless_uniform([], left_seed, 0, (shape[1] - size) // grid + 1, tf.int32)
-    return image[top * grid : top * grid + size, left * grid : left * grid + size, :]
+    crop = image[top * grid : top * grid + size, left * grid : left * grid + size, :]
+    crop.set_shape([size, size, image.shape[-1]])  # static, as stateless_random_crop's is
+    return crop
 
 
 def center_crop(image, size):
