@@ -216,6 +216,22 @@ def pooled_spread(table, metric):
     return stats.pooled_sd(r["estimates"][metric] for r in table)
 
 
+def joint_steps(run_dir, point):
+    """{training: (classifier folder, segmenter folder, codec name in rd.json)} of a joint
+    point, the folders patterns over seeds (SEED): the baseline (cResNet-51 / -51-d on the
+    point's codec), the control (codec ft.) and joint finetuning (joint ft.)."""
+    folder = os.path.join(run_dir, "joint", point)
+    return {
+        "baseline": (
+            f"{run_dir}/cls/{point}/cresnet51{SEED}",
+            f"{run_dir}/seg/{point}/cresnet51_d{SEED}",
+            f"codec_{point}",
+        ),
+        "codec ft.": (f"{folder}{SEED}/control", f"{folder}{SEED}/seg_control", "codec_ft"),
+        "joint ft.": (f"{folder}{SEED}/joint", f"{folder}{SEED}/seg_joint", "joint"),
+    }
+
+
 def joint_rows(run_dir):
     """Per joint point: baseline (fixed codec), control (codec ft.) and joint numbers, each a
     mean over the seeds of joint/P, joint/P.seedK (the baseline's over the seeds finetuned;
@@ -234,16 +250,7 @@ def joint_rows(run_dir):
             for seed, _ in seed_items(f"{folder}{SEED}/{name}/result.json")
         }
         entry = {}
-        for name, cls_dir, seg_dir, codec in (
-            (
-                "baseline",
-                f"{run_dir}/cls/{point}/cresnet51{SEED}",
-                f"{run_dir}/seg/{point}/cresnet51_d{SEED}",
-                f"codec_{point}",
-            ),
-            ("codec ft.", f"{folder}{SEED}/control", f"{folder}{SEED}/seg_control", "codec_ft"),
-            ("joint ft.", f"{folder}{SEED}/joint", f"{folder}{SEED}/seg_joint", "joint"),
-        ):
+        for name, (cls_dir, seg_dir, codec) in joint_steps(run_dir, point).items():
             seeds = finetuned if name == "baseline" and finetuned else None
             estimates = {
                 **over_seeds(cls_dir, ("top5", "top1"), seeds),
@@ -281,7 +288,7 @@ def joint_pairs(run_dir, point):
     return pairs
 
 
-JOINT_TRAININGS = ("baseline", "codec ft.", "joint ft.")
+JOINT_TRAININGS = ("baseline", "codec ft.", "joint ft.")  # joint_steps' order
 
 
 def joint_seeds(run_dir):
@@ -292,14 +299,7 @@ def joint_seeds(run_dir):
     result = {}
     for point in joint_rows(run_dir):
         folder = os.path.join(run_dir, "joint", point)
-        steps = {
-            "baseline": (
-                f"{run_dir}/cls/{point}/cresnet51{SEED}",
-                f"{run_dir}/seg/{point}/cresnet51_d{SEED}",
-            ),
-            "codec ft.": (f"{folder}{SEED}/control", f"{folder}{SEED}/seg_control"),
-            "joint ft.": (f"{folder}{SEED}/joint", f"{folder}{SEED}/seg_joint"),
-        }
+        steps = {name: folders[:2] for name, folders in joint_steps(run_dir, point).items()}
         finetuned = sorted(
             {k for name in ("joint", "control") for k, _ in seed_items(f"{folder}{SEED}/{name}")}
         )
