@@ -15,9 +15,12 @@ SOURCE rendered afresh:
     results/analysis/label_resolution_*.json
                                    tools/label_resolution.py's report: what an output stride
                                    keeps of each class of a segmentation set
-    results/pilots                 each pilot folder's last curve point (mIoU, pixel accuracy,
-                                   per-class IoU) beside what it changed, and a figure of the
-                                   curves (docs/figures/pilots_segmentation.png)
+    results/pilots                 each segmentation pilot's last curve point (mIoU, pixel
+                                   accuracy, per-class IoU) beside what it changed, and a figure
+                                   of the curves (docs/figures/pilots_segmentation.png); each
+                                   classification pilot beside its grid twin (the same network,
+                                   input, data, codec draw and seed): the settings changed, both
+                                   top-1s, their curves (docs/figures/pilots_classification.png)
     results/table2_small (a run folder collected by tools/collect_results.py)
                                    the steps finished with their CPU hours, Table 2 with mean and
                                    95% interval per row, the joint-training table, the paper's
@@ -522,7 +525,7 @@ def pilots(folder, figures_dir, link_root=ROOT):
         fields.update({k: v for k, v in result["config"]["fields"].items() if k in fields})
         rows.append((name, fields, result, curve))
     if not rows:
-        return "(no pilot yet)"
+        return classifier_pilots(folder, figures_dir, link_root) or "(no pilot yet)"
     card = rows[0][2].get("models", {}).get("segmenter", {})
     classes = card.get("classes") or list(rows[0][3][-1]["per_class_iou"])  # the data's order
     lines = [
@@ -559,7 +562,121 @@ def pilots(folder, figures_dir, link_root=ROOT):
     figure = os.path.join(figures_dir, "pilots_segmentation.png")
     plots.validation_curves(series, figure, "step", "%")
     lines += ["", f"![pilots_segmentation.png]({os.path.relpath(figure, link_root)})"]
-    return "\n".join(lines)
+    classification = classifier_pilots(folder, figures_dir, link_root)
+    return "\n".join(lines + (["", classification] if classification else []))
+
+
+# A classification pilot's twin: the finished grid step with the same network, input, data, codec
+# draw and seed whose settings differ from the pilot's in the fewest fields.
+TWIN_FIELDS = ("arch", "input_mode", "dataset", "seed")
+
+
+def _classifier_fields(result):
+    """A classifier result's config fields, the defaults filled in where an older config lacks
+    a field (e.g. crop_grid before it existed: 1, what those runs did)."""
+    from tfcomp.configs import ClassifierConfig
+
+    fields = {f.name: f.default for f in dataclasses.fields(ClassifierConfig)}
+    fields.update(result["config"]["fields"])
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+
+
+def _codec_id(result):
+    return (result.get("models") or {}).get("classifier", {}).get("codec_model_id")
+
+
+def classifier_twin(result, results_root, exclude):
+    """(step folder relative to `results_root`, its result, {field: (twin's, pilot's)}) of the
+    finished classifier step under results_root/*/cls/ that is `result`'s twin (`TWIN_FIELDS`
+    and codec model id equal, fewest other fields different), or None."""
+    fields, best = _classifier_fields(result), None
+    pattern = os.path.join(results_root, "*", "cls", "*", "*", "result.json")
+    for path in sorted(glob.glob(pattern)):
+        if os.path.commonpath([path, exclude]) == exclude:
+            continue
+        with open(path) as f:
+            other = json.load(f)
+        if (other.get("config") or {}).get("task") != "classifier":
+            continue
+        theirs = _classifier_fields(other)
+        if any(theirs.get(k) != fields.get(k) for k in TWIN_FIELDS):
+            continue
+        if _codec_id(other) != _codec_id(result):
+            continue
+        diff = {k: (theirs.get(k), v) for k, v in fields.items() if theirs.get(k) != v}
+        if best is None or len(diff) < len(best[2]):
+            best = (os.path.relpath(os.path.dirname(path), results_root), other, diff)
+    return best
+
+
+def _curve(folder, key="top1"):
+    path = os.path.join(folder, "curve.json")
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [(p["epoch"], 100 * p[key]) for p in json.load(f) if key in p]
+
+
+def _running_accuracy(result):
+    value = ((result.get("train") or {}).get("final_metrics") or {}).get("accuracy")
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+def classifier_pilots(folder, figures_dir, link_root=ROOT):
+    """Classification pilots (results/pilots/NAME/{config,curve,result}.json, task classifier):
+    each beside its twin (`classifier_twin`: a finished grid step under the results folder that
+    holds FOLDER), the settings that differ, both top-1s and their difference (the same seed and
+    codec draw: a paired comparison of the changed settings), their last running training
+    accuracy (what they fit of their augmented batches) and hours; a figure of both validation
+    curves per pilot. '' when there is no classification pilot."""
+    from tfcomp import plots
+
+    results_root = os.path.dirname(os.path.normpath(folder))
+    lines, panels = [], {}
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name, "result.json")
+        if not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            result = json.load(f)
+        if result["config"]["task"] != "classifier" or "top1" not in result.get("metrics", {}):
+            continue
+        twin = classifier_twin(result, results_root, os.path.normpath(folder))
+        top1, train = 100 * result["metrics"]["top1"], result["train"]
+        cells = [name, "none", "(no grid step with its network, input, data, codec and seed)"]
+        cells += [f"{top1:.1f}", "", "", _running_accuracy(result), ""]
+        panels[name] = {name: _curve(os.path.join(folder, name))}
+        if twin:
+            step, other, diff = twin
+            theirs = 100 * other["metrics"]["top1"]
+            changed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in sorted(diff.items()))
+            cells[1:] = [step, changed or "(none)", f"{top1:.1f}", f"{theirs:.1f}"]
+            cells += [f"{top1 - theirs:+.1f}", _running_accuracy(result)]
+            cells += [_running_accuracy(other)]
+            panels[name][step] = _curve(os.path.join(results_root, step))
+        cells += [_hours(train.get("seconds")), _hours(train.get("cpu_seconds"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    figure = os.path.join(figures_dir, "pilots_classification.png")
+    os.makedirs(figures_dir, exist_ok=True)
+    plots.validation_curves(panels, figure, "epoch", "top-1 %")
+    return "\n".join(
+        [
+            "Classification pilots (`results/pilots/NAME/`, task classifier): each beside its "
+            "twin, the finished grid step with the same network, input, data, codec draw and "
+            "seed whose settings differ from the pilot's in the fewest fields; top-1 % on the "
+            "validation images, and the last running training accuracy % (of the augmented "
+            "batches):",
+            "",
+            "| pilot | twin | settings changed (twin -> pilot) | top-1 | twin top-1 | "
+            "pilot - twin | train acc. | twin train acc. | wall h | CPU h |",
+            "| --- " * 10 + "|",
+            *lines,
+            "",
+            f"![pilots_classification.png]({os.path.relpath(figure, link_root)})",
+        ]
+    )
 
 
 def label_resolution(report):
