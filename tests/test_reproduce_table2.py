@@ -1072,7 +1072,15 @@ def test_readme_blocks_are_regenerated_from_a_run_folder(tmp_path):
     assert (
         "| codec_bpp0.0983 | 2,000 | 0.2000 | 26.00 | 26.50 | 0.8300 | 0.8500 | -0.0200 |" in text
     )
-    assert "moved +0.0300 per 1,000 steps between steps 1,000 and 2,000" in text
+    assert (
+        "moved +0.0300 per 1,000 steps between steps 1,000 and 2,000 (behind by 0.0200: at that "
+        "rate it closes after 667 more steps, a floor" in text
+    )
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from readme_tables import _closing
+
+    assert _closing(0.01, -0.5) == " (ahead by 0.0100)"
+    assert _closing(-0.01, 0.0) == " (behind by 0.0100 and not closing)"
     assert (tmp_path / "docs" / "figures" / "run_codec_curves.png").stat().st_size > 0
 
 

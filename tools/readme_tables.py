@@ -351,14 +351,29 @@ def codec_curve_lines(folder):
                 )
                 / (b["step"] - a["step"])
             )
+            gap = b["ms_ssim"] - b["jpeg2000"]["ms_ssim"]
             trends.append(
                 f"{name}: the MS-SSIM gap moved {rate:+.4f} per 1,000 steps between steps "
-                f"{a['step']:,} and {b['step']:,}"
+                f"{a['step']:,} and {b['step']:,}" + _closing(gap, rate)
             )
     lines.append("")
     if trends:
         lines += ["; ".join(trends) + ".", ""]
     return lines
+
+
+def _closing(gap, rate):
+    """What a codec's last MS-SSIM gap to JPEG 2000 and its rate per 1,000 steps say of more
+    training: where a gap behind closes, the steps a straight line would take to close it (a
+    floor: a codec's gains slow as it trains)."""
+    if gap >= 0:
+        return f" (ahead by {gap:.4f})"
+    if rate <= 0:
+        return f" (behind by {-gap:.4f} and not closing)"
+    return (
+        f" (behind by {-gap:.4f}: at that rate it closes after {1000 * -gap / rate:,.0f} more "
+        "steps, a floor, as a codec's gains slow while it trains)"
+    )
 
 
 def _codec_curves(folder, path):
