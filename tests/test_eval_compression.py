@@ -127,6 +127,19 @@ def test_eval_compression_writes_real_rates_and_figures(tmp_path):
     assert mean["ms_ssim"] == pytest.approx(records["im1.png"]["ms_ssim"])
     assert len(result["baselines"]["jpeg"]) == len(baselines.JPEG_QUALITIES)
     assert all(0 < r["bpp_payload"] < r["bpp_real"] for r in result["baselines"]["jpeg"])
+    # Each baseline point keeps every image's rate and quality (for the claims' per-image
+    # comparison): its file size re-encoded here, its mean that of its images.
+    for point, quality in zip(result["baselines"]["jpeg"], baselines.JPEG_QUALITIES):
+        assert point["quality"] == quality and set(point["images"]) == set(originals)
+        for name, rgb in originals.items():
+            size = len(baselines.jpeg_bytes(rgb, quality))
+            assert point["images"][name]["bpp_real"] == pytest.approx(
+                8 * size / (rgb.shape[0] * rgb.shape[1]), abs=1e-6
+            )
+        for key in ("bpp_real", "psnr", "ssim"):
+            values = [r[key] for r in point["images"].values()]
+            assert point[key] == pytest.approx(np.mean(values), abs=1e-6)
+        assert "ms_ssim" not in point["images"]["im0.png"]  # undefined below 161 px
     assert (out / "rd.png").stat().st_size > 10_000
     assert (out / "latents_op.png").exists()
 

@@ -662,9 +662,81 @@ def test_codecs_are_judged_on_each_rate_distortion_set(tmp_path):
     assert domain["measured"] == pytest.approx(0.1) and domain["verdict"] == "holds"
     after = 0.8 - (0.7 - 0.1 + 0.2 * 2 / 3)
     assert domain["reason"] == (
-        "mean over imagenette2 images; baseline interpolated; at equal bytes after the headers "
-        f"(0.120 bpp): {after:+.4f}"
+        "mean over imagenette2 images; baseline interpolated; no interval: the baseline's sweep "
+        "has no per-image records (measured before they were kept); at equal bytes after the "
+        f"headers (0.120 bpp): {after:+.4f}"
     )
+
+
+def test_a_codec_is_judged_image_by_image_against_each_image_s_own_baseline_curve(tmp_path):
+    """tools/claims.py: where the codec and the baseline's points record each image, every
+    image's codec point is set against that image's own curve at its own bpp and the verdict
+    takes the paired 95% interval over images: a lead smaller than the images' spread is not
+    resolved, a consistent one holds; a sweep without per-image records keeps the mean-curve
+    verdict and says why it has no interval."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from claims import check
+
+    # Each image's JPEG 2000 curve: SSIM 0.5 at 0.0 bpp rising by `slope` per bpp to 1.0 bpp.
+    slopes = {"a": 0.2, "b": 0.4, "c": 0.3}
+
+    def sweep(per_image=True):
+        points = []
+        for bpp in (0.0, 1.0):
+            images = {}
+            for n, k in slopes.items():
+                images[n] = {"bpp_real": bpp, "ssim": 0.5 + k * bpp, "ms_ssim": 0.5 + k * bpp}
+            point = {m: float(np.mean([r[m] for r in images.values()])) for m in images["a"]}
+            points.append({**point, "images": images} if per_image else point)
+        return points
+
+    def judge(codec_ssim, per_image=True):
+        # The codec's points: image n at bpp 0.5 (its curve's 0.5 + k / 2) plus its lead.
+        images = {}
+        for n, k in slopes.items():
+            value = 0.5 + k / 2 + codec_ssim[n]
+            images[n] = {"bpp_real": 0.5, "ssim": value, "ms_ssim": value}
+        mean = {m: float(np.mean([r[m] for r in images.values()])) for m in images["a"]}
+        for part, data in (
+            (
+                "baselines",
+                {
+                    "dataset": "folder:/d/kodak",
+                    "codecs": {},
+                    "baselines": {"jpeg2000": sweep(per_image)},
+                },
+            ),  # fmt: skip
+            (
+                "bpp0.0983",
+                {
+                    "dataset": "folder:/d/kodak",
+                    "codecs": {"codec_bpp0.0983": {"mean": mean, "images": images}},
+                    "baselines": {},
+                },
+            ),  # fmt: skip
+        ):
+            (tmp_path / "rd" / part).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "rd" / part / "rd.json").write_text(json.dumps(data))
+        return {c["what"]: c for c in check(str(tmp_path))}[
+            "codec_bpp0.0983 (0.500 bpp): SSIM - jpeg2000"
+        ]
+
+    leads = {"a": 0.02, "b": 0.03, "c": 0.025}  # every image ahead of its own curve
+    row = judge(leads)
+    d = np.array(list(leads.values()))
+    half = scipy_stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert row["measured"] == pytest.approx(d.mean()) and row["seeds"] == 3
+    assert row["low"] == pytest.approx(d.mean() - half)
+    assert row["high"] == pytest.approx(d.mean() + half)
+    assert row["verdict"] == "holds" and row["per"] == "images"
+    assert row["reason"].startswith("each of the 3 kodak images against its own baseline curve")
+    mixed = {"a": 0.05, "b": -0.04, "c": 0.002}  # ahead on average, not image by image
+    row = judge(mixed)
+    assert row["measured"] == pytest.approx(0.004) and row["verdict"] == "not resolved"
+    # The mean curves alone call it: SSIM 0.004 above the mean curve at the same bpp.
+    row = judge(mixed, per_image=False)
+    assert row["verdict"] == "holds" and row["low"] is None
+    assert "no interval: the baseline's sweep has no per-image records" in row["reason"]
 
 
 def test_a_codec_curve_is_compared_with_the_set_measured_on_its_images(tmp_path):

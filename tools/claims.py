@@ -17,10 +17,11 @@ and "not resolved at this scale" otherwise, with the reason. Intervals are Welch
 seeds of the two rows (tfcomp.eval.stats); a row with one seed borrows the spread over seeds
 pooled from the run's rows of that metric that have several seeds (two such rows share that
 one estimate and its degrees of freedom), and a difference with no spread to judge by is not
-resolved. Rate-distortion claims compare the codec's mean over the
-rate-distortion images with the baseline's curve interpolated at the codec's real bpp (outside
-the baseline's rates, with its nearest point where that decides: `against_curve`), and
-operation counts are exact: those have no interval.
+resolved. Rate-distortion claims compare each rate-distortion image's codec point with that
+image's own baseline curve interpolated at the image's real bpp (outside the curve's rates, with
+its nearest point where that decides: `against_curve`), the interval a paired t interval over
+images (`per_image`); a sweep measured before baselines kept their images is compared by its
+mean curve, with no interval. Operation counts are exact: those have no interval.
 
 Given the run's scale (`--scale`, and `--points` where the run was given fewer), each comparison
 the scale's plan will make that has no measurement yet is listed as "not run yet", naming the
@@ -142,23 +143,30 @@ class Claims:
             None if plan is None else {s.name for s in plan.steps if not os.path.exists(s.result)}
         )
 
-    def _append(self, key, what, rule, measured, low, high, seeds, verdict_, reason, ratio):
+    def _append(
+        self, key, what, rule, measured, low, high, seeds, verdict_, reason, ratio, per="seeds"
+    ):
         section, quote = QUOTES[key]
         self.items.append(
             dict(claim=key, section=section, quote=quote, what=what, rule=rule, measured=measured,
-                 ratio=ratio, low=low, high=high, seeds=seeds, verdict=verdict_, reason=reason)
+                 ratio=ratio, low=low, high=high, seeds=seeds, per=per, verdict=verdict_,
+                 reason=reason)
         )  # fmt: skip
 
-    def add(self, key, what, diff, rule, margin=0.0, unit="points", note="", blocked="", needs=()):
+    def add(
+        self, key, what, diff, rule, margin=0.0, unit="points", note="", blocked="", needs=(),
+        per="seeds",
+    ):  # fmt: skip
         """`blocked`: why the difference cannot be judged although both rows exist; `needs`:
-        the steps whose results the difference is measured from."""
+        the steps whose results the difference is measured from; `per`: what the interval is
+        over (seeds, or images for a rate-distortion comparison)."""
         label = rule_text(rule, margin, unit)
         if diff is None and not blocked and self.pending(key, what, label, needs):
             return
         result, reason = (OPEN, blocked) if blocked else verdict(diff, rule, margin)
         d = diff or stats.Estimate(None, None, None)
         reason = "; ".join(r for r in (reason, note) if r)
-        self._append(key, what, label, d.mean, d.low, d.high, d.n, result, reason, False)
+        self._append(key, what, label, d.mean, d.low, d.high, d.n, result, reason, False, per)
 
     def add_exact(self, key, what, value, rule_label, ok, note="", ratio=False):
         """A claim measured without sampling error (operation counts, one codec's RD means)."""
@@ -360,14 +368,50 @@ def rd_claims(run_dir, claims, points=()):
                 what = f"codec_{p}{where}: SSIM and MS-SSIM - jpeg, jpeg2000"
                 claims.pending("rd", what, "> 0", needs)
         for name, codec in sorted(rd["codecs"].items()):
-            codec_claims(claims, rd, f"{name}{where}", codec["mean"], RD_STEPS[folder])
+            codec_claims(claims, rd, f"{name}{where}", codec, RD_STEPS[folder])
 
 
-def codec_claims(claims, rd, name, mean, step="rate_distortion"):
+def per_image(images, curve, metric):
+    """(stats.Estimate over images of each image's codec `metric` minus its own baseline curve
+    at its own real bpp, as `against_curve` judges one point, or None, why not). `images`: the
+    codec's {name: record}; `curve`: baseline points each with its "images" records."""
+    if not images or not all("images" in point for point in curve):
+        return (
+            None,
+            "the baseline's sweep has no per-image records (measured before they were kept)",
+        )
+    differences, undecided = [], 0
+    for name, record in images.items():
+        if record.get(metric) is None:  # undefined for this image (MS-SSIM below 161 px)
+            continue
+        own = [point["images"].get(name) for point in curve]
+        if any(p is None or p.get(metric) is None for p in own):
+            return None, f"{name} is not in every point of the baseline's sweep"
+        own = sorted(own, key=lambda p: p["bpp_real"])
+        value, _, _ = against_curve(record[metric], record["bpp_real"], own, metric)
+        if value is None:
+            undecided += 1
+        differences.append(value)
+    if not differences:
+        return None, f"no image has its {metric}"
+    if undecided:
+        return None, (
+            f"{undecided} of {len(differences)} images lie outside their own baseline curve's "
+            "rates where its nearest point does not decide"
+        )
+    return stats.estimate(differences), ""
+
+
+def codec_claims(claims, rd, name, codec, step="rate_distortion"):
     """One codec's SSIM and MS-SSIM against JPEG's and JPEG 2000's curves of `rd`, at equal
-    real bpp (the verdict); where both sides record it, the note adds the difference at equal
-    bytes after the files' headers (`bpp_payload`: a JPEG 2000 file of ~600 bytes spends ~226
-    on its headers, the codec's 32)."""
+    real bpp. Where the codec and every baseline point record each image, the verdict is the
+    per-image comparison's (`per_image`: each image against its own baseline curve, the 95%
+    interval over images, so a difference smaller than the images' spread is not resolved);
+    otherwise the mean curves' difference decides, with no interval. The note gives the mean
+    curves' difference beside a per-image one, and, where both sides record it, the difference
+    at equal bytes after the files' headers (`bpp_payload`: a JPEG 2000 file of ~600 bytes
+    spends ~226 on its headers, the codec's 32)."""
+    mean = codec["mean"]
     bpp = mean["bpp_real"]
     for baseline in ("jpeg", "jpeg2000"):
         curve = sorted(rd["baselines"].get(baseline, []), key=lambda r: r["bpp_real"])
@@ -378,7 +422,16 @@ def codec_claims(claims, rd, name, mean, step="rate_distortion"):
                     claims.add_exact("rd", what, None, "> 0", None, "baseline not run")
                 continue
             value, holds, note = against_curve(mean[metric], bpp, curve, metric)
-            note = f"mean over {dataset_label(rd.get('dataset'))} images; {note}"
+            dataset = dataset_label(rd.get("dataset"))
+            paired, why_not = per_image(codec.get("images"), curve, metric)
+            if paired is not None:
+                mean_curves = "not resolved" if value is None else f"{value:+.4f}"
+                note = (
+                    f"each of the {paired.n} {dataset} images against its own baseline curve "
+                    f"(95% interval over images); the mean curves: {mean_curves}, {note}"
+                )
+            else:
+                note = f"mean over {dataset} images; {note}; no interval: {why_not}"
             if "bpp_payload" in mean and all("bpp_payload" in r for r in curve):
                 payload = mean["bpp_payload"]
                 by_payload = sorted(curve, key=lambda r: r["bpp_payload"])
@@ -388,7 +441,10 @@ def codec_claims(claims, rd, name, mean, step="rate_distortion"):
                 note += f"; at equal bytes after the headers ({payload:.3f} bpp): " + (
                     "not resolved" if after is None else f"{after:+.4f}"
                 )
-            claims.add_exact("rd", what, value, "> 0", holds, note)
+            if paired is not None:
+                claims.add("rd", what, paired, "greater", note=note, per="images")
+            else:
+                claims.add_exact("rd", what, value, "> 0", holds, note)
 
 
 def against_curve(value, bpp, curve, metric, rate="bpp_real"):
@@ -460,18 +516,28 @@ def _num(value, digits):
     return "" if value is None else f"{value:+.{digits}f}"
 
 
+def _count(item):
+    """The n column: '3 seeds', '24 images', or '' where nothing was sampled."""
+    n = item.get("seeds")
+    if not n:
+        return ""
+    per = item.get("per", "seeds")
+    return f"{n} {per.rstrip('s') if n == 1 else per}"
+
+
 def markdown(items, run_dir):
     lines = [
         f"# The paper's claims against {run_dir}",
         "",
         "Each row: a claim (quoted, with its section), the measured difference, its 95% "
         "interval (Welch's, over seeds; one-seed rows share the pooled spread's degrees of "
-        "freedom), the rule the verdict applies, and the verdict. "
+        "freedom; a codec against a baseline: over images, each image's codec point against "
+        "that image's own baseline curve), the rule the verdict applies, and the verdict. "
         f"Equivalence margins: {MARGIN_TOP1:g} points top-1, {MARGIN_MIOU:g} points mIoU "
         "(our choice; the paper's own differences between rows it calls comparable are below 1 "
         "point).",
         "",
-        "| claim (section) | measured | difference | 95% interval | seeds | rule | verdict |",
+        "| claim (section) | measured | difference | 95% interval | n | rule | verdict |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     quoted = set()
@@ -487,7 +553,7 @@ def markdown(items, run_dir):
         measured = f"{c['measured']:.2f}x" if c.get("ratio") else _num(c["measured"], digits)
         lines.append(
             f"| {claim} | {c['what']} | {measured} | {interval} | "
-            f"{c['seeds'] or ''} | {c['rule']} | {verdict_} |"
+            f"{_count(c)} | {c['rule']} | {verdict_} |"
         )
     counts = {v: sum(c["verdict"] == v for c in items) for v in (HOLDS, CONTRADICTED, OPEN)}
     lines += ["", ", ".join(f"{n} {v}" for v, n in counts.items()) + "."]

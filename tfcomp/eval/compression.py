@@ -74,18 +74,33 @@ def evaluate_codec(codec, named_images, progress=None):
     }
 
 
+# What a baseline point keeps of each image (rounded to 6 decimals: ~60 bytes of JSON an image
+# and setting), so that a codec can be compared with each image's own curve (tools/claims.py).
+IMAGE_KEYS = ("bpp_real", "bpp_payload", "psnr", "ssim", "ms_ssim")
+
+
 def evaluate_baseline(name, named_images, progress=None):
     """One RD point per setting: mean real bpp, bpp after the headers and qualities over the
-    images."""
+    images, and under "images" each image's (`IMAGE_KEYS`)."""
     per_setting = {}
-    for i, (_, image) in enumerate(named_images):
+    for i, (image_name, image) in enumerate(named_images):
         pixels = image.shape[0] * image.shape[1]
         for setting, data, decoded in baselines.sweep(name, image):
             payload = len(data) - baselines.header_bytes(name, data)
             record = {"bpp_real": 8.0 * len(data) / pixels, "bpp_payload": 8.0 * payload / pixels}
             record.update(image_metrics.image_quality(image, decoded))
-            per_setting.setdefault(setting, []).append(record)
+            per_setting.setdefault(setting, {})[image_name] = record
         if progress is not None:
             progress.update(i + 1)
     key = baselines.BASELINES[name][2]
-    return [{key: setting, **summarize(records)} for setting, records in per_setting.items()]
+    return [
+        {
+            key: setting,
+            **summarize(list(records.values())),
+            "images": {
+                n: {k: round(r[k], 6) for k in IMAGE_KEYS if r.get(k) is not None}
+                for n, r in records.items()
+            },
+        }
+        for setting, records in per_setting.items()
+    ]
