@@ -196,7 +196,10 @@ def test_seeded_rows_train_each_seed_and_report_mean_and_interval(tmp_path):
     rd = by_what["codec_bpp0.0983 (0.100 bpp): SSIM - jpeg"]
     assert rd["measured"] == pytest.approx(0.5 - (0.4 + 0.5 * 0.05 / 0.95))
     assert rd["verdict"] == "holds"
-    assert rd["reason"] == "mean over ? images; baseline interpolated"
+    assert rd["reason"] == (
+        "mean over ? images; baseline interpolated; no interval: the codec's evaluation has no "
+        "per-image records"
+    )
     # ... and operation counts: the fake's MACs are (decoder 2 + ResNet-50 4) / cResNet-51 7.
     flops = by_what["MACs of decoder + ResNet-50 / cResNet-51 (224 px input)"]
     assert flops["measured"] == pytest.approx(6 / 7) and flops["verdict"] == "contradicted"
@@ -662,9 +665,9 @@ def test_codecs_are_judged_on_each_rate_distortion_set(tmp_path):
     assert domain["measured"] == pytest.approx(0.1) and domain["verdict"] == "holds"
     after = 0.8 - (0.7 - 0.1 + 0.2 * 2 / 3)
     assert domain["reason"] == (
-        "mean over imagenette2 images; baseline interpolated; no interval: the baseline's sweep "
-        "has no per-image records (measured before they were kept); at equal bytes after the "
-        f"headers (0.120 bpp): {after:+.4f}"
+        "mean over imagenette2 images; baseline interpolated; no interval: the codec's "
+        "evaluation has no per-image records; at equal bytes after the headers (0.120 bpp): "
+        f"{after:+.4f}"
     )
 
 

@@ -375,7 +375,9 @@ def per_image(images, curve, metric):
     """(stats.Estimate over images of each image's codec `metric` minus its own baseline curve
     at its own real bpp, as `against_curve` judges one point, or None, why not). `images`: the
     codec's {name: record}; `curve`: baseline points each with its "images" records."""
-    if not images or not all("images" in point for point in curve):
+    if not images:
+        return None, "the codec's evaluation has no per-image records"
+    if not all("images" in point for point in curve):
         return (
             None,
             "the baseline's sweep has no per-image records (measured before they were kept)",
