@@ -736,6 +736,7 @@ def test_a_codec_is_judged_image_by_image_against_each_image_s_own_baseline_curv
     mixed = {"a": 0.05, "b": -0.04, "c": 0.002}  # ahead on average, not image by image
     row = judge(mixed)
     assert row["measured"] == pytest.approx(0.004) and row["verdict"] == "not resolved"
+    assert row["reason"].startswith("the 95% interval over images includes the rule's bound (> 0)")
     # The mean curves alone call it: SSIM 0.004 above the mean curve at the same bpp.
     row = judge(mixed, per_image=False)
     assert row["verdict"] == "holds" and row["low"] is None

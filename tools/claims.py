@@ -164,6 +164,8 @@ class Claims:
         if diff is None and not blocked and self.pending(key, what, label, needs):
             return
         result, reason = (OPEN, blocked) if blocked else verdict(diff, rule, margin)
+        if per != "seeds" and result == OPEN and not blocked and diff is not None:
+            reason = f"the 95% interval over {per} includes the rule's bound ({label})"
         d = diff or stats.Estimate(None, None, None)
         reason = "; ".join(r for r in (reason, note) if r)
         self._append(key, what, label, d.mean, d.low, d.high, d.n, result, reason, False, per)
