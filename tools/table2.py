@@ -119,10 +119,15 @@ RD_SETS = ("rd", "rd_domain")  # the rate-distortion images, and the codecs' own
 def load_rd(run_dir, folder="rd"):
     """The run's rate-distortion results merged: {'dataset', 'codecs', 'baselines'} from
     RUN_DIR/FOLDER/*/rd.json (one per codec, one for the baselines) and RUN_DIR/FOLDER/rd.json
-    (the layout of runs before per-codec steps). FOLDER: one of `RD_SETS`."""
+    (the layout of runs before per-codec steps), leaving out the folders the driver set aside
+    (NAME.stale: they would stand over the step's own). FOLDER: one of `RD_SETS`."""
     merged = {"dataset": None, "split": None, "images_id": None, "codecs": {}, "baselines": {}}
     paths = [os.path.join(run_dir, folder, "rd.json")]
-    paths += sorted(glob.glob(os.path.join(run_dir, folder, "*", "rd.json")))
+    paths += [
+        path
+        for path in sorted(glob.glob(os.path.join(run_dir, folder, "*", "rd.json")))
+        if not os.path.basename(os.path.dirname(path)).endswith(".stale")
+    ]
     for path in paths:
         part = load(path)
         if part:
