@@ -625,11 +625,10 @@ def classifier_twin(result, results_root, exclude):
 
 
 def _curve(folder, key="top1"):
-    path = os.path.join(folder, "curve.json")
-    if not os.path.isfile(path):
-        return []
-    with open(path) as f:
-        return [(p["epoch"], 100 * p[key]) for p in json.load(f) if key in p]
+    import table2
+
+    points = table2.load(os.path.join(folder, "curve.json")) or []
+    return [(p["epoch"], 100 * p[key]) for p in points if key in p]
 
 
 def _running_accuracy(result):
