@@ -1075,18 +1075,19 @@ def test_readme_blocks_are_regenerated_from_a_run_folder(tmp_path):
     outside the markers is kept, and writing twice changes nothing."""
     run = tmp_path / "results" / "run"
 
-    def result(folder, top1, cpu, seed=0):
+    def result(folder, top1, cpu, seed=0, cpu_name="Intel(R) Xeon(R) Processor"):
         (run / folder).mkdir(parents=True)
         data = {
             "metrics": {"top1": top1, "top5": 0.9},
-            "train": {"seconds": 1800.0, "cpu_seconds": cpu},
+            "train": {"seconds": 1800.0, "cpu_seconds": cpu, "precision": "mixed_bfloat16"},
             "config": {"task": "classifier", "fields": {"seed": seed}},
+            "machine": {"cpu": cpu_name},
         }
         (run / folder / "result.json").write_text(json.dumps(data))
         curve = [{"epoch": 1, "top1": top1 / 2}, {"epoch": 2, "top1": top1}]
         (run / folder / "curve.json").write_text(json.dumps(curve))
 
-    result("cls/rgb/resnet50", 0.8, 3600.0)
+    result("cls/rgb/resnet50", 0.8, 3600.0, cpu_name="AMD EPYC 9R14 96-Core Processor")
     for seed, top1 in enumerate((0.50, 0.54, 0.52)):
         result(f"cls/bpp0.0983/cresnet51{SUFFIXES[seed]}", top1, 1800.0, seed)
     # A codec's curve beside a JPEG 2000 sweep: at 0.2 bpp JPEG 2000 has (by interpolation)
@@ -1136,9 +1137,14 @@ def test_readme_blocks_are_regenerated_from_a_run_folder(tmp_path):
     assert text == first  # idempotent
     assert text.startswith(before) and text.endswith("<!-- end generated -->\n" + after)
     assert "stale" not in text
-    assert "| cls/rgb/resnet50 | 0 | 0.50 | 1.00 | top-1 80.0%, top-5 90.0% |" in text
-    assert "| rate_distortion/baselines | | 1.00 | 0.50 | |" in text
+    row = "| cls/rgb/resnet50 | 0 | 0.50 | 1.00 | AMD EPYC 9R14 96-Core, bfloat16 | top-1 80.0%"
+    assert row in text
+    assert "| rate_distortion/baselines | | 1.00 | 0.50 | | |" in text
     assert "Total: 3.10 wall hours, 3.10 CPU hours." in text and "cls/../" not in text
+    # The trainers' hours by machine: 1 h on the AMD, 3 x 0.5 on the Intel (the segmenter
+    # below records no machine: not counted).
+    by_machine = "AMD EPYC 9R14 96-Core, bfloat16 1.00, Intel Xeon, bfloat16 1.50."
+    assert "The trainings' CPU hours by machine: " + by_machine in text
     assert "| segmenter | mIoU | Sky | Pole |" in text
     assert "| rgb/resnet50_d | 45.0 | 90.0 |  |" in text
     half = 4.302653 * np.std([50, 54, 52], ddof=1) / np.sqrt(3)

@@ -163,6 +163,17 @@ def _step_metric(result, rd):
     return "; ".join(parts) or rd or ""
 
 
+def machine_label(result):
+    """A trainer's machine and number format, from its result ("Intel Xeon, bfloat16"; "" where
+    the result does not say): the CPU hours of rows trained on different machines differ."""
+    cpu = (result.get("machine") or {}).get("cpu") or ""
+    cpu = re.sub(r"\((R|TM)\)|\bProcessor\b|\bCPU\b|@.*", "", cpu)
+    cpu = " ".join(cpu.split())
+    precision = (result.get("train") or {}).get("precision") or ""
+    precision = precision.replace("mixed_", "")
+    return ", ".join(p for p in (cpu, precision) if p)
+
+
 def run_report(folder, figures_dir, link_root=ROOT):
     """A Table 2 run folder (results/table2_small) as markdown: steps and CPU hours, Table 2,
     the joint table, the claims; its figures into figures_dir, linked relative to link_root."""
@@ -181,11 +192,11 @@ def run_report(folder, figures_dir, link_root=ROOT):
         "of the whole step where the driver timed it; steps that train nothing, stores and "
         "rate-distortion sweeps, as the driver timed them):",
         "",
-        "| step | seed | wall h | CPU h | result |",
-        "| --- | --- | --- | --- | --- |",
+        "| step | seed | wall h | CPU h | machine | result |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     total_cpu, total_wall, unknown, listed = 0.0, 0.0, [], set()
-    cpu_by_task = {}
+    cpu_by_task, cpu_by_machine = {}, {}
     paths = glob.glob(os.path.join(folder, "**", "result.json"), recursive=True)
     for path in sorted(paths, key=os.path.dirname):  # a row's seeds after it (NAME, NAME.seedK)
         name = os.path.relpath(os.path.dirname(path), folder)
@@ -201,6 +212,9 @@ def run_report(folder, figures_dir, link_root=ROOT):
             cpu_by_task.setdefault(task, []).append(cpu)
         total_cpu += cpu or 0.0
         total_wall += wall or 0.0
+        machine = machine_label(result)
+        if machine and cpu is not None:
+            cpu_by_machine[machine] = cpu_by_machine.get(machine, 0.0) + cpu
         codec = rd["codecs"].get(name, {}).get("mean")
         rd_text = (
             f"Kodak: {codec['bpp_real']:.4f} bpp, {codec['psnr']:.2f} dB, MS-SSIM "
@@ -212,12 +226,14 @@ def run_report(folder, figures_dir, link_root=ROOT):
         result_text = _step_metric(result, rd_text)
         if name in drifts:  # the driver keeps such a row; the reader should know
             result_text += f" (trained under older settings: {'; '.join(drifts[name])})"
-        lines.append(f"| {name} | {seed} | {_hours(wall)} | {_hours(cpu)} | {result_text} |")
+        lines.append(
+            f"| {name} | {seed} | {_hours(wall)} | {_hours(cpu)} | {machine} | {result_text} |"
+        )
     for name, timed in sorted(timing.items()):  # steps without a trainer: stores, RD sweeps
         if name not in listed:
             listed.add(name)
             lines.append(
-                f"| {name} | | {_hours(timed.get('wall_s'))} | {_hours(timed.get('cpu_s'))} | |"
+                f"| {name} | | {_hours(timed.get('wall_s'))} | {_hours(timed.get('cpu_s'))} | | |"
             )
             total_cpu += timed.get("cpu_s") or 0.0
             total_wall += timed.get("wall_s") or 0.0
@@ -225,7 +241,14 @@ def run_report(folder, figures_dir, link_root=ROOT):
         "",
         f"Total: {total_wall / 3600:.2f} wall hours, {total_cpu / 3600:.2f} CPU hours"
         + (f" (time not recorded for {', '.join(unknown)})" if unknown else "")
-        + ".",
+        + "."
+        + (
+            " The trainings' CPU hours by machine: "
+            + ", ".join(f"{m} {h / 3600:.2f}" for m, h in sorted(cpu_by_machine.items()))
+            + "."
+            if cpu_by_machine
+            else ""
+        ),
         "",
     ]
     if small:
