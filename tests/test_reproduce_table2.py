@@ -1423,6 +1423,20 @@ def test_plan_lists_what_a_run_would_do_and_its_cpu_hours(tmp_path):
         "cls/bpp0.0983/cresnet51",
         "seg/bpp0.0983/cresnet51_d",
     }
+    assert "note:" not in result.stdout  # the codec does not train again
+    assert len(calls(tmp_path)) == before
+    # The codec and its store lost too (a new machine): a row that trains now is on a new draw
+    # of it, while cResNet-51's row stays on the old one; the plan says so under that row only.
+    (run / "codec_bpp0.0983" / "codec.keras").unlink()
+    shutil.rmtree(run / "stores")
+    result = drive(tmp_path, "--scale=tiny", "--plan", "--only=cls/bpp0.0983/resnet50")
+    out = result.stdout.splitlines()
+    row = next(k for k, line in enumerate(out) if "] cls/bpp0.0983/resnet50: " in line)
+    assert out[row + 1].startswith(
+        "    note: trains on a new draw of codec_bpp0.0983, where cls/bpp0.0983/cresnet51 stays "
+        "on the old one"
+    )
+    assert sum("note:" in line for line in out) == 1
     assert len(calls(tmp_path)) == before
 
 

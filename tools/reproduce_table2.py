@@ -106,10 +106,17 @@ class Plan:
         self.points = points
         self.joint_points = tuple(joint_points)  # the points with joint training
         self.num_seeds = seeds
+        self._everything = None  # set by `only`
+
+    @property
+    def everything(self):
+        """Every step of the plan, also after `only` kept a part of them."""
+        return self._everything or self.steps
 
     def only(self, patterns):
         """Keeps the steps whose names match one of the shell-style `patterns` and every step
         they need; returns how many matched."""
+        self._everything = list(self.steps)
         by_name = {s.name: s for s in self.steps}
         stack = [s.name for s in self.steps if any(fnmatch.fnmatch(s.name, p) for p in patterns)]
         matched, keep = len(stack), set()
@@ -886,13 +893,60 @@ def plan_status(plan, cpu_by_task):
     return found
 
 
+def draw_notes(steps, running):
+    """{name: note} for each Table 2 row's network (`Step.draw`) among the steps `running` now
+    that trains on a codec trained again now (its model lost with a machine) while finished rows
+    of `steps` (the whole plan, --only aside) stay on that codec's earlier draw: the claims
+    compare rows over draws only where the rows share a draw or each seed has its own
+    (tools/claims.py), so a row of one seed on the new draw is not set against a row of one seed
+    on the old one, and the user should know that before paying for it."""
+    by_name = {s.name: s for s in steps}
+    memo = {}
+
+    def ancestors(name):
+        if name not in memo:
+            found = set()
+            for n in by_name[name].needs if name in by_name else ():
+                found |= {n} | ancestors(n)
+            memo[name] = found
+        return memo[name]
+
+    codecs = {n for n in running if n in by_name and step_task(by_name[n]) == "codec"}
+    notes = {}
+    for s in steps:
+        if not s.draw or s.name not in running:
+            continue
+        for codec in sorted(ancestors(s.name) & codecs):
+            old = [
+                t.name
+                for t in steps
+                if t.draw
+                and t.name not in running
+                and codec in ancestors(t.name)
+                and (os.path.exists(t.result) or finished_folder(t, steps))
+            ]
+            if old:
+                notes[s.name] = (
+                    f"trains on a new draw of {codec}, where {', '.join(old)} "
+                    f"{'stays' if len(old) == 1 else 'stay'} on the old one: the claims "
+                    "compare rows over draws only where they share a draw or each seed has its "
+                    "own, so a one-seed row on the new draw is not set against a one-seed row on "
+                    "the old (move such a row aside to train it again)"
+                )
+    return notes
+
+
 def print_plan(plan, cpu_by_task):
     """What a run of `plan` would do (the driver's --plan): each step's status and estimate,
     then the CPU hours of what runs at the means measured so far (`measured_cpu`)."""
     status = plan_status(plan, cpu_by_task)
+    running = {step.name for step, what, _ in status if what != "done"}
+    notes = draw_notes(plan.everything, running)
     for k, (step, what, estimate) in enumerate(status, 1):
         hours = f", ~{estimate / 3600:.2f} CPU h" if estimate is not None else ""
         print(f"[{k}/{len(status)}] {step.name}: {what}{hours}")
+        if step.name in notes:
+            print(f"    note: {notes[step.name]}")
     runs = [(s, e) for s, what, e in status if what != "done"]
     trainers = [(s, e) for s, e in runs if step_task(s)]
     known = sum(e for _, e in trainers if e is not None)
@@ -922,6 +976,7 @@ def execute(plan, launcher, jobs, log_dir):
     started = {}  # name -> launch time
     timing = os.path.join(os.path.dirname(log_dir), "timing.json")  # each step's wall, CPU s
     kept = done_before(plan.steps)
+    notes = draw_notes(plan.everything, {s.name for s in plan.steps} - kept)
     models = {s.name: s.models for s in plan.steps}
     panels = {s.name: s.panels for s in plan.steps}
     last_status = time.time()
@@ -1000,6 +1055,8 @@ def execute(plan, launcher, jobs, log_dir):
                 continue
             elapsed = int(time.time() - start)
             print(f"==> [{_stamp()}] [{k}/{total}] {step.name} ({elapsed}s so far)", flush=True)
+            if step.name in notes:
+                print(f"    note: {notes[step.name]}", flush=True)
             log = os.path.join(log_dir, step.name.replace("/", "_") + ".log")
             side_by_side = min(jobs, len(running) + 1 + len(launchable))
             running[step.name] = (launcher.start(step.argv, log, side_by_side), step, log)
