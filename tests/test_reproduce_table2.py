@@ -1507,3 +1507,15 @@ def test_validation_curves_have_a_panel_per_point_and_every_seed(tmp_path, monke
     monkeypatch.undo()
     assert table2.fig_curves(str(tmp_path), kind="cls", path=path) is True  # top-5, drawn
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_claims_json_keeps_ten_significant_digits():
+    # Two machines' BLAS gave an interval's end as -2.27763688356501 and -2.277636883564982
+    # (a blocked least-squares fit): committed, they differed; rounded, they are one number.
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import claims
+
+    a = claims.rounded([{"low": -2.27763688356501, "n": 3, "what": "x"}])
+    b = claims.rounded([{"low": -2.277636883564982, "n": 3, "what": "x"}])
+    assert a == b == [{"low": -2.277636884, "n": 3, "what": "x"}]
+    assert claims.rounded({"t": (0.1 + 0.2, None, True)}) == {"t": [0.3, None, True]}

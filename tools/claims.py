@@ -578,6 +578,18 @@ def markdown(items, run_dir):
     return "\n".join(lines) + "\n"
 
 
+def rounded(data, digits=10):
+    """`data` with its floats to `digits` significant digits: the committed claims.json then
+    stays the same when another machine's BLAS moves an interval's last digits (~1e-14)."""
+    if isinstance(data, float):
+        return float(f"{data:.{digits}g}")
+    if isinstance(data, dict):
+        return {k: rounded(v, digits) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [rounded(v, digits) for v in data]
+    return data
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run_dir", required=True)
@@ -595,7 +607,7 @@ def main(argv=None):
     text = markdown(items, args.run_dir)
     with open(os.path.join(args.run_dir, "claims.md"), "w") as f:
         f.write(text)
-    io.write_json(items, os.path.join(args.run_dir, "claims.json"))
+    io.write_json(rounded(items), os.path.join(args.run_dir, "claims.json"))
     print(text)
 
 
