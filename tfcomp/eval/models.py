@@ -87,6 +87,28 @@ def load_codec(path):
     return codec
 
 
+def float32_codec(codec):
+    """`codec` computing in float32, as `load_codec` gives a saved one: `codec` itself where it
+    does, else a copy with its weights (a codec trained under mixed_bfloat16 keeps float32
+    weights). What a trainer measures and fits its tables on while the codec trains in
+    bfloat16: measured in bfloat16, the curve's last point of the 0.0983 bpp small codec was
+    0.0888 bpp and 22.68 dB where the saved codec, in float32, gave 0.0900 bpp and 22.54 dB."""
+    import keras
+
+    from tfcomp.codec import Codec
+
+    if all(layer.compute_dtype == "float32" for layer in (codec, *codec._flatten_layers())):
+        return codec
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        copy = Codec(channels=codec.channels, num_centers=codec.num_centers, sigma=codec.sigma)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    copy.set_weights(codec.get_weights())
+    return copy
+
+
 def read_result(model_dir):
     """The result.json of a finished training folder, or ModelError."""
     path = os.path.join(model_dir, "result.json")

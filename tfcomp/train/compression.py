@@ -35,6 +35,7 @@ from tfcomp.codec.files import fit_entropy_model
 from tfcomp.codec.losses import psnr_from_mse
 from tfcomp.data import preprocess, sources
 from tfcomp.eval import compression
+from tfcomp.eval.models import float32_codec
 from tfcomp.train import distribute, loop
 from tfcomp.train import job as outline
 
@@ -155,9 +156,10 @@ class CodecTask(outline.Task):
         self.curve.after_step(before, step, state)
 
     def finish(self, state, progress):
-        codec = state["model"]
-        # The real entropy coder's tables: symbol counts over `entropy_fit_batches` batches
+        # Saved computing in float32, as every reader loads it (`float32_codec`), its tables
+        # fitted so: the real entropy coder's symbol counts over `entropy_fit_batches` batches
         # (the curve's, loaded once, where the codec has a curve).
+        codec = float32_codec(state["model"])
         batches = self.inputs.fit_batches if self.inputs else table_batches(self.config)
         fit_entropy_model(codec, batches)
         card = {
@@ -222,6 +224,7 @@ def curve_point(codec, inputs):
     or restored from a checkpoint) through real files, its tables first fitted on the inputs'
     batches (the tables change nothing in training); `seconds`: what measuring the point took."""
     start = time.perf_counter()
+    codec = float32_codec(codec)  # as the finished codec is measured (a bfloat16 run's too)
     fit_entropy_model(codec, inputs.fit_batches)
     values = compression.evaluate_codec(codec, inputs.images)["mean"]
     values.update(compression.image_set(inputs.images), dataset=inputs.dataset, split=inputs.split)

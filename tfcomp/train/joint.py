@@ -33,7 +33,7 @@ from tfcomp.codec.files import fit_entropy_model
 from tfcomp.data import classification
 from tfcomp.eval.classification import evaluate_classifier
 from tfcomp.eval.compression import evaluate_codec
-from tfcomp.eval.models import load_codec, load_keras
+from tfcomp.eval.models import float32_codec, load_codec, load_keras
 from tfcomp.train import job as outline
 from tfcomp.train.classification import (
     classification_step,
@@ -171,7 +171,9 @@ class JointTask(outline.Task):
         )
 
     def finish(self, state, progress):
-        codec, classifier = state["model"], state.get("classifier")
+        # The codec as it is saved and read (float32, `float32_codec`): its tables, its metrics
+        # and the classifier's z computed so, as a store of it would give them.
+        codec, classifier = float32_codec(state["model"]), state.get("classifier")
         if self.train_codec:
             # New tables for the real entropy coder: symbol counts over (up to) the config's
             # batches, as after training a codec alone.
