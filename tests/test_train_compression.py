@@ -371,6 +371,82 @@ def test_a_provoked_collapse_stops_early_and_training_restarts_with_the_next_see
     assert not (tmp_path / "run" / "result.json").exists()
 
 
+def test_a_jump_of_the_mse_is_a_collapse_even_with_some_assignments_soft(tmp_path):
+    # The 0.635 bpp small codec in bfloat16 at 1e-3 (2026-12-06): window mean MSE ~160-250 up
+    # to step 5,300, then ~4,700-6,700, soft - hard entropy 0.004-0.025 bits/symbol: not every
+    # step one-hot, so the flat-and-equal watch never fired; the MSE jump does, a window after.
+    config = configs.get("codec", "tiny", curve_every_steps=0)
+    task = compression.CodecTask(config, None, str(tmp_path))
+    w = compression.COLLAPSE_WINDOW
+
+    def feed(steps, mse, gap, start):
+        for step in range(start + 1, start + steps + 1):
+            task.after_step(
+                step - 1, step, None, {"mse": mse, "entropy": 1 + gap, "entropy_hard": 1}
+            )
+
+    feed(2 * w, 250.0, 0.15, 0)
+    feed(w, 180.0, 0.15, 2 * w)  # the best window: 180
+    feed(w, 700.0, 0.15, 3 * w)  # 3.9x the best (a rate warm-up, a spike): not a collapse
+    with pytest.raises(compression.LatentCollapse) as caught:
+        feed(w, 6000.0, 0.02, 4 * w)
+    assert caught.value.step == 5 * w
+    assert f"MSE 6000 over the last {w} steps, 33x the run's best 180" in str(caught.value)
+
+
+def test_a_late_collapse_rolls_back_to_a_checkpoint_at_a_tenth_of_the_lr(tmp_path, monkeypatch):
+    # A collapse by step 160 (provoked: the watch raises there once) with checkpoints every 50
+    # (3 kept): the run goes back to step 50, the last checkpoint at least two windows (100
+    # steps) before it, drops the curve's later points, and trains on to its end at 0.1x the
+    # lr from step 50; the result lists the rollback, and the curve has each step once.
+    watch = compression.CodecTask.after_step
+    raised = []
+
+    def after_step(self, before, step, state, metrics):
+        if step >= 160 and not raised:
+            raised.append(step)
+            assert self.rollbacks == []
+            raise compression.LatentCollapse("latent collapsed by step 160 (provoked)", 160)
+        if raised:  # the resumed run: its lr schedule has the rollback
+            assert self.rollbacks[0]["to"] == 50
+        watch(self, before, step, state, metrics)
+
+    monkeypatch.setattr(compression.CodecTask, "after_step", after_step)
+    curve = dict(curve_every_steps=50, curve_dataset="default", curve_split="test", curve_limit=1)
+    codec, history = train_compression(
+        str(tmp_path / "run"),
+        train_steps=200,
+        checkpoint_every=50,
+        collapse_retries=1,
+        batch_size=2,
+        lr_drops=(0.9,),
+        **curve,
+    )
+    assert raised == [160] and codec is not None
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    (rollback,) = result["metrics"]["rollbacks"]
+    assert (rollback["collapsed_at"], rollback["to"], rollback["lr_scale"]) == (160, 50, 0.1)
+    points = json.loads((tmp_path / "run" / "curve.json").read_text())
+    assert [p["step"] for p in points] == [50, 100, 150, 200]
+    assert result["config"]["fields"].get("seed", 0) == 0  # the same run, not a new seed
+    assert not (tmp_path / "run.collapsed_seed0").exists()
+
+
+def test_the_codec_lr_after_rollbacks_is_the_schedule_times_their_scales():
+    config = configs.get("codec", "small", train_steps=10000, learning_rate=1e-3, lr_drops=(0.8,))
+    lr = compression.codec_lr(config, [{"to": 5000, "lr_scale": 0.1}])
+    for step, expected in ((4000, 1e-3), (5000, 1e-3), (5001, 1e-4), (8001, 1e-5)):
+        assert float(lr(step)) == pytest.approx(expected), step
+    # Two rollbacks, one at the drop's own step: the factors multiply.
+    lr = compression.codec_lr(
+        config, [{"to": 8000, "lr_scale": 0.1}, {"to": 9000, "lr_scale": 0.1}]
+    )
+    for step, expected in ((7000, 1e-3), (8001, 1e-5), (9001, 1e-6)):
+        assert float(lr(step)) == pytest.approx(expected), step
+    plain = compression.codec_lr(config)
+    assert float(plain(9000)) == pytest.approx(1e-4)
+
+
 def test_a_collapsed_codec_is_kept_aside_and_trained_again_with_the_next_seed(
     tmp_path, monkeypatch
 ):

@@ -7,9 +7,17 @@ entropy coder's integer tables on `entropy_fit_batches` batches of fixed central
 
 A latent collapse (README, Known limitations: y pushed past the outer centers, where the soft
 assignment is one-hot and the quantizer's gradient vanishes) is watched for while training: once
-soft and hard entropy have been equal and MSE flat for a window of steps, training stops and,
-with `collapse_retries`, starts again with the next seed (the collapsed folder is kept beside as
-MODEL_DIR.collapsed_seedN), instead of discovering it when training ends.
+soft and hard entropy have been equal and MSE flat for a window of steps, or once a window's
+mean MSE is `COLLAPSE_MSE_JUMP` times the best window's of the run (a late collapse in bfloat16
+at 1e-3 kept a few assignments soft: MSE 200 -> 6,000 at step ~5,300 with soft - hard entropy
+0.004-0.025), training stops. With `collapse_retries`, a collapse with a checkpoint at least two
+windows before it rolls back there (`roll_back`: later checkpoints and curve points removed) and
+goes on with the lr times `COLLAPSE_LR_SCALE` from that step (`rollbacks.json` in MODEL_DIR keeps
+it across resumes; the result lists the rollbacks), as the same lr from the same weights
+collapsed again; one without (an early collapse), or a run at a constant lr, starts again with
+the next seed (the collapsed
+folder is kept beside as MODEL_DIR.collapsed_seedN). Either way it is seen within about two
+windows, not when training ends.
 
 With `curve_every_steps`, the codec being trained is measured as a finished one is (Fig. 8):
 every so many steps its tables are fitted (on `table_batches`, as a finished codec's, so that a
@@ -42,10 +50,17 @@ from tfcomp.train import job as outline
 COLLAPSE_WINDOW = 50  # steps over which a collapse must hold before it is called one
 COLLAPSE_GAP = 0.01  # bits/symbol: soft - hard entropy below this means one-hot assignments
 COLLAPSE_MSE_GAIN = 0.02  # MSE that improves by less than 2% over a window is flat
+COLLAPSE_MSE_JUMP = 4.0  # a window's mean MSE this many times the run's best window's: collapsed
+COLLAPSE_LR_SCALE = 0.1  # the lr after a rollback, relative to the schedule's
+ROLLBACKS = "rollbacks.json"
 
 
 class LatentCollapse(RuntimeError):
-    """Training stopped because the latent collapsed (see the module docstring)."""
+    """Training stopped because the latent collapsed (see the module docstring) by `step`."""
+
+    def __init__(self, message, step=None):
+        super().__init__(message)
+        self.step = step
 
 
 def crop_dataset(config, batch_size, shuffle_buffer=256):
@@ -118,6 +133,8 @@ class CodecTask(outline.Task):
             sources.image_paths(config.dataset, "train")  # bad paths fail now, by name
         self.train_steps = config.train_steps
         self.history = []  # the last two collapse windows of metrics
+        self.best_mse = None  # the lowest window mean MSE of this process's steps
+        self.rollbacks = read_rollbacks(model_dir)
         # The curve's images and table batches, loaded once (`finish` fits on the same batches).
         self.inputs = inputs = curve_inputs(config) if config.curve_every_steps > 0 else None
         self.curve = loop.Curve(
@@ -129,7 +146,7 @@ class CodecTask(outline.Task):
         )
 
     def build_state(self):
-        return codec_state(self.config)
+        return codec_state(self.config, self.rollbacks)
 
     def dataset(self, batch_size):
         return crop_dataset(self.config, batch_size)
@@ -148,11 +165,24 @@ class CodecTask(outline.Task):
         window = max(2, COLLAPSE_WINDOW // (step - before))
         self.history.append(metrics)
         del self.history[: -2 * window]
-        if loop.crossed(before, step, COLLAPSE_WINDOW) and collapse_in(self.history, window):
-            raise LatentCollapse(
-                f"latent collapsed by step {step} (soft H {metrics['entropy']:.3f} = hard H "
-                f"{metrics['entropy_hard']:.3f} bits/symbol, MSE flat at {metrics['mse']:.0f})"
-            )
+        if loop.crossed(before, step, COLLAPSE_WINDOW):
+            if collapse_in(self.history, window):
+                raise LatentCollapse(
+                    f"latent collapsed by step {step} (soft H {metrics['entropy']:.3f} = hard H "
+                    f"{metrics['entropy_hard']:.3f} bits/symbol, MSE flat at "
+                    f"{metrics['mse']:.0f})",
+                    step,
+                )
+            mse = float(np.mean([h["mse"] for h in self.history[-window:]]))
+            if self.best_mse is not None and mse > COLLAPSE_MSE_JUMP * self.best_mse:
+                raise LatentCollapse(
+                    f"latent collapsed by step {step} (MSE {mse:.0f} over the last "
+                    f"{COLLAPSE_WINDOW} steps, {mse / self.best_mse:.0f}x the run's best "
+                    f"{self.best_mse:.0f}; soft / hard H {metrics['entropy']:.3f} / "
+                    f"{metrics['entropy_hard']:.3f} bits/symbol)",
+                    step,
+                )
+            self.best_mse = mse if self.best_mse is None else min(self.best_mse, mse)
         self.curve.after_step(before, step, state)
 
     def finish(self, state, progress):
@@ -168,15 +198,79 @@ class CodecTask(outline.Task):
             "num_centers": codec.num_centers,
             "operating_point": self.config.operating_point,
         }
-        return outline.Finished(models={"codec": (codec, card)}, metrics={})
+        metrics = {"rollbacks": self.rollbacks} if self.rollbacks else {}
+        return outline.Finished(models={"codec": (codec, card)}, metrics=metrics)
 
 
-def codec_state(config):
-    """{"model": a new codec, "optimizer": its Adam}: what the trainer checkpoints."""
+def codec_state(config, rollbacks=()):
+    """{"model": a new codec, "optimizer": its Adam}: what the trainer checkpoints; the lr the
+    config's schedule, times COLLAPSE_LR_SCALE from each rollback's step on (`codec_lr`)."""
     codec = Codec(channels=config.channels, num_centers=config.num_centers, sigma=config.sigma)
     codec(tf.zeros([1, config.crop_size, config.crop_size, 3]))
-    lr = outline.lr_drop_schedule(config.learning_rate, config.lr_drops, config.train_steps)
+    lr = codec_lr(config, rollbacks)
     return {"model": codec, "optimizer": distribute.wrap_optimizer(keras.optimizers.Adam(lr))}
+
+
+def codec_lr(config, rollbacks=()):
+    """The codec's lr schedule: `learning_rate` divided by 10 at each of `lr_drops`, and times
+    each rollback's `lr_scale` from the step it rolled back to."""
+    if not rollbacks:
+        return outline.lr_drop_schedule(config.learning_rate, config.lr_drops, config.train_steps)
+    drops = [max(1, int(round(f * config.train_steps))) for f in config.lr_drops]
+    changes = sorted(
+        [(b, 0.1) for b in drops] + [(max(1, r["to"]), r["lr_scale"]) for r in rollbacks]
+    )
+    boundaries, values, lr = [], [config.learning_rate], config.learning_rate
+    for step, factor in changes:
+        lr *= factor
+        if boundaries and boundaries[-1] == step:
+            values[-1] = lr
+        else:
+            boundaries.append(step)
+            values.append(lr)
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def read_rollbacks(model_dir):
+    """The rollbacks a run made ([{collapsed_at, to, lr_scale, why}]; `roll_back`)."""
+    path = os.path.join(model_dir, ROLLBACKS)
+    return io.read_json(path) if os.path.isfile(path) else []
+
+
+def roll_back(model_dir, collapse, limit):
+    """After `collapse` (a LatentCollapse by its step): the run in MODEL_DIR goes back to its
+    last checkpoint at least 2 x COLLAPSE_WINDOW steps before it (later checkpoints and curve
+    points removed) and records the rollback in rollbacks.json, so that resuming trains from
+    there at COLLAPSE_LR_SCALE times the lr; returns that step, or None where no checkpoint is
+    early enough, the collapse names no step, or `limit` rollbacks were made already."""
+    rollbacks = read_rollbacks(model_dir)
+    if collapse.step is None or len(rollbacks) >= limit:
+        return None
+    ckpt_dir = os.path.join(model_dir, "checkpoints")
+    state = tf.train.get_checkpoint_state(ckpt_dir)
+    paths = list(state.all_model_checkpoint_paths) if state else []
+    steps = {int(p.rsplit("-", 1)[1]): p for p in paths}
+    earlier = [s for s in steps if 0 < s <= collapse.step - 2 * COLLAPSE_WINDOW]
+    if not earlier:
+        return None
+    to = max(earlier)
+    for step, path in steps.items():
+        if step > to:
+            for name in tf.io.gfile.glob(path + ".*"):
+                os.remove(name)
+    # Names relative to the folder, as the checkpoint manager writes them (the run folder may
+    # move: the driver sets a stale one aside).
+    kept = [os.path.basename(steps[s]) for s in sorted(steps) if s <= to]
+    tf.compat.v1.train.update_checkpoint_state(ckpt_dir, kept[-1], all_model_checkpoint_paths=kept)
+    curve = os.path.join(model_dir, "curve.json")
+    if os.path.isfile(curve):
+        io.write_json([p for p in io.read_json(curve) if p["step"] <= to], curve)
+    why = str(collapse)
+    rollbacks.append(
+        {"collapsed_at": collapse.step, "to": to, "lr_scale": COLLAPSE_LR_SCALE, "why": why}
+    )
+    io.write_json(rollbacks, os.path.join(model_dir, ROLLBACKS))
+    return to
 
 
 @dataclasses.dataclass
@@ -299,16 +393,30 @@ def train_codec(config, model_dir, progress=True):
     and training starts again with the next seed; run again on a folder that a retry finished,
     it returns that run (was: refused as a run of another seed).
     """
-    for attempt in range(finished_retry(config, model_dir), config.collapse_retries + 1):
+    attempt = finished_retry(config, model_dir)
+    while True:
         seed = config.seed + attempt
         try:
             return outline.run(
                 dataclasses.replace(config, seed=seed), model_dir, CodecTask, progress=progress
             )
         except LatentCollapse as collapse:
+            # A constant lr (no lr_drops: the paper's) is a variable of the optimizer's
+            # checkpoint, where a schedule is not: such a run restarts with the next seed.
+            to = (
+                roll_back(model_dir, collapse, config.collapse_retries) if config.lr_drops else None
+            )
+            if to is not None:
+                print(
+                    f"\n{collapse}; rolled back to its step {to:,} checkpoint, the lr x"
+                    f"{COLLAPSE_LR_SCALE} from there ({ROLLBACKS})",
+                    flush=True,
+                )
+                continue
             if attempt == config.collapse_retries:
                 raise
             kept = f"{model_dir.rstrip(os.sep)}.collapsed_seed{seed}"
             shutil.rmtree(kept, ignore_errors=True)
             os.rename(model_dir, kept)
             print(f"\n{collapse}; kept in {kept}, training again with seed {seed + 1}", flush=True)
+            attempt += 1
