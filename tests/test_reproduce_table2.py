@@ -339,6 +339,37 @@ def test_a_run_continues_on_a_new_machine_from_its_collected_results(tmp_path):
     assert "different codecs" not in z["reason"]
 
 
+def test_a_finished_joint_chain_is_kept_on_a_new_machine(tmp_path):
+    """On a new machine a codec trains again for a row that reads it; a chain of joint training
+    whose every step came back is kept (its claims pair its own joint and control), where one
+    step short it trains again as a whole, from the new codec."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    assert drive(first, "--scale=tiny", "--only=*joint/bpp0.0983/*").returncode == 0
+    tool = os.path.join(ROOT, "tools", "collect_results.py")
+    results = tmp_path / "results"
+    assert subprocess.run([sys.executable, tool, str(first / "run"), str(results)]).returncode == 0
+    restore = [sys.executable, tool, "--restore", str(results), str(second / "run")]
+    assert subprocess.run(restore).returncode == 0
+
+    def plan():
+        only = "--only=*joint/bpp0.0983/*,cls/bpp0.0983/resnet50"
+        result = drive(second, "--scale=tiny", "--plan", only)
+        assert result.returncode == 0, result.stderr
+        lines = [line.split("] ", 1)[1] for line in result.stdout.splitlines() if "] " in line]
+        return dict(line.split(": ", 1) for line in lines)
+
+    lines = plan()
+    assert lines["codec_bpp0.0983"].startswith("redone: its model is not on this machine")
+    chain = [n for n in lines if "joint/bpp0.0983/" in n and not n.startswith("store/")]
+    assert len(chain) == 7 and all(lines[n] == "done" for n in chain), lines
+    assert lines["cls/bpp0.0983/cresnet51"] == "done"  # the chain starts from it: kept too
+    (second / "run" / "joint" / "bpp0.0983" / "control" / "result.json").unlink()
+    lines = plan()
+    assert lines["joint/bpp0.0983/joint"].startswith("redone: a step it needs runs again")
+    assert lines["joint/bpp0.0983/control"].startswith("to run")
+
+
 def test_a_figure_never_makes_the_networks_it_shows_train_again(tmp_path):
     """Fig. 5 reads seven segmenters' saved panels (committed with their results) or their
     weights: on a new machine (results restored, models gone) it is drawn from the panels; where

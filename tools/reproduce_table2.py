@@ -90,6 +90,10 @@ class Step:
     # Files that stand in for `models` where an optional step reads them (a segmenter's saved
     # Fig. 5 panels, committed with its result): with them, its models are not needed.
     panels: tuple = ()
+    # The chain the step belongs to (joint training and its control at one point and seed,
+    # "joint/P.seedK"): a chain whose every step has its result is one draw, kept as a whole
+    # when a step it needs is made again (`done_before`): its comparisons pair its own steps.
+    chain: str = ""
 
 
 def seeded(name, seed):
@@ -107,6 +111,7 @@ class Plan:
         self.joint_points = tuple(joint_points)  # the points with joint training
         self.num_seeds = seeds
         self._everything = None  # set by `only`
+        self.chain = ""  # the chain the steps added now belong to (`Step.chain`)
 
     @property
     def everything(self):
@@ -161,6 +166,7 @@ class Plan:
             intermediate,
             optional,
             tuple(panels),
+            "" if intermediate else self.chain,
         )
         self.steps.append(step)
 
@@ -385,6 +391,7 @@ def joint_steps(plan, p, seed=0):
     out, ps = plan.out, seeded(p, seed)
     j = f"{out}/joint/{ps}"
     codec = plan.codec(p)
+    plan.chain = f"joint/{ps}"
     c51_step = seeded(f"cls/{p}/cresnet51", seed)
     seed_arg = [f"--seed={seed}"] if seed else []
     plan.add(
@@ -469,6 +476,7 @@ def joint_steps(plan, p, seed=0):
         needs=[ft_seg[1]],
         seed=seed,
     )
+    plan.chain = ""
 
 
 def _stamp():
@@ -620,7 +628,9 @@ def done_before(steps):
     when a step that reads them runs. A step whose need is made again (a retrained codec, its
     store) is redone with it, so that nothing pairs a new codec with an old network, except a
     Table 2 row's network (`Step.draw`) that no running step reads: its result stays a draw on
-    the codec its card names, and the claims compare rows over such draws. So results restored
+    the codec its card names, and the claims compare rows over such draws; likewise a chain of
+    joint training whose every step is done (`Step.chain`: its claims pair the chain's own
+    joint and control, so a finished chain needs nothing of a new codec). So results restored
     from the repository on a new machine (tools/collect_results.py --restore) keep every
     finished row; a codec lost with the old machine is trained again, with its store and
     evaluations, when a step that reads it runs; a network is trained again only when a step
@@ -640,6 +650,11 @@ def done_before(steps):
         or finished_folder(s, steps)
         or (s.intermediate and readers[s.name])
     }
+    chains = {}
+    for s in steps:
+        if s.chain:
+            chains[s.chain] = chains.get(s.chain, True) and s.name in kept
+    draw = {s.name for s in steps if s.draw or chains.get(s.chain)}  # whole chains: draws
     changed = True
     while changed:
         changed = False
@@ -647,7 +662,9 @@ def done_before(steps):
             if s.name not in kept:
                 continue
             read = any(r not in kept for r in readers[s.name])  # a step that reads it runs
-            lost = any(n in names and n not in kept for n in s.needs) and (read or not s.draw)
+            lost = any(n in names and n not in kept for n in s.needs) and (
+                read or s.name not in draw
+            )
             if not lost and not all(os.path.exists(m) for m in (s.result, *s.models)):
                 lost = read
             if lost:
