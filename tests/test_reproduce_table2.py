@@ -952,6 +952,12 @@ def test_forked_steps_run_scripts_and_modules_like_python_does(tmp_path):
     assert "nonesuch" in (tmp_path / "module.log").read_text()
     assert results["crash"][0] == 1
     assert "No module named no_such_module_here" in (tmp_path / "crash.log").read_text()
+    # Started again (a trainer resuming), a step's log keeps its earlier run above the new one.
+    pid = launcher.start([str(script), "--a=2"], str(tmp_path / "script.log"))
+    os.wait4(pid, 0)
+    again = (tmp_path / "script.log").read_text()
+    assert again.startswith(script_log) and f"argv ['--a=2'] {ROOT}" in again[len(script_log) :]
+    assert again.count("==> ") == 2
 
 
 def test_a_step_that_starts_alone_gets_every_core(tmp_path, monkeypatch):

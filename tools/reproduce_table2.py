@@ -560,7 +560,11 @@ class Launcher:
     def start(self, argv, log_path, side_by_side=None):
         """Starts a step (`side_by_side`: see `step_env`; default JOBS)."""
         env = self.step_env(self.jobs if side_by_side is None else side_by_side)
-        with open(log_path, "w") as log:
+        # Appended to: a step run again (a trainer resuming after an interruption) keeps the
+        # log of its earlier runs above, e.g. the steps before a collapse it rolled back from.
+        with open(log_path, "a") as log:
+            log.write(f"==> {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n")
+            log.flush()
             python = self.python
             if python is None and self.stale():
                 # The code was edited during the run: this step starts a fresh interpreter.
