@@ -1041,6 +1041,8 @@ def test_collected_results_keep_the_small_files_only(tmp_path):
         "seg/s/examples/examples.json": "{}", "seg/s/examples/00_prediction.png": "p",
         "seg/s/examples/00_reconstruction.jpg": "j", "seg/s/examples/notes.txt": "t",
         "seg/s/sample.png": "p",
+        # A trainer still training: its curve so far and its config are not collected.
+        "cls/b/progress.json": "{}", "cls/b/curve.json": "[]", "cls/b/config.json": "{}",
     }  # fmt: skip
     for name, text in files.items():
         (run / name).parent.mkdir(parents=True, exist_ok=True)
@@ -1556,3 +1558,19 @@ def test_claims_json_keeps_ten_significant_digits():
     b = claims.rounded([{"low": -2.277636883564982, "n": 3, "what": "x"}])
     assert a == b == [{"low": -2.277636884, "n": 3, "what": "x"}]
     assert claims.rounded({"t": (0.1 + 0.2, None, True)}) == {"t": [0.3, None, True]}
+
+
+def test_a_row_a_trainer_has_only_started_is_not_in_table2(tmp_path):
+    # The driver makes a trainer's folder when it starts it (curve.json comes at its first
+    # evaluation): Table 2 in the run folder showed that row with "0 / 0" seeds until it ended.
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import table2
+
+    started = tmp_path / "cls" / "bpp0.635" / "cresnet51"
+    started.mkdir(parents=True)
+    (started / "curve.json").write_text(json.dumps([{"epoch": 1, "top1": 0.3}]))
+    finished = tmp_path / "cls" / "bpp0.635" / "resnet50"
+    finished.mkdir(parents=True)
+    (finished / "result.json").write_text(json.dumps({"metrics": {"top1": 0.7, "top5": 0.9}}))
+    found = [(r["point"], r["network"]) for r in table2.rows(str(tmp_path))]
+    assert found == [("original", "ResNet-50"), ("bpp0.635", "ResNet-50")]

@@ -8,7 +8,8 @@ flops.json, a segmenter's Fig. 5 panels (examples/: its predictions and reconstr
 validation images, so that Fig. 5 is drawn without its weights), the tables (table2*.md /
 *.csv) and the claims (claims.md / .json) of RUN_DIR into
 DEST, keeping the folder layout, and leaves out models, checkpoints, stores and logs (they stay
-out of git), and what the driver set aside (`NAME.stale`). DEST is replaced as a whole, so it
+out of git), the folders of trainers that have not finished (progress.json without
+result.json), and what the driver set aside (`NAME.stale`). DEST is replaced as a whole, so it
 never mixes two runs.
 
 --restore continues a run on another machine (the run folder, its models and checkpoints lost):
@@ -93,6 +94,11 @@ def main(argv=None):
         folders[:] = sorted(
             f for f in folders if f not in SKIPPED_FOLDERS and not f.endswith(".stale")
         )
+        if "progress.json" in names and "result.json" not in names:
+            # A trainer still training (or stopped): its curve so far is no result, and
+            # restored without its checkpoints it would stand before the points of a fresh run.
+            folders[:] = []
+            continue
         for name in sorted(names):
             relative = os.path.relpath(os.path.join(root, name), args.run_dir)
             if kept(relative):

@@ -171,6 +171,8 @@ def rows(run_dir):
     def row(point, net, cls_dir, seg_dir):
         cls = over_seeds(cls_dir + SEED, ("top5", "top1"))
         seg = over_seeds(seg_dir + SEED, ("miou",))
+        if point != "original" and not cls["top1"] and not seg["miou"]:
+            return  # a folder a trainer has only started: no row yet
         codec = rd["codecs"].get(f"codec_{point}", {}).get("mean", {})
         paper = PAPER.get((point, net), (None, None, None))
         estimates = {**cls, **seg}
