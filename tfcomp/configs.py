@@ -131,8 +131,9 @@ class CodecConfig(DataConfig, RunConfig):
     )
     collapse_retries: int = _field(
         0,
-        "Train again with the next seed, up to this many times, when the latent collapsed "
-        "(README 'Known limitations'); 0: the paper.",
+        "When the latent collapsed (README 'Known limitations'), roll back to a checkpoint "
+        "before it and go on at 0.1x the lr, or where none is early enough (or the lr has no "
+        "drops) train again with the next seed, up to this many times each; 0: the paper.",
     )
     curve_every_steps: int = _field(
         0,

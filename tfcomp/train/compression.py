@@ -10,14 +10,15 @@ assignment is one-hot and the quantizer's gradient vanishes) is watched for whil
 soft and hard entropy have been equal and MSE flat for a window of steps, or once a window's
 mean MSE is `COLLAPSE_MSE_JUMP` times the best window's of the run (a late collapse in bfloat16
 at 1e-3 kept a few assignments soft: MSE 200 -> 6,000 at step ~5,300 with soft - hard entropy
-0.004-0.025), training stops. With `collapse_retries`, a collapse with a checkpoint at least two
-windows before it rolls back there (`roll_back`: later checkpoints and curve points removed) and
-goes on with the lr times `COLLAPSE_LR_SCALE` from that step (`rollbacks.json` in MODEL_DIR keeps
-it across resumes; the result lists the rollbacks), as the same lr from the same weights
-collapsed again; one without (an early collapse), or a run at a constant lr, starts again with
-the next seed (the collapsed
-folder is kept beside as MODEL_DIR.collapsed_seedN). Either way it is seen within about two
-windows, not when training ends.
+still up to 0.03 bits/symbol), training stops. With `collapse_retries`, a collapse with a
+checkpoint at least two windows before it rolls back there (`roll_back`: later checkpoints and
+curve points removed) and goes on with the lr times `COLLAPSE_LR_SCALE` from that step
+(`rollbacks.json` in MODEL_DIR keeps it across resumes; the result lists the rollbacks), as the
+same lr from the same weights collapsed again; one without (an early collapse), or a run at a
+constant lr, starts again with the next seed (the collapsed folder is kept beside as
+MODEL_DIR.collapsed_seedN). Either way it is seen within about two windows, not when training
+ends. The best window is this process's: a run resumed in a collapsed state is caught by the
+first rule only.
 
 With `curve_every_steps`, the codec being trained is measured as a finished one is (Fig. 8):
 every so many steps its tables are fitted (on `table_batches`, as a finished codec's, so that a
@@ -389,8 +390,10 @@ def finished_retry(config, model_dir):
 def train_codec(config, model_dir, progress=True):
     """Trains a codec under `config` (a `CodecConfig`); returns the `job.Outcome`.
 
-    With `config.collapse_retries`, a collapsed run is kept aside as MODEL_DIR.collapsed_seedN
-    and training starts again with the next seed; run again on a folder that a retry finished,
+    With `config.collapse_retries`, a collapsed run rolls back to a checkpoint before the
+    collapse and goes on at a tenth of the lr (`roll_back`, up to that many times), or, where
+    it cannot, is kept aside as MODEL_DIR.collapsed_seedN and training starts again with the
+    next seed; run again on a folder that a retry finished,
     it returns that run (was: refused as a run of another seed).
     """
     attempt = finished_retry(config, model_dir)
