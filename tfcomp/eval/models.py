@@ -11,6 +11,7 @@ them) and `result.json`, whose `models` entry describes each model file:
 its id, checked whenever the two are loaded together. Nothing here imports a trainer.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -63,6 +64,19 @@ def load_keras(path, what="model"):
         raise ModelError(f"{path}: {what} file does not load ({error})") from None
 
 
+@contextlib.contextmanager
+def float32_policy():
+    """Keras's global dtype policy float32 inside the block, the caller's again after it."""
+    import keras
+
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
 def load_codec(path):
     """A trained codec (.keras), checked to be one, computing in float32.
 
@@ -70,16 +84,10 @@ def load_codec(path):
     policy) and whatever the global policy is: its files and z must not depend on which process
     or thread loads it (bfloat16 would round z and the decoder's activations differently).
     """
-    import keras
-
     from tfcomp.codec import Codec
 
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
+    with float32_policy():
         codec = load_keras(path, "codec model")
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
     if not isinstance(codec, Codec):
         raise ModelError(f"{path}: a tfcomp {type(codec).__name__}, not a codec")
     for layer in [codec, *codec._flatten_layers(include_self=False)]:
@@ -93,18 +101,13 @@ def float32_codec(codec):
     weights). What a trainer measures and fits its tables on while the codec trains in
     bfloat16: measured in bfloat16, the curve's last point of the 0.0983 bpp small codec was
     0.0888 bpp and 22.68 dB where the saved codec, in float32, gave 0.0900 bpp and 22.54 dB."""
-    import keras
 
     from tfcomp.codec import Codec
 
     if all(layer.compute_dtype == "float32" for layer in (codec, *codec._flatten_layers())):
         return codec
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
+    with float32_policy():
         copy = Codec(channels=codec.channels, num_centers=codec.num_centers, sigma=codec.sigma)
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
     copy.set_weights(codec.get_weights())
     return copy
 

@@ -215,21 +215,10 @@ def codec_state(config, rollbacks=()):
 def codec_lr(config, rollbacks=()):
     """The codec's lr schedule: `learning_rate` divided by 10 at each of `lr_drops`, and times
     each rollback's `lr_scale` from the step it rolled back to."""
-    if not rollbacks:
-        return outline.lr_drop_schedule(config.learning_rate, config.lr_drops, config.train_steps)
-    drops = [max(1, int(round(f * config.train_steps))) for f in config.lr_drops]
-    changes = sorted(
-        [(b, 0.1) for b in drops] + [(max(1, r["to"]), r["lr_scale"]) for r in rollbacks]
+    scaled = [(max(1, r["to"]), r["lr_scale"]) for r in rollbacks]
+    return outline.lr_drop_schedule(
+        config.learning_rate, config.lr_drops, config.train_steps, scaled
     )
-    boundaries, values, lr = [], [config.learning_rate], config.learning_rate
-    for step, factor in changes:
-        lr *= factor
-        if boundaries and boundaries[-1] == step:
-            values[-1] = lr
-        else:
-            boundaries.append(step)
-            values.append(lr)
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
 def read_rollbacks(model_dir):

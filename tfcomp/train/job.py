@@ -268,10 +268,18 @@ def record(config, model_dir, finished, state, history, train):
     return Outcome(state, history, result, {n: m for n, (m, _) in finished.models.items()})
 
 
-def lr_drop_schedule(base_lr, drops, total_steps):
-    """Piecewise constant: base_lr, divided by 10 at each fraction `drops` of `total_steps`."""
-    if not drops:
+def lr_drop_schedule(base_lr, drops, total_steps, scaled=()):
+    """Piecewise constant: base_lr, divided by 10 at each fraction `drops` of `total_steps`, and
+    times `factor` after each (step, factor) of `scaled` (a codec's rollbacks)."""
+    if not drops and not scaled:
         return base_lr
-    boundaries = [max(1, int(round(f * total_steps))) for f in drops]
-    values = [base_lr * 0.1**i for i in range(len(boundaries) + 1)]
+    changes = sorted([(max(1, int(round(f * total_steps))), 0.1) for f in drops] + list(scaled))
+    boundaries, values, lr = [], [base_lr], base_lr
+    for step, factor in changes:
+        lr *= factor
+        if boundaries and boundaries[-1] == step:
+            values[-1] = lr
+        else:
+            boundaries.append(step)
+            values.append(lr)
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
