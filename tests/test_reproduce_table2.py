@@ -1476,6 +1476,17 @@ def test_plan_lists_what_a_run_would_do_and_its_cpu_hours(tmp_path):
         "on the old one"
     )
     assert sum("note:" in line for line in out) == 1
+    # Two rows on the new draw: the whole note under the first, a pointer to it under the second.
+    result = drive(
+        tmp_path, "--scale=tiny", "--plan", "--only=cls/bpp0.0983/resnet50,cls/bpp0.0983/cresnet39"
+    )
+    out = result.stdout.splitlines()
+    notes = [line for line in out if "note:" in line]
+    assert len(notes) == 2 and notes[0].startswith("    note: trains on a new draw of ")
+    assert notes[1] == (
+        "    note: trains on the new draw of codec_bpp0.0983 too (see the note under "
+        "cls/bpp0.0983/resnet50)"
+    )
     assert len(calls(tmp_path)) == before
 
 

@@ -915,10 +915,10 @@ def plan_status(plan, cpu_by_task):
 
 
 def draw_notes(steps, running):
-    """{name: note} for each Table 2 row's network (`Step.draw`) among the steps `running` now
-    that trains on a codec trained again now (its model lost with a machine) while finished rows
-    of `steps` (the whole plan, --only aside) stay on that codec's earlier draw: the claims
-    compare rows over draws only where the rows share a draw or each seed has its own
+    """{name: (codec, note)} for each Table 2 row's network (`Step.draw`) among the steps
+    `running` now that trains on a codec trained again now (its model lost with a machine) while
+    finished rows of `steps` (the whole plan, --only aside) stay on that codec's earlier draw: the
+    claims compare rows over draws only where the rows share a draw or each seed has its own
     (tools/claims.py), so a row of one seed on the new draw is not set against a row of one seed
     on the old one, and the user should know that before paying for it."""
     by_name = {s.name: s for s in steps}
@@ -948,13 +948,25 @@ def draw_notes(steps, running):
             ]
             if old:
                 notes[s.name] = (
+                    codec,
                     f"trains on a new draw of {codec}, where {', '.join(old)} "
                     f"{'stays' if len(old) == 1 else 'stay'} on the old one: the claims "
                     "compare rows over draws only where they share a draw or each seed has its "
                     "own, so a one-seed row on the new draw is not set against a one-seed row on "
-                    "the old (move such a row aside to train it again)"
+                    "the old (move such a row aside to train it again)",
                 )
     return notes
+
+
+def note_line(notes, name, shown):
+    """The line under step `name` for its `draw_notes` entry: the whole note under the first row
+    on each new codec draw (recorded in `shown`, codec -> that row), a pointer to it after."""
+    codec, text = notes[name]
+    if codec in shown:
+        pointer = f"see the note under {shown[codec]}"
+        return f"    note: trains on the new draw of {codec} too ({pointer})"
+    shown[codec] = name
+    return f"    note: {text}"
 
 
 def print_plan(plan, cpu_by_task):
@@ -962,12 +974,12 @@ def print_plan(plan, cpu_by_task):
     then the CPU hours of what runs at the means measured so far (`measured_cpu`)."""
     status = plan_status(plan, cpu_by_task)
     running = {step.name for step, what, _ in status if what != "done"}
-    notes = draw_notes(plan.everything, running)
+    notes, shown = draw_notes(plan.everything, running), {}
     for k, (step, what, estimate) in enumerate(status, 1):
         hours = f", ~{estimate / 3600:.2f} CPU h" if estimate is not None else ""
         print(f"[{k}/{len(status)}] {step.name}: {what}{hours}")
         if step.name in notes:
-            print(f"    note: {notes[step.name]}")
+            print(note_line(notes, step.name, shown))
     runs = [(s, e) for s, what, e in status if what != "done"]
     trainers = [(s, e) for s, e in runs if step_task(s)]
     known = sum(e for _, e in trainers if e is not None)
@@ -997,7 +1009,7 @@ def execute(plan, launcher, jobs, log_dir):
     started = {}  # name -> launch time
     timing = os.path.join(os.path.dirname(log_dir), "timing.json")  # each step's wall, CPU s
     kept = done_before(plan.steps)
-    notes = draw_notes(plan.everything, {s.name for s in plan.steps} - kept)
+    notes, shown = draw_notes(plan.everything, {s.name for s in plan.steps} - kept), {}
     models = {s.name: s.models for s in plan.steps}
     panels = {s.name: s.panels for s in plan.steps}
     last_status = time.time()
@@ -1077,7 +1089,7 @@ def execute(plan, launcher, jobs, log_dir):
             elapsed = int(time.time() - start)
             print(f"==> [{_stamp()}] [{k}/{total}] {step.name} ({elapsed}s so far)", flush=True)
             if step.name in notes:
-                print(f"    note: {notes[step.name]}", flush=True)
+                print(note_line(notes, step.name, shown), flush=True)
             log = os.path.join(log_dir, step.name.replace("/", "_") + ".log")
             side_by_side = min(jobs, len(running) + 1 + len(launchable))
             running[step.name] = (launcher.start(step.argv, log, side_by_side), step, log)
