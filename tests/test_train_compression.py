@@ -392,6 +392,15 @@ def test_a_jump_of_the_mse_is_a_collapse_even_with_some_assignments_soft(tmp_pat
         feed(w, 6000.0, 0.02, 4 * w)
     assert caught.value.step == 5 * w
     assert f"MSE 6000 over the last {w} steps, 33x the run's best 180" in str(caught.value)
+    # Resumed from a checkpoint saved while collapsed (a session ended there): the new process
+    # has the run's best window from the folder, so the jump is seen a window after it resumes.
+    task = compression.CodecTask(config, None, str(tmp_path))
+    with pytest.raises(compression.LatentCollapse) as caught:
+        feed(w, 6000.0, 0.02, 6 * w)
+    assert caught.value.step == 7 * w and "33x the run's best 180" in str(caught.value)
+    # A new run in a fresh folder has no best yet: a first window is never a jump.
+    task = compression.CodecTask(config, None, str(tmp_path / "fresh"))
+    feed(w, 6000.0, 0.15, 0)
 
 
 def test_a_late_collapse_rolls_back_to_a_checkpoint_at_a_tenth_of_the_lr(tmp_path, monkeypatch):

@@ -17,8 +17,9 @@ curve points removed) and goes on with the lr times `COLLAPSE_LR_SCALE` from tha
 same lr from the same weights collapsed again; one without (an early collapse), or a run at a
 constant lr, starts again with the next seed (the collapsed folder is kept beside as
 MODEL_DIR.collapsed_seedN). Either way it is seen within about two windows, not when training
-ends. The best window is this process's: a run resumed in a collapsed state is caught by the
-first rule only.
+ends. The best window is the run's, kept in `collapse_watch.json` in MODEL_DIR across resumes
+(and rollbacks), so a run resumed from a checkpoint saved while it was collapsed is caught by the
+second rule a window after it resumes, and rolled back past that checkpoint.
 
 With `curve_every_steps`, the codec being trained is measured as a finished one is (Fig. 8):
 every so many steps its tables are fitted (on `table_batches`, as a finished codec's, so that a
@@ -54,6 +55,7 @@ COLLAPSE_MSE_GAIN = 0.02  # MSE that improves by less than 2% over a window is f
 COLLAPSE_MSE_JUMP = 4.0  # a window's mean MSE this many times the run's best window's: collapsed
 COLLAPSE_LR_SCALE = 0.1  # the lr after a rollback, relative to the schedule's
 ROLLBACKS = "rollbacks.json"
+COLLAPSE_WATCH = "collapse_watch.json"  # the run's best window: {"best_mse", "step"}
 
 
 class LatentCollapse(RuntimeError):
@@ -134,7 +136,9 @@ class CodecTask(outline.Task):
             sources.image_paths(config.dataset, "train")  # bad paths fail now, by name
         self.train_steps = config.train_steps
         self.history = []  # the last two collapse windows of metrics
-        self.best_mse = None  # the lowest window mean MSE of this process's steps
+        watch = os.path.join(model_dir, COLLAPSE_WATCH)
+        # The lowest window mean MSE of the run, over resumes (written by the chief).
+        self.best_mse = io.read_json(watch)["best_mse"] if os.path.isfile(watch) else None
         self.rollbacks = read_rollbacks(model_dir)
         # The curve's images and table batches, loaded once (`finish` fits on the same batches).
         self.inputs = inputs = curve_inputs(config) if config.curve_every_steps > 0 else None
@@ -183,7 +187,13 @@ class CodecTask(outline.Task):
                     f"{metrics['entropy_hard']:.3f} bits/symbol)",
                     step,
                 )
-            self.best_mse = mse if self.best_mse is None else min(self.best_mse, mse)
+            if self.best_mse is None or mse < self.best_mse:
+                self.best_mse = mse
+                if self.chief:
+                    io.write_json(
+                        {"best_mse": mse, "step": int(step)},
+                        os.path.join(self.model_dir, COLLAPSE_WATCH),
+                    )
         self.curve.after_step(before, step, state)
 
     def finish(self, state, progress):
