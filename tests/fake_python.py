@@ -68,8 +68,11 @@ def main(argv):
     elif target == "experiments.train_compression":
         if finished_before(model_dir, ["codec.keras"]):
             return
-        write(f"{model_dir}/codec.keras", os.urandom(8).hex())  # a new codec, a new model id
-        write(f"{model_dir}/result.json", {"metrics": {}})
+        model_id = os.urandom(8).hex()  # a new codec, a new model id (its card names it)
+        write(f"{model_dir}/codec.keras", model_id)
+        write(
+            f"{model_dir}/result.json", {"metrics": {}, "models": {"codec": {"model_id": model_id}}}
+        )
     elif target in ("experiments.train_classifier", "experiments.train_joint"):
         model = "codec.keras" if flags.get("mode") == "codec_only" else "classifier.keras"
         if finished_before(model_dir, [model]):
@@ -96,7 +99,7 @@ def main(argv):
         for i, path in enumerate(c for c in flags["codecs"].split(",") if c):
             label = os.path.basename(os.path.dirname(path))
             mean = {"bpp_real": 0.1 * (i + 1), "psnr": 20 + i, "ssim": 0.5, "ms_ssim": 0.7}
-            codecs[label] = {"mean": mean}
+            codecs[label] = {"mean": mean, "model_id": open(path).read()}
         baselines = {}
         if flags.get("baselines") != "":  # the default sweep: a two-point JPEG curve
             low = {"bpp_real": 0.05, "ssim": 0.4, "ms_ssim": 0.6, "psnr": 20}
@@ -104,7 +107,9 @@ def main(argv):
             baselines["jpeg"] = [high, low]
         write(f"{flags['output_dir']}/rd.json", {"codecs": codecs, "baselines": baselines})
     elif target == "experiments.encode_dataset":
-        write(f"{flags['out']}/manifest.json", {"splits": {}})
+        write(
+            f"{flags['out']}/manifest.json", {"splits": {}, "model_id": open(flags["codec"]).read()}
+        )
     elif target == "experiments.eval_segmentation":
         for model_dir in flags["model_dirs"].split(","):  # the real one: panels, else weights
             if not any(os.path.exists(f"{model_dir}/{f}") for f in FIGURE_FILES):

@@ -1585,3 +1585,41 @@ def test_a_row_a_trainer_has_only_started_is_not_in_table2(tmp_path):
     (finished / "result.json").write_text(json.dumps({"metrics": {"top1": 0.7, "top5": 0.9}}))
     found = [(r["point"], r["network"]) for r in table2.rows(str(tmp_path))]
     assert found == [("original", "ResNet-50"), ("bpp0.635", "ResNet-50")]
+
+
+def test_an_evaluation_of_a_codec_trained_again_since_is_redone(tmp_path):
+    # The 0.330 bpp codec trained again in a run of its rows (--only them), then its
+    # rate-distortion steps asked for alone: their rd.json named the old draw's model id and
+    # were kept, so the claims set the new codec's rows beside the old codec's Kodak curve.
+    run = tmp_path / "run"
+    only = "--only=rate_distortion/bpp0.0983,cls/bpp0.0983/cresnet51"
+    assert drive(tmp_path, "--scale=tiny", only).returncode == 0
+    rd = run / "rd" / "bpp0.0983" / "rd.json"
+    old = json.loads(rd.read_text())["codecs"]["codec_bpp0.0983"]["model_id"]
+    (run / "codec_bpp0.0983" / "codec.keras").unlink()  # lost: trains again with a row of it
+    shutil.rmtree(run / "stores")
+    assert drive(tmp_path, "--scale=tiny", "--only=cls/bpp0.0983/resnet50").returncode == 0
+    new = (run / "codec_bpp0.0983" / "codec.keras").read_text()
+    assert new != old and json.loads(rd.read_text())["codecs"]["codec_bpp0.0983"]["model_id"] == old
+    before = len(calls(tmp_path))
+    result = drive(tmp_path, "--scale=tiny", "--plan", "--only=rate_distortion/bpp0.0983")
+    lines = dict(line.split("] ", 1)[1].split(": ", 1) for line in result.stdout.splitlines()[:-1])
+    assert lines["rate_distortion/bpp0.0983"] == (
+        f"redone: made from codec_bpp0.0983 of model {old}, trained again since (now {new})"
+    )
+    assert lines["codec_bpp0.0983"] == "done"
+    # The rows stay draws: cResNet-51 on the old codec, ResNet-50 on the new; nothing retrains.
+    result = drive(tmp_path, "--scale=tiny", "--plan")
+    lines = dict(line.split("] ", 1)[1].split(": ", 1) for line in result.stdout.splitlines()[:-1])
+    assert lines["cls/bpp0.0983/cresnet51"] == "done" and lines["cls/bpp0.0983/resnet50"] == "done"
+    assert len(calls(tmp_path)) == before
+    result = drive(tmp_path, "--scale=tiny", "--only=rate_distortion/bpp0.0983")
+    assert result.returncode == 0, result.stderr
+    assert f"made from codec_bpp0.0983 of model {old}" in result.stdout
+    ran = calls(tmp_path)[before:]
+    assert [c.split()[0] for c in ran if "rd/bpp0.0983" in c] == ["experiments.eval_compression"]
+    assert not any("train_" in c or "encode_dataset" in c for c in ran)
+    assert json.loads(rd.read_text())["codecs"]["codec_bpp0.0983"]["model_id"] == new
+    # Asked again: done.
+    result = drive(tmp_path, "--scale=tiny", "--plan", "--only=rate_distortion/bpp0.0983")
+    assert "rate_distortion/bpp0.0983: done" in result.stdout

@@ -640,7 +640,9 @@ def done_before(steps):
     evaluations, when a step that reads it runs; a network is trained again only when a step
     that starts from its weights (a segmenter, joint training) runs; a store
     (`Step.intermediate`) is made only for a step that reads it; and a figure
-    (`Step.optional`) never counts as a reader."""
+    (`Step.optional`) never counts as a reader. An evaluation or a store whose result names an
+    earlier draw of a codec that has trained again since, in a run of other steps
+    (`older_codec`), is redone (a store, when a step that reads it runs)."""
     names = {s.name for s in steps}
     readers = {
         s.name: [t.name for t in steps if s.name in t.needs and not t.optional] for s in steps
@@ -659,6 +661,7 @@ def done_before(steps):
         if s.chain:
             chains[s.chain] = chains.get(s.chain, True) and s.name in kept
     draw = {s.name for s in steps if s.draw or chains.get(s.chain)}  # whole chains: draws
+    older = {s.name for s in steps if s.name in kept and older_codec(s, steps)}
     changed = True
     while changed:
         changed = False
@@ -671,6 +674,8 @@ def done_before(steps):
             )
             if not lost and not all(os.path.exists(m) for m in (s.result, *s.models)):
                 lost = read
+            if not lost and s.name in older:  # a store only for a step that reads it
+                lost = read or not s.intermediate
             if lost:
                 kept.discard(s.name)
                 changed = True
@@ -782,6 +787,50 @@ def kept_drift(run_dir, scale="small"):
         if drift:
             drifts[os.path.relpath(os.path.dirname(step.result), run_dir)] = drift
     return drifts
+
+
+def recorded_model_ids(data):
+    """Every codec model id a result JSON names (`model_id`, `codec_model_id` at any depth)."""
+    if isinstance(data, dict):
+        found = {v for k, v in data.items() if k in ("model_id", "codec_model_id")}
+        found = {v for v in found if isinstance(v, str)}
+        for value in data.values():
+            found |= recorded_model_ids(value)
+        return found
+    if isinstance(data, list):
+        return set().union(*map(recorded_model_ids, data)) if data else set()
+    return set()
+
+
+def older_codec(step, steps):
+    """Why an evaluation's or a store's finished result was made from an earlier draw of a codec
+    it reads (that codec trained again since, in a run of other steps, e.g. --only a row), or
+    None: its result names codec model ids and not the one the codec's card names now. Table 2
+    rows' networks (`Step.draw`) and joint chains stay draws on the codec they name (the claims
+    compare over draws); trainers are not judged so."""
+    if step_task(step) or step.draw or step.chain or not step.result.endswith(".json"):
+        return None
+    if not os.path.isfile(step.result):
+        return None
+    by_name = {s.name: s for s in steps}
+    recorded = None
+    for name in step.needs:
+        need = by_name.get(name)
+        if need is None or step_task(need) != "codec":
+            continue
+        card = os.path.join(os.path.dirname(need.result), "result.json")
+        if not os.path.isfile(card):
+            continue
+        now = recorded_model_ids(json.load(open(card)).get("models", {}))
+        if recorded is None:
+            with open(step.result) as f:
+                recorded = recorded_model_ids(json.load(f))
+        if len(now) == 1 and recorded and not now & recorded:
+            return (
+                f"made from {name} of model {', '.join(sorted(recorded))}, trained again since "
+                f"(now {next(iter(now))})"
+            )
+    return None
 
 
 def finished_folder(step, steps):
@@ -900,6 +949,8 @@ def plan_status(plan, cpu_by_task):
             os.path.exists(step.result) or finished_folder(step, plan.steps)
         ):
             status = "redone: a step it needs runs again"
+        elif older_codec(step, plan.steps):
+            status = f"redone: {older_codec(step, plan.steps)}"
         elif os.path.exists(step.result) or finished_folder(step, plan.steps):
             reader = readers[0] if readers else "a step run now"
             status = f"redone: its model is not on this machine and {reader} reads it"
@@ -1040,6 +1091,8 @@ def execute(plan, launcher, jobs, log_dir):
             if any(n in names and n not in kept for n in step.needs):
                 why = "a step it needs runs again (e.g. a codec whose model did not survive a new"
                 why += " machine)"
+            elif older_codec(step, plan.steps):
+                why = older_codec(step, plan.steps)
             else:
                 missing = [os.path.basename(m) for m in step.models if not os.path.exists(m)]
                 why = f"its {', '.join(missing)} is missing (a new machine) and a step reads it"
