@@ -821,7 +821,8 @@ def older_codec(step, steps):
         card = os.path.join(os.path.dirname(need.result), "result.json")
         if not os.path.isfile(card):
             continue
-        now = recorded_model_ids(json.load(open(card)).get("models", {}))
+        with open(card) as f:
+            now = recorded_model_ids(json.load(f).get("models", {}))
         if recorded is None:
             with open(step.result) as f:
                 recorded = recorded_model_ids(json.load(f))
