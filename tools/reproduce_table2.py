@@ -792,20 +792,20 @@ def kept_drift(run_dir, scale="small"):
 def recorded_model_ids(data):
     """Every codec model id a result JSON names (`model_id`, `codec_model_id` at any depth)."""
     if isinstance(data, dict):
-        found = {v for k, v in data.items() if k in ("model_id", "codec_model_id")}
-        found = {v for v in found if isinstance(v, str)}
+        keys = ("model_id", "codec_model_id")
+        found = {v for k, v in data.items() if k in keys and isinstance(v, str)}
         for value in data.values():
             found |= recorded_model_ids(value)
         return found
     if isinstance(data, list):
-        return set().union(*map(recorded_model_ids, data)) if data else set()
+        return set().union(*map(recorded_model_ids, data))
     return set()
 
 
 def older_codec(step, steps):
     """Why an evaluation's or a store's finished result was made from an earlier draw of a codec
     it reads (that codec trained again since, in a run of other steps, e.g. --only a row), or
-    None: its result names codec model ids and not the one the codec's card names now. Table 2
+    None: its result names codec model ids, not the one in the codec's card now. Table 2
     rows' networks (`Step.draw`) and joint chains stay draws on the codec they name (the claims
     compare over draws); trainers are not judged so."""
     if step_task(step) or step.draw or step.chain or not step.result.endswith(".json"):
@@ -822,14 +822,14 @@ def older_codec(step, steps):
         if not os.path.isfile(card):
             continue
         with open(card) as f:
-            now = recorded_model_ids(json.load(f).get("models", {}))
+            now = json.load(f).get("models", {}).get("codec", {}).get("model_id")
         if recorded is None:
             with open(step.result) as f:
                 recorded = recorded_model_ids(json.load(f))
-        if len(now) == 1 and recorded and not now & recorded:
+        if now and recorded and now not in recorded:
             return (
                 f"made from {name} of model {', '.join(sorted(recorded))}, trained again since "
-                f"(now {next(iter(now))})"
+                f"(now {now})"
             )
     return None
 
@@ -950,8 +950,8 @@ def plan_status(plan, cpu_by_task):
             os.path.exists(step.result) or finished_folder(step, plan.steps)
         ):
             status = "redone: a step it needs runs again"
-        elif older_codec(step, plan.steps):
-            status = f"redone: {older_codec(step, plan.steps)}"
+        elif why := older_codec(step, plan.steps):
+            status = f"redone: {why}"
         elif os.path.exists(step.result) or finished_folder(step, plan.steps):
             reader = readers[0] if readers else "a step run now"
             status = f"redone: its model is not on this machine and {reader} reads it"
@@ -1092,9 +1092,7 @@ def execute(plan, launcher, jobs, log_dir):
             if any(n in names and n not in kept for n in step.needs):
                 why = "a step it needs runs again (e.g. a codec whose model did not survive a new"
                 why += " machine)"
-            elif older_codec(step, plan.steps):
-                why = older_codec(step, plan.steps)
-            else:
+            elif not (why := older_codec(step, plan.steps)):
                 missing = [os.path.basename(m) for m in step.models if not os.path.exists(m)]
                 why = f"its {', '.join(missing)} is missing (a new machine) and a step reads it"
             aside = set_aside(step, plan.steps, os.path.dirname(log_dir))
