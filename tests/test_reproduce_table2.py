@@ -1065,6 +1065,46 @@ def test_collected_results_keep_the_small_files_only(tmp_path):
     assert refused.returncode == 2 and b"no finished run" in refused.stderr
 
 
+def test_collected_results_keep_a_redone_steps_last_result_until_its_new_one(tmp_path):
+    """tools/collect_results.py: a step the driver set aside to redo (NAME.stale) is collected
+    as NAME while NAME has nothing to collect; once NAME has its result, that one alone."""
+    run = tmp_path / "run"
+    files = {
+        "table2.md": "|",
+        # Training again: the old result stays.
+        "cls/a.stale/result.json": "old a", "cls/a.stale/curve.json": "[]",
+        "cls/a.stale/classifier.keras": "model", "cls/a/progress.json": "{}",
+        "cls/a/curve.json": "[0]",
+        # Trained again: the new result alone.
+        "cls/b.stale/result.json": "old b", "cls/b.stale/curve.json": "[1]",
+        "cls/b/result.json": "new b",
+        # An evaluation waiting for its codec, not started yet.
+        "rd/p.stale/rd.json": "old rd",
+        # A result file set aside alone (its folder is shared): the old one while it is absent.
+        "bench/inference.json.stale": "old bench", "bench/other.json": "{}",
+        "table2.csv.stale": "old csv", "table2.csv": "new csv",
+        # Set aside unfinished: nothing to keep.
+        "cls/c.stale/progress.json": "{}", "cls/c.stale/curve.json": "[2]",
+    }  # fmt: skip
+    for name, text in files.items():
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text(text)
+    dest = tmp_path / "results"
+    tool = os.path.join(ROOT, "tools", "collect_results.py")
+    done = subprocess.run([sys.executable, tool, str(run), str(dest)], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    copied = {str(p.relative_to(dest)): p.read_text() for p in dest.rglob("*") if p.is_file()}
+    assert copied == {
+        "table2.md": "|", "table2.csv": "new csv",
+        "cls/a/result.json": "old a", "cls/a/curve.json": "[]",
+        "cls/b/result.json": "new b",
+        "rd/p/rd.json": "old rd",
+        "bench/inference.json": "old bench", "bench/other.json": "{}",
+    }  # fmt: skip
+    said = done.stdout.decode()
+    assert "cls/a: its last finished result" in said and "cls/b:" not in said
+
+
 def test_benchmark_merge_keeps_earlier_rows_until_they_are_measured_again():
     """tools/benchmark_training.py --merge: a row of the earlier file is dropped only once this
     run has measured its (case, precision, xla), and keeps its own run's matmul rate."""

@@ -8,9 +8,12 @@ flops.json, a segmenter's Fig. 5 panels (examples/: its predictions and reconstr
 validation images, so that Fig. 5 is drawn without its weights), the tables (table2*.md /
 *.csv) and the claims (claims.md / .json) of RUN_DIR into
 DEST, keeping the folder layout, and leaves out models, checkpoints, stores and logs (they stay
-out of git), the folders of trainers that have not finished (progress.json without
-result.json), and what the driver set aside (`NAME.stale`). DEST is replaced as a whole, so it
-never mixes two runs.
+out of git) and the folders of trainers that have not finished (progress.json without
+result.json). What the driver set aside to redo (`NAME.stale`) is collected as NAME while NAME
+has nothing to collect (a codec or network training again, an evaluation waiting for it): DEST
+keeps each step's last finished result until its new one exists, so a collect during a redo, or
+on a machine lost before the redo finished, does not drop it. DEST is replaced as a whole, so
+it never mixes two runs.
 
 --restore continues a run on another machine (the run folder, its models and checkpoints lost):
 it copies the committed files of DEST into a new or partial RUN_DIR, never over a file that is
@@ -47,6 +50,50 @@ def kept(relative):
         return True
     top = os.sep not in relative
     return top and name.startswith(("table2", "claims")) and name.endswith((".md", ".csv", ".json"))
+
+
+def _walk(run_dir, top):
+    """Paths (relative to run_dir) of the files to collect under run_dir/top; set-aside entries
+    (`NAME.stale`, folders or files) are listed apart, as (relative path, is folder)."""
+    files, stale = [], []
+    for root, folders, names in os.walk(os.path.join(run_dir, top)):
+        for entry, is_folder in [(f, True) for f in folders] + [(n, False) for n in names]:
+            if entry.endswith(".stale"):
+                stale.append((os.path.relpath(os.path.join(root, entry), run_dir), is_folder))
+        folders[:] = sorted(
+            f for f in folders if f not in SKIPPED_FOLDERS and not f.endswith(".stale")
+        )
+        if "progress.json" in names and "result.json" not in names:
+            # A trainer still training (or stopped): its curve so far is no result, and
+            # restored without its checkpoints it would stand before the points of a fresh run.
+            folders[:] = []
+            continue
+        for name in sorted(names):
+            relative = os.path.relpath(os.path.join(root, name), run_dir)
+            if kept(relative):
+                files.append(relative)
+    return files, sorted(stale)
+
+
+def collected(run_dir):
+    """{path in DEST: path in run_dir} of the files to collect, and the steps whose last
+    finished result comes from NAME.stale (NAME having nothing to collect)."""
+    found, stale = _walk(run_dir, "")
+    files = {relative: relative for relative in found}
+    set_aside = []
+    for relative, is_folder in stale:
+        name = relative[: -len(".stale")]
+        if is_folder:
+            if any(f.startswith(name + os.sep) for f in files):
+                continue
+            inside, _ = _walk(run_dir, relative)
+            mapped = {name + source[len(relative) :]: source for source in inside}
+        else:
+            mapped = {name: relative} if kept(name) and name not in files else {}
+        if mapped:
+            files.update(mapped)
+            set_aside.append(name)
+    return files, set_aside
 
 
 def restore(dest, run_dir):
@@ -89,28 +136,17 @@ def main(argv=None):
     if not os.path.isfile(os.path.join(args.run_dir, "table2.md")):
         print(f"{args.run_dir} holds no finished run (no table2.md)", file=sys.stderr)
         return 2
-    files = []
-    for root, folders, names in os.walk(args.run_dir):
-        folders[:] = sorted(
-            f for f in folders if f not in SKIPPED_FOLDERS and not f.endswith(".stale")
-        )
-        if "progress.json" in names and "result.json" not in names:
-            # A trainer still training (or stopped): its curve so far is no result, and
-            # restored without its checkpoints it would stand before the points of a fresh run.
-            folders[:] = []
-            continue
-        for name in sorted(names):
-            relative = os.path.relpath(os.path.join(root, name), args.run_dir)
-            if kept(relative):
-                files.append(relative)
+    files, set_aside = collected(args.run_dir)
     staging = args.dest.rstrip(os.sep) + ".tmp-collect"
     shutil.rmtree(staging, ignore_errors=True)
-    for relative in files:
+    for relative, source in files.items():
         os.makedirs(os.path.dirname(os.path.join(staging, relative)), exist_ok=True)
-        shutil.copy2(os.path.join(args.run_dir, relative), os.path.join(staging, relative))
+        shutil.copy2(os.path.join(args.run_dir, source), os.path.join(staging, relative))
     shutil.rmtree(args.dest, ignore_errors=True)
     os.replace(staging, args.dest)
     print(f"{len(files)} files of {args.run_dir} in {args.dest}")
+    for name in set_aside:
+        print(f"  {name}: its last finished result (from {name}.stale) while it is redone")
     return 0
 
 
