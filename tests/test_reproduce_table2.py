@@ -1528,6 +1528,35 @@ def test_plan_lists_what_a_run_would_do_and_its_cpu_hours(tmp_path):
         "cls/bpp0.0983/resnet50)"
     )
     assert len(calls(tmp_path)) == before
+    assert "measured only in another precision" not in summary  # the fakes record none
+
+    # Trainers timed in another precision than this machine's (a codec in bfloat16 on a CPU
+    # with it natively, this one computing in float32) are used only where none computed in
+    # this machine's, and the plan says which estimates come from elsewhere.
+    def record(name, precision, cpu_s):
+        path = run / name / "result.json"
+        result = json.loads(path.read_text())
+        result["train"] = dict(result.get("train") or {}, precision=precision, cpu_seconds=cpu_s)
+        path.write_text(json.dumps(result))
+
+    record("codec_bpp0.0983", "mixed_bfloat16", 3600.0)
+    record("cls/bpp0.0983/cresnet51", "float32", 1800.0)
+    shutil.copytree(run / "cls/bpp0.0983/cresnet51", run / "cls/bpp0.0983/cresnet39")
+    record("cls/bpp0.0983/cresnet39", "mixed_bfloat16", 360.0)
+    result = drive(tmp_path, "--scale=tiny", "--plan", env={"TFCOMP_CPU_BFLOAT16": "0"})
+    lines = dict(line.split("] ", 1)[1].split(": ", 1) for line in result.stdout.splitlines()[:-1])
+    assert lines["codec_bpp0.635"] == "to run, ~1.00 CPU h"  # the only codec measured
+    assert lines["cls/rgb/resnet50"] == "to run, ~0.50 CPU h"  # float32's alone
+    assert result.stdout.splitlines()[-1].endswith(
+        "; codec measured only in another precision than this machine's float32 (a codec trains "
+        "5-7x slower in float32 on a CPU without native bfloat16 than in bfloat16 on one with "
+        "it): those estimates may be far off here"
+    )
+    result = drive(tmp_path, "--scale=tiny", "--plan", env={"TFCOMP_CPU_BFLOAT16": "1"})
+    lines = dict(line.split("] ", 1)[1].split(": ", 1) for line in result.stdout.splitlines()[:-1])
+    assert lines["cls/rgb/resnet50"] == "to run, ~0.10 CPU h"  # bfloat16's alone
+    assert lines["codec_bpp0.635"] == "to run, ~1.00 CPU h"
+    assert "measured only in another precision" not in result.stdout
 
 
 def test_joint_claims_say_at_which_rates_the_two_codecs_are(tmp_path):

@@ -910,9 +910,14 @@ def read_timing(run_dir):
         return {os.path.normpath(k): v for k, v in json.load(f).items()}
 
 
-def measured_cpu(steps, run_dir):
+def measured_cpu(steps, run_dir, here=None):
     """{task: [CPU s]} of the finished trainers among `steps` of RUN_DIR (by `step_clock`, from
-    each one's result.json in its folder; folders set aside, NAME.stale, are not steps)."""
+    each one's result.json in its folder; folders set aside, NAME.stale, are not steps), and the
+    tasks measured only in another precision than `here`'s. With `here` (the precision a trainer
+    computes in on this machine, `distribute.precision_policy`), a task's times are those of
+    its trainers that computed in it, where it has any: a codec step is 5-7x slower in float32
+    on a CPU without native bfloat16 than in bfloat16 on one with it (README), so hours measured
+    on one machine would mislead a plan made on the other."""
     found, timing = {}, read_timing(run_dir)
     for step in steps:
         task, folder = step_task(step), os.path.dirname(step.result)
@@ -923,8 +928,12 @@ def measured_cpu(steps, run_dir):
             result = json.load(f)
         cpu = step_clock(result, timing.get(os.path.relpath(folder, run_dir)))[1]
         if cpu is not None:
-            found.setdefault(task, []).append(cpu)
-    return found
+            precision = (result.get("train") or {}).get("precision")
+            found.setdefault(task, []).append((cpu, precision in (None, here)))
+    elsewhere = {t for t, v in found.items() if here and not any(alike for _, alike in v)}
+    return {
+        t: [cpu for cpu, alike in v if alike or t in elsewhere] for t, v in found.items()
+    }, elsewhere
 
 
 def plan_status(plan, cpu_by_task):
@@ -1021,9 +1030,10 @@ def note_line(notes, name, shown):
     return f"    note: {text}"
 
 
-def print_plan(plan, cpu_by_task):
+def print_plan(plan, cpu_by_task, elsewhere=(), here=None):
     """What a run of `plan` would do (the driver's --plan): each step's status and estimate,
-    then the CPU hours of what runs at the means measured so far (`measured_cpu`)."""
+    then the CPU hours of what runs at the means measured so far (`measured_cpu`; `elsewhere`,
+    the tasks measured only in another precision than `here`, this machine's)."""
     status = plan_status(plan, cpu_by_task)
     running = {step.name for step, what, _ in status if what != "done"}
     notes, shown = draw_notes(plan.everything, running), {}
@@ -1043,6 +1053,13 @@ def print_plan(plan, cpu_by_task):
         f"this run's finished trainers ({means or 'none yet'})"
         + (f"; nothing measured yet for {', '.join(unknown)}" if unknown else "")
         + "; stores and evaluations add minutes each"
+        + (
+            f"; {', '.join(sorted(elsewhere))} measured only in another precision than this "
+            f"machine's {here} (a codec trains 5-7x slower in float32 on a CPU without native "
+            "bfloat16 than in bfloat16 on one with it): those estimates may be far off here"
+            if elsewhere
+            else ""
+        )
     )
 
 
@@ -1277,12 +1294,16 @@ def main(argv=None):
         print(f"--seeds={args.seeds}: expected at least 1", file=sys.stderr)
         return 2
     plan = table2_plan(args.scale, out, points, joint, env, args.seeds)
-    cpu_by_task = measured_cpu(plan.steps, out) if args.plan else None  # before --only
+    if args.plan:  # before --only
+        from tfcomp.train.distribute import precision_policy
+
+        here = precision_policy(True)
+        cpu_by_task, elsewhere = measured_cpu(plan.steps, out, here)
     if args.only and not plan.only(args.only.split(",")):
         print(f"--only={args.only}: no step of the plan matches", file=sys.stderr)
         return 2
     if args.plan:
-        print_plan(plan, cpu_by_task)
+        print_plan(plan, cpu_by_task, elsewhere, here)
         return 0
     python = os.environ.get("PY")
     jobs = int(os.environ.get("JOBS", DEFAULT_JOBS[args.scale]))
