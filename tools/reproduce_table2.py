@@ -915,9 +915,9 @@ def measured_cpu(steps, run_dir, here=None):
     each one's result.json in its folder; folders set aside, NAME.stale, are not steps), and the
     tasks measured only in another precision than `here`'s. With `here` (the precision a trainer
     computes in on this machine, `distribute.precision_policy`), a task's times are those of
-    its trainers that computed in it, where it has any: a codec step is 5-7x slower in float32
-    on a CPU without native bfloat16 than in bfloat16 on one with it (README), so hours measured
-    on one machine would mislead a plan made on the other."""
+    its trainers that computed in it, where it has any: in float32 on a CPU without native
+    bfloat16 a codec trained 5-7x slower, a classifier 2-4x, than in bfloat16 on one with it
+    (README), so hours measured on one machine would mislead a plan made on the other."""
     found, timing = {}, read_timing(run_dir)
     for step in steps:
         task, folder = step_task(step), os.path.dirname(step.result)
@@ -1055,8 +1055,9 @@ def print_plan(plan, cpu_by_task, elsewhere=(), here=None):
         + "; stores and evaluations add minutes each"
         + (
             f"; {', '.join(sorted(elsewhere))} measured only in another precision than this "
-            f"machine's {here} (a codec trains 5-7x slower in float32 on a CPU without native "
-            "bfloat16 than in bfloat16 on one with it): those estimates may be far off here"
+            f"machine's {here} (in float32 on a CPU without native bfloat16 a codec trained 5-7x "
+            "slower, a classifier 2-4x, than in bfloat16 on one with it): those estimates may be "
+            "far off here"
             if elsewhere
             else ""
         )
