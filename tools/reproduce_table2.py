@@ -910,7 +910,7 @@ def read_timing(run_dir):
         return {os.path.normpath(k): v for k, v in json.load(f).items()}
 
 
-def measured_cpu(steps, run_dir, here=None):
+def measured_cpu(steps, run_dir, here):
     """{task: [CPU s]} of the finished trainers among `steps` of RUN_DIR (by `step_clock`, from
     each one's result.json in its folder; folders set aside, NAME.stale, are not steps), and the
     tasks measured only in another precision than `here`'s. With `here` (the precision a trainer
@@ -918,7 +918,7 @@ def measured_cpu(steps, run_dir, here=None):
     its trainers that computed in it, where it has any: in float32 on a CPU without native
     bfloat16 a codec trained 5-7x slower, a classifier 2-4x, than in bfloat16 on one with it
     (README), so hours measured on one machine would mislead a plan made on the other."""
-    found, timing = {}, read_timing(run_dir)
+    found, alike, timing = {}, {}, read_timing(run_dir)
     for step in steps:
         task, folder = step_task(step), os.path.dirname(step.result)
         path = os.path.join(folder, "result.json")
@@ -928,12 +928,10 @@ def measured_cpu(steps, run_dir, here=None):
             result = json.load(f)
         cpu = step_clock(result, timing.get(os.path.relpath(folder, run_dir)))[1]
         if cpu is not None:
-            precision = (result.get("train") or {}).get("precision")
-            found.setdefault(task, []).append((cpu, precision in (None, here)))
-    elsewhere = {t for t, v in found.items() if here and not any(alike for _, alike in v)}
-    return {
-        t: [cpu for cpu, alike in v if alike or t in elsewhere] for t, v in found.items()
-    }, elsewhere
+            found.setdefault(task, []).append(cpu)
+            if (result.get("train") or {}).get("precision") in (None, here):
+                alike.setdefault(task, []).append(cpu)
+    return {t: alike.get(t, v) for t, v in found.items()}, set(found) - set(alike)
 
 
 def plan_status(plan, cpu_by_task):
@@ -1030,7 +1028,7 @@ def note_line(notes, name, shown):
     return f"    note: {text}"
 
 
-def print_plan(plan, cpu_by_task, elsewhere=(), here=None):
+def print_plan(plan, cpu_by_task, elsewhere, here):
     """What a run of `plan` would do (the driver's --plan): each step's status and estimate,
     then the CPU hours of what runs at the means measured so far (`measured_cpu`; `elsewhere`,
     the tasks measured only in another precision than `here`, this machine's)."""
