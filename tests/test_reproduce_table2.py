@@ -1452,7 +1452,7 @@ def test_fig7_follows_each_finetuned_seed_from_its_own_baseline(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_plan_lists_what_a_run_would_do_and_its_cpu_hours(tmp_path):
+def test_plan_lists_what_a_run_would_do_and_its_cpu_hours(tmp_path, monkeypatch):
     """--plan runs nothing: each step is done, to run, or redone with the reason, and the trainers
     to run are estimated at the mean CPU seconds of this run's finished trainers of their kind
     (the driver's timing where a trainer kept no clock), measured over the whole plan even when
@@ -1530,9 +1530,9 @@ def test_plan_lists_what_a_run_would_do_and_its_cpu_hours(tmp_path):
     assert len(calls(tmp_path)) == before
     assert "measured only in another precision" not in summary  # the fakes record none
 
-    # Trainers timed in another precision than this machine's (a codec in bfloat16 on a CPU
-    # with it natively, this one computing in float32) are used only where none computed in
-    # this machine's, and the plan says which estimates come from elsewhere.
+    # Trainers timed in another precision than the one they compute in on this machine (a codec
+    # in bfloat16 on a CPU with it natively, this one computing in float32) are used only where
+    # none computed in this machine's, and the plan says which estimates come from elsewhere.
     def record(name, precision, cpu_s):
         path = run / name / "result.json"
         result = json.loads(path.read_text())
@@ -1552,11 +1552,29 @@ def test_plan_lists_what_a_run_would_do_and_its_cpu_hours(tmp_path):
         "a CPU without native bfloat16 a codec trained 5-7x slower, a classifier 2-4x, than in "
         "bfloat16 on one with it): those estimates may be far off here"
     )
+    # On a CPU with native bfloat16 the tiny codec computes in it (the codec's mixed precision
+    # pays even there), the tiny classifiers in float32 (mixed_precision off; `configs._TINY`):
+    # each task's estimate is from its own precision's trainers.
     result = drive(tmp_path, "--scale=tiny", "--plan", env={"TFCOMP_CPU_BFLOAT16": "1"})
     lines = dict(line.split("] ", 1)[1].split(": ", 1) for line in result.stdout.splitlines()[:-1])
-    assert lines["cls/rgb/resnet50"] == "to run, ~0.10 CPU h"  # bfloat16's alone
+    assert lines["cls/rgb/resnet50"] == "to run, ~0.50 CPU h"  # float32's alone
     assert lines["codec_bpp0.635"] == "to run, ~1.00 CPU h"
     assert "measured only in another precision" not in result.stdout
+    # A preset with mixed precision computes in bfloat16 on such a CPU, in float32 on the others.
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from reproduce_table2 import measured_cpu, scale_plan
+
+    steps = [
+        dataclasses.replace(s, argv=[*s.argv, "--mixed_precision=true"])
+        for s in scale_plan("tiny", str(run)).steps
+    ]
+    for native, classifier, elsewhere in (
+        ("1", [360.0], {}),  # bfloat16's alone
+        ("0", [1800.0], {"codec": "float32"}),  # float32's alone; the codec measured elsewhere
+    ):
+        monkeypatch.setenv("TFCOMP_CPU_BFLOAT16", native)
+        cpu, other = measured_cpu(steps, str(run))
+        assert (cpu["classifier"], cpu["codec"], other) == (classifier, [3600.0], elsewhere)
 
 
 def test_joint_claims_say_at_which_rates_the_two_codecs_are(tmp_path):

@@ -910,15 +910,29 @@ def read_timing(run_dir):
         return {os.path.normpath(k): v for k, v in json.load(f).items()}
 
 
-def measured_cpu(steps, run_dir, here):
+def step_precision(step):
+    """The precision a trainer step computes in on this machine: its command's config's
+    `mixed_precision` through `distribute.precision_policy` (the tiny preset's float32 on every
+    machine, the others' mixed policy where the hardware has one); None for the other steps."""
+    from flags.config import config_of_command
+    from tfcomp.train.distribute import precision_policy
+
+    task = step_task(step)
+    return (
+        precision_policy(config_of_command(task, step.argv[2:]).mixed_precision) if task else None
+    )
+
+
+def measured_cpu(steps, run_dir):
     """{task: [CPU s]} of the finished trainers among `steps` of RUN_DIR (by `step_clock`, from
-    each one's result.json in its folder; folders set aside, NAME.stale, are not steps), and the
-    tasks measured only in another precision than `here`'s. With `here` (the precision a trainer
-    computes in on this machine, `distribute.precision_policy`), a task's times are those of
-    its trainers that computed in it, where it has any: in float32 on a CPU without native
+    each one's result.json in its folder; folders set aside, NAME.stale, are not steps), and
+    {task: precision} of the tasks measured only in another precision than the one their steps
+    compute in on this machine (`step_precision`). A task's times are those of its trainers
+    that computed in that precision, where it has any: in float32 on a CPU without native
     bfloat16 a codec trained 5-7x slower, a classifier 2-4x, than in bfloat16 on one with it
     (README), so hours measured on one machine would mislead a plan made on the other."""
     found, alike, timing = {}, {}, read_timing(run_dir)
+    here = {step_task(s): step_precision(s) for s in steps if step_task(s)}
     for step in steps:
         task, folder = step_task(step), os.path.dirname(step.result)
         path = os.path.join(folder, "result.json")
@@ -929,9 +943,10 @@ def measured_cpu(steps, run_dir, here):
         cpu = step_clock(result, timing.get(os.path.relpath(folder, run_dir)))[1]
         if cpu is not None:
             found.setdefault(task, []).append(cpu)
-            if (result.get("train") or {}).get("precision") in (None, here):
+            if (result.get("train") or {}).get("precision") in (None, here[task]):
                 alike.setdefault(task, []).append(cpu)
-    return {t: alike.get(t, v) for t, v in found.items()}, set(found) - set(alike)
+    elsewhere = {t: here[t] for t in set(found) - set(alike)}
+    return {t: alike.get(t, v) for t, v in found.items()}, elsewhere
 
 
 def plan_status(plan, cpu_by_task):
@@ -1028,10 +1043,11 @@ def note_line(notes, name, shown):
     return f"    note: {text}"
 
 
-def print_plan(plan, cpu_by_task, elsewhere, here):
+def print_plan(plan, cpu_by_task, elsewhere):
     """What a run of `plan` would do (the driver's --plan): each step's status and estimate,
     then the CPU hours of what runs at the means measured so far (`measured_cpu`; `elsewhere`,
-    the tasks measured only in another precision than `here`, this machine's)."""
+    {task: precision} of the tasks measured only in another precision than the one they compute
+    in on this machine)."""
     status = plan_status(plan, cpu_by_task)
     running = {step.name for step, what, _ in status if what != "done"}
     notes, shown = draw_notes(plan.everything, running), {}
@@ -1052,10 +1068,14 @@ def print_plan(plan, cpu_by_task, elsewhere, here):
         + (f"; nothing measured yet for {', '.join(unknown)}" if unknown else "")
         + "; stores and evaluations add minutes each"
         + (
-            f"; {', '.join(sorted(elsewhere))} measured only in another precision than this "
-            f"machine's {here} (in float32 on a CPU without native bfloat16 a codec trained 5-7x "
-            "slower, a classifier 2-4x, than in bfloat16 on one with it): those estimates may be "
-            "far off here"
+            "".join(
+                f"; {', '.join(t for t in sorted(elsewhere) if elsewhere[t] == p)} measured only "
+                f"in another precision than this machine's {p}"
+                for p in sorted(set(elsewhere.values()))
+            )
+            + " (in float32 on a CPU without native bfloat16 a codec trained 5-7x slower, a "
+            "classifier 2-4x, than in bfloat16 on one with it): those estimates may be far off "
+            "here"
             if elsewhere
             else ""
         )
@@ -1294,15 +1314,12 @@ def main(argv=None):
         return 2
     plan = table2_plan(args.scale, out, points, joint, env, args.seeds)
     if args.plan:  # before --only
-        from tfcomp.train.distribute import precision_policy
-
-        here = precision_policy(True)
-        cpu_by_task, elsewhere = measured_cpu(plan.steps, out, here)
+        cpu_by_task, elsewhere = measured_cpu(plan.steps, out)
     if args.only and not plan.only(args.only.split(",")):
         print(f"--only={args.only}: no step of the plan matches", file=sys.stderr)
         return 2
     if args.plan:
-        print_plan(plan, cpu_by_task, elsewhere, here)
+        print_plan(plan, cpu_by_task, elsewhere)
         return 0
     python = os.environ.get("PY")
     jobs = int(os.environ.get("JOBS", DEFAULT_JOBS[args.scale]))
