@@ -1,7 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
-from tfcomp.codec.quantizer import Quantizer, quantize
+from tfcomp.codec.quantizer import Quantizer, quantize, range_excess
 
 CENTERS = np.array([-1.7, -0.6, 0.1, 0.9, 2.2], np.float64)
 SIGMA = 1.3
@@ -63,6 +63,22 @@ def test_backward_is_the_gradient_of_the_soft_assignment():
     d_soft_dc = w * (1 + 2 * SIGMA * (y64[..., None] - CENTERS) * (CENTERS - soft))
     analytic_dc = (upstream[..., None] * d_soft_dc).reshape(-1, len(CENTERS)).sum(0)
     np.testing.assert_allclose(d_c.numpy(), analytic_dc, rtol=1e-4, atol=1e-4)
+
+
+def test_range_excess_is_the_mean_squared_distance_past_the_outer_centers():
+    centers = tf.constant([-2.0, -0.5, 0.7, 2.0])
+    y = tf.constant([[-5.0, -2.0, 0.0, 1.9], [2.5, 9.0, -2.25, 0.3]])
+    excess = np.maximum(y.numpy() - 2.0, 0) ** 2 + np.maximum(-2.0 - y.numpy(), 0) ** 2
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([y, centers])
+        value = range_excess(y, centers)
+    assert float(value) == np.float32(excess.mean())  # (9 + 0.25 + 49 + 0.0625) / 8
+    # Its gradient moves y back toward the span, only where y is outside it, and not the
+    # centers (the quantizer's own gradient moves those).
+    expected = (2 * np.maximum(y.numpy() - 2.0, 0) - 2 * np.maximum(-2.0 - y.numpy(), 0)) / 8
+    np.testing.assert_allclose(tape.gradient(value, y).numpy(), expected, rtol=1e-6)
+    assert tape.gradient(value, centers) is None
+    assert float(range_excess(tf.constant([-2.0, 0.0, 2.0]), centers)) == 0.0
 
 
 def test_layer_centers_start_evenly_spaced_and_stay_float32_under_mixed_precision():

@@ -27,6 +27,28 @@ def test_hard_entropy_counts_symbols_and_ignores_empty_bins():
     assert float(rate.hard_entropy(tf.constant([0, 1, 2, 3]), 4)) == pytest.approx(2.0)
 
 
+def test_channel_entropies_are_each_channels_own_and_never_above_the_pooled_one():
+    rng = np.random.default_rng(1)
+    # 3 channels of 6 centers: one spread, one on two centers, one stuck on center 5.
+    symbols = np.stack(
+        [rng.integers(0, 6, 400), rng.integers(0, 2, 400), np.full(400, 5)], -1
+    ).reshape(4, 10, 10, 3)
+    flat = symbols.reshape(-1, 3)
+    expected = [numpy_entropy(np.bincount(flat[:, c], minlength=6) / 400) for c in range(3)]
+    got = rate.channel_hard_entropy(tf.constant(symbols), 6).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert got[2] == 0.0
+    pooled = float(rate.hard_entropy(tf.constant(symbols), 6))
+    assert pooled == pytest.approx(numpy_entropy(np.bincount(flat.ravel(), minlength=6) / 1200))
+    assert pooled > got.mean() + 0.5  # the stuck channel costs the pooled estimate bits
+    w = rng.dirichlet(np.ones(6), size=(4, 10, 10, 3)).astype(np.float32)
+    w[..., 2, :] = np.eye(6, dtype=np.float32)[5]  # every assignment of channel 2 one-hot
+    soft = rate.channel_soft_entropy(tf.constant(w)).numpy()
+    expected = [numpy_entropy(w[..., c, :].reshape(-1, 6).mean(0)) for c in range(3)]
+    np.testing.assert_allclose(soft, expected, rtol=1e-5, atol=1e-7)
+    assert soft[2] == 0.0
+
+
 @pytest.mark.parametrize(
     "name,paper_bpp,tolerance",
     # DESIGN.md: C=8, H_t=0.8 -> 0.1 bpp (paper 0.0983); C=32, H_t=1.265 -> 0.63 (paper 0.635).

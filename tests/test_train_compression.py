@@ -371,6 +371,85 @@ def test_a_provoked_collapse_stops_early_and_training_restarts_with_the_next_see
     assert not (tmp_path / "run" / "result.json").exists()
 
 
+def test_channels_stuck_on_one_center_are_counted_and_a_streak_of_them_is_a_collapse(tmp_path):
+    # Channel 0 of 4 at y = 40 everywhere (its filter zero, its bias 40), far past the
+    # outermost center (2): every assignment one-hot there. The step counts it, and nothing
+    # else; the pooled hard entropy pays for its center, per-channel tables would not.
+    config = configs.get("codec", "tiny", channels=4, crop_size=32)
+    state = compression.codec_state(config)
+    codec = state["model"]
+    images = tf.random.stateless_uniform([8, 32, 32, 3], (0, 1), 0, 255)
+    _, healthy = compression.compression_step(codec, images, 1.0, 0.8)
+    assert float(healthy["one_hot_channels"]) == 0.0
+    last = codec.encoder.stack[-1]
+    last.kernel.assign(last.kernel * tf.constant([0.0, 1.0, 1.0, 1.0]))
+    last.bias.assign(tf.constant([40.0, 0.0, 0.0, 0.0]))
+    _, metrics = compression.compression_step(codec, images, 1.0, 0.8)
+    assert float(metrics["one_hot_channels"]) == 1.0
+    symbols = codec(images)["symbols"].numpy().reshape(-1, 4)
+    per_channel = [
+        -sum(p * np.log2(p) for p in np.bincount(symbols[:, c]) / len(symbols) if p > 0)
+        for c in range(4)
+    ]
+    assert float(metrics["entropy_channels"]) == pytest.approx(np.mean(per_channel), abs=1e-5)
+    assert per_channel[0] == 0.0
+    # The watch: a streak of CHANNEL_COLLAPSE_STEPS steps with a one-hot channel while the MSE
+    # falls and soft H stays above hard H (`collapse_in` silent); one step without resets it.
+    task = compression.CodecTask(
+        dataclasses.replace(config, curve_every_steps=0), None, str(tmp_path)
+    )
+    n = compression.CHANNEL_COLLAPSE_STEPS
+
+    def feed(first, last, one_hot):
+        for step in range(first, last + 1):
+            m = {"mse": 4000.0 - step, "entropy": 1.3, "entropy_hard": 1.1}
+            m.update(entropy_channels=0.6, one_hot_channels=one_hot)
+            task.after_step(step - 1, step, None, m)
+
+    feed(1, n - 1, 1.0)  # one step short
+    feed(n, n, 0.0)  # the channel wandered back (rounding noise, scaled up by Adam)
+    feed(n + 1, 2 * n - 1, 1.0)
+    with pytest.raises(compression.LatentCollapse) as caught:
+        feed(2 * n, 2 * n, 2.0)  # n steps in a row since step n
+    assert caught.value.step == 2 * n
+    assert f"in 2 of 4 channels (every assignment one-hot on one center since step {n}" in str(
+        caught.value
+    )
+
+
+def test_the_range_penalty_brings_back_a_channel_stuck_past_the_outer_centers(
+    tmp_path, monkeypatch
+):
+    # Channel 0 of 4 starts at y = 8 everywhere (its filter zero, its bias 8), 6 past the
+    # outermost center (2), as a channel of the small float32 codec ended (y 6.5-13): every
+    # assignment one-hot, no gradient through the quantizer. With `range_weight` its y comes
+    # back where the assignments are soft by step 8 and stays (measured: a one-hot channel on
+    # 5 single steps of the next 92, range excess 5-8). Without it (measured, same seed) some
+    # channel is one-hot on each of the first 45 steps, and then y of every channel runs off
+    # (range excess 1e12-1e16, y ~ 1e7: the soft assignment then fails in float32).
+    build = compression.codec_state
+
+    def stuck_channel(config, rollbacks=()):
+        state = build(config, rollbacks)
+        last = state["model"].encoder.stack[-1]
+        last.kernel.assign(last.kernel * tf.constant([0.0, 1.0, 1.0, 1.0]))
+        last.bias.assign(tf.constant([8.0, 0.0, 0.0, 0.0]))
+        return state
+
+    monkeypatch.setattr(compression, "codec_state", stuck_channel)
+    _, history = train_compression(
+        str(tmp_path / "run"), train_steps=100, checkpoint_every=400, range_weight=1.0
+    )
+    assert len(history) == 100 and history[0]["one_hot_channels"] >= 1.0  # stuck at first
+    streak = longest = 0
+    for h in history[10:]:
+        streak = streak + 1 if h["one_hot_channels"] >= 1.0 else 0
+        longest = max(longest, streak)
+    assert longest <= 3
+    late = [h["range_excess"] for h in history[25:]]
+    assert np.mean(late) < 9.0 and max(late) < 50.0  # (8 - 2)^2 / 4 = 9 at the start
+
+
 def test_a_jump_of_the_mse_is_a_collapse_even_with_some_assignments_soft(tmp_path):
     # The 0.635 bpp small codec in bfloat16 at 1e-3 (2026-12-06): window mean MSE ~160-250 up
     # to step 5,300, then ~4,700-6,700, soft - hard entropy 0.004-0.025 bits/symbol: not every

@@ -120,6 +120,12 @@ class CodecConfig(DataConfig, RunConfig):
     batch_size: int = _field(30, "Global batch in images (A.1).")
     crop_size: int = _field(128, "Side of the random square training crops, pixels (not given).")
     train_steps: int = _field(600_000, "Optimisation steps (A.1).")
+    range_weight: float = _field(
+        0.0,
+        "Weight of a penalty on y beyond the outermost centers (mean squared excess; 0 within "
+        "their span), which moves back a channel whose assignments went one-hot out there (no "
+        "gradient reaches it through the quantizer; README, Known limitations); 0: the paper.",
+    )
     rate_warmup_steps: int = _field(
         0, "Ramp beta linearly over this many steps (0: the paper, full beta from step 0)."
     )
@@ -379,6 +385,8 @@ PRESET_OVERRIDES = {
             lr_drops=(0.8,),
             batch_size=16,
             collapse_retries=2,
+            # Without it, in float32, 3 of 8 channels stuck one-hot by step 1,000 (README).
+            range_weight=1.0,
             curve_every_steps=1000,
             curve_dataset=_SMALL_RD["dataset"],
             curve_split=_SMALL_RD["split"],

@@ -58,6 +58,28 @@ def hard_entropy(symbols, num_centers):
     return entropy_bits(hard_histogram(symbols, num_centers))
 
 
+def channel_soft_entropy(assignment):
+    """H of each channel's own soft histogram, bits/symbol, shape [C] (`assignment`:
+    [..., C, L] over the global batch, as `soft_histogram`). A channel whose entropy is ~0 has
+    every assignment one-hot on one center: the quantizer gives its y no gradient."""
+    num_centers = assignment.shape[-1] or tf.shape(assignment)[-1]
+    channels = assignment.shape[-2] or tf.shape(assignment)[-2]
+    counts = global_sum(tf.reduce_sum(tf.reshape(assignment, [-1, channels, num_centers]), 0))
+    return entropy_bits(counts / tf.reduce_sum(counts, axis=-1, keepdims=True))
+
+
+def channel_hard_entropy(symbols, num_centers):
+    """H of each channel's own histogram of chosen symbols, bits/symbol, shape [C] (`symbols`:
+    [..., C]). Their mean is what the entropy coder's per-channel tables spend per symbol at
+    best; the pooled `hard_entropy` is never below it (a mixture's entropy is at least the
+    mean of its parts'), and is far above it when channels use different centers, e.g. a
+    channel stuck on one."""
+    channels = symbols.shape[-1] or tf.shape(symbols)[-1]
+    one_hot = tf.one_hot(tf.reshape(symbols, [-1, channels]), num_centers)
+    counts = global_sum(tf.reduce_sum(one_hot, axis=0))
+    return entropy_bits(counts / tf.maximum(tf.reduce_sum(counts, axis=-1, keepdims=True), 1.0))
+
+
 def bits_per_pixel(bits_per_symbol, channels):
     """bpp = H * C / 64: (h/8)(w/8)C symbols of H bits each for h*w pixels."""
     return bits_per_symbol * channels / float(SUBSAMPLING * SUBSAMPLING)

@@ -19,7 +19,11 @@ constant lr, starts again with the next seed (the collapsed folder is kept besid
 MODEL_DIR.collapsed_seedN). Either way it is seen within about two windows, not when training
 ends. The best window is the run's, kept in `collapse_watch.json` in MODEL_DIR across resumes
 (and rollbacks), so a run resumed from a checkpoint saved while it was collapsed is caught by the
-second rule a window after it resumes, and rolled back past that checkpoint.
+second rule a window after it resumes, and rolled back past that checkpoint. Some channels
+alone can collapse while the others learn: a streak of `CHANNEL_COLLAPSE_STEPS` steps with a
+channel whose every assignment is one-hot is a collapse too (`CodecTask.watch_channels`), and
+`range_weight` adds the penalty (`quantizer.range_excess`) that moves such a channel's y back
+within the centers' span.
 
 With `curve_every_steps`, the codec being trained is measured as a finished one is (Fig. 8):
 every so many steps its tables are fitted (on `table_batches`, as a finished codec's, so that a
@@ -39,10 +43,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfcomp import io
-from tfcomp.codec import Codec, compression_loss
+from tfcomp.codec import Codec, compression_loss, rate
 from tfcomp.codec.bitstream import model_id
 from tfcomp.codec.files import fit_entropy_model
 from tfcomp.codec.losses import psnr_from_mse
+from tfcomp.codec.quantizer import range_excess
 from tfcomp.data import preprocess, sources
 from tfcomp.eval import compression
 from tfcomp.eval.models import float32_codec
@@ -53,6 +58,7 @@ COLLAPSE_WINDOW = 50  # steps over which a collapse must hold before it is calle
 COLLAPSE_GAP = 0.01  # bits/symbol: soft - hard entropy below this means one-hot assignments
 COLLAPSE_MSE_GAIN = 0.02  # MSE that improves by less than 2% over a window is flat
 COLLAPSE_MSE_JUMP = 4.0  # a window's mean MSE this many times the run's best window's: collapsed
+CHANNEL_COLLAPSE_STEPS = 200  # steps with some channel one-hot throughout: collapsed there
 COLLAPSE_LR_SCALE = 0.1  # the lr after a rollback, relative to the schedule's
 ROLLBACKS = "rollbacks.json"
 COLLAPSE_WATCH = "collapse_watch.json"  # the run's best window: {"best_mse", "step"}
@@ -101,18 +107,29 @@ def rate_weight(beta, step, warmup_steps):
     return beta * tf.minimum(1.0, fraction)
 
 
-def compression_step(codec, images, beta, target_entropy):
-    """Per-replica loss and metrics of one batch of uint8 images."""
+def compression_step(codec, images, beta, target_entropy, range_weight=0.0):
+    """Per-replica loss and metrics of one batch of uint8 images: Eq. (1), plus `range_weight`
+    times `quantizer.range_excess` where it is not 0 (not the paper's)."""
     outputs = codec(images, training=True)
     terms = compression_loss(outputs, images, beta, target_entropy)
+    excess = range_excess(outputs["y"], codec.quantizer.centers)
+    loss = terms["loss"] + range_weight * excess if range_weight else terms["loss"]
     metrics = {
         "mse": terms["mse"],
         "psnr": psnr_from_mse(terms["mse"]),
         "entropy": outputs["entropy"],
         "entropy_hard": outputs["entropy_hard"],
         "bpp_estimate": outputs["bpp_estimate"],
+        # What per-channel tables would spend, and the channels the quantizer gives no gradient.
+        "entropy_channels": tf.reduce_mean(
+            rate.channel_hard_entropy(outputs["symbols"], codec.num_centers)
+        ),
+        "one_hot_channels": tf.reduce_sum(
+            tf.cast(rate.channel_soft_entropy(outputs["assignment"]) < COLLAPSE_GAP, tf.float32)
+        ),
+        "range_excess": excess,
     }
-    return terms["loss"], metrics
+    return loss, metrics
 
 
 def collapse_in(history, window=COLLAPSE_WINDOW):
@@ -136,6 +153,7 @@ class CodecTask(outline.Task):
             sources.image_paths(config.dataset, "train")  # bad paths fail now, by name
         self.train_steps = config.train_steps
         self.history = []  # the last two collapse windows of metrics
+        self.one_hot_since = None  # the step since which some channel was one-hot throughout
         watch = os.path.join(model_dir, COLLAPSE_WATCH)
         # The lowest window mean MSE of the run, over resumes (written by the chief).
         self.best_mse = io.read_json(watch)["best_mse"] if os.path.isfile(watch) else None
@@ -158,7 +176,9 @@ class CodecTask(outline.Task):
 
     def loss(self, state, images):
         weight = rate_weight(self.config.beta, state["step"], self.config.rate_warmup_steps)
-        return compression_step(state["model"], images, weight, self.config.target_entropy)
+        return compression_step(
+            state["model"], images, weight, self.config.target_entropy, self.config.range_weight
+        )
 
     def image_summaries(self, state, images):
         x_hat = state["model"](images)["x_hat"]
@@ -170,6 +190,7 @@ class CodecTask(outline.Task):
         window = max(2, COLLAPSE_WINDOW // (step - before))
         self.history.append(metrics)
         del self.history[: -2 * window]
+        self.watch_channels(before, step, metrics)
         if loop.crossed(before, step, COLLAPSE_WINDOW):
             if collapse_in(self.history, window):
                 raise LatentCollapse(
@@ -195,6 +216,32 @@ class CodecTask(outline.Task):
                         os.path.join(self.model_dir, COLLAPSE_WATCH),
                     )
         self.curve.after_step(before, step, state)
+
+    def watch_channels(self, before, step, metrics):
+        """Raises `LatentCollapse` once some channels have had every assignment one-hot on one
+        center (`one_hot_channels`, from `rate.channel_soft_entropy`) for `CHANNEL_COLLAPSE_STEPS`
+        steps in a row: the collapse of some channels only, which `collapse_in` does not see
+        while the others learn. The quantizer gives such a channel's y no gradient (but float32
+        rounding noise, which Adam scales up: a channel can wander back, hence a streak rather
+        than a window), so it carries nothing, and on a center the others rarely use it still
+        costs the pooled rate estimate bits: the small 0.0983 bpp codec in float32 (seed 0) had
+        3 of 8 channels stuck at step 4,500 of 10,000 (y of one at 6.5-13 past the outermost
+        center 2.3, two on a center 3.3 from the next), coding Kodak at 0.045 bpp where its
+        pooled hard entropy said 0.106 (README)."""
+        if metrics.get("one_hot_channels", 0.0) < 1.0:
+            self.one_hot_since = None
+            return
+        if self.one_hot_since is None:
+            self.one_hot_since = before
+        if step - self.one_hot_since >= CHANNEL_COLLAPSE_STEPS:
+            raise LatentCollapse(
+                f"latent collapsed by step {step} in {metrics['one_hot_channels']:.0f} of "
+                f"{self.config.channels} channels (every assignment one-hot on one center since "
+                f"step {self.one_hot_since}: no gradient reaches their y; per-channel H "
+                f"{metrics['entropy_channels']:.3f}, pooled hard H {metrics['entropy_hard']:.3f} "
+                f"bits/symbol, MSE {metrics['mse']:.0f})",
+                step,
+            )
 
     def finish(self, state, progress):
         # Saved computing in float32, as every reader loads it (`float32_codec`), its tables
