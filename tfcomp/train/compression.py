@@ -221,10 +221,10 @@ class CodecTask(outline.Task):
         """Raises `LatentCollapse` once some channels have had every assignment one-hot on one
         center (`one_hot_channels`, from `rate.channel_soft_entropy`) for `CHANNEL_COLLAPSE_STEPS`
         steps in a row: the collapse of some channels only, which `collapse_in` does not see
-        while the others learn. The quantizer gives such a channel's y no gradient (but float32
-        rounding noise, which Adam scales up: a channel can wander back, hence a streak rather
-        than a window), so it carries nothing, and on a center the others rarely use it still
-        costs the pooled rate estimate bits: the small 0.0983 bpp codec in float32 (seed 0) had
+        while the others learn (a step with none one-hot starts the streak again). The
+        quantizer gives such a channel's y no gradient (float32 rounding noise aside), so it
+        carries nothing, and on a center the others rarely use it still costs the pooled rate
+        estimate bits: the small 0.0983 bpp codec in float32 (seed 0) had
         3 of 8 channels stuck at step 4,500 of 10,000 (y of one at 6.5-13 past the outermost
         center 2.3, two on a center 3.3 from the next), coding Kodak at 0.045 bpp where its
         pooled hard entropy said 0.106 (README)."""
