@@ -407,7 +407,7 @@ def test_channels_stuck_on_one_center_are_counted_and_a_streak_of_them_is_a_coll
             task.after_step(step - 1, step, None, m)
 
     feed(1, n - 1, 1.0)  # one step short
-    feed(n, n, 0.0)  # the channel wandered back (rounding noise, scaled up by Adam)
+    feed(n, n, 0.0)  # a step with no channel one-hot: the streak starts again
     feed(n + 1, 2 * n - 1, 1.0)
     with pytest.raises(compression.LatentCollapse) as caught:
         feed(2 * n, 2 * n, 2.0)  # n steps in a row since step n
