@@ -33,19 +33,29 @@ def global_sum(x):
     return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
 
 
-def soft_histogram(assignment):
-    """p_j: the mean soft assignment over every entry of the global batch, shape [L];
-    differentiable. (Each entry's assignment sums to 1, so the counts sum to the entries.)"""
+def _relative(counts, floor=0.0):
+    """Counts [..., L] summed over the replicas, as frequencies over the last axis (the total
+    taken at least `floor`)."""
+    counts = global_sum(counts)
+    return counts / tf.maximum(tf.reduce_sum(counts, axis=-1, keepdims=True), floor)
+
+
+def soft_histogram(assignment, per_channel=False):
+    """p_j: the mean soft assignment over every entry of the global batch, shape [L] (with
+    `per_channel`, each channel's own, [C, L]; `assignment`: [..., C, L]); differentiable.
+    (Each entry's assignment sums to 1, so the counts sum to the entries.)"""
     num_centers = assignment.shape[-1] or tf.shape(assignment)[-1]  # static where known (XLA)
-    counts = global_sum(tf.reduce_sum(tf.reshape(assignment, [-1, num_centers]), axis=0))
-    return counts / tf.reduce_sum(counts)
+    rows = [-1, assignment.shape[-2] or tf.shape(assignment)[-2]] if per_channel else [-1]
+    return _relative(tf.reduce_sum(tf.reshape(assignment, rows + [num_centers]), axis=0))
 
 
-def hard_histogram(symbols, num_centers):
-    """Relative frequency of each symbol over the global batch, shape [num_centers]."""
+def hard_histogram(symbols, num_centers, per_channel=False):
+    """Relative frequency of each symbol over the global batch, shape [num_centers] (with
+    `per_channel`, each channel's own, [C, num_centers]; `symbols`: [..., C])."""
     # A sum of one-hot rows rather than tf.math.bincount, whose output size is not static (XLA).
-    counts = global_sum(tf.reduce_sum(tf.one_hot(tf.reshape(symbols, [-1]), num_centers), 0))
-    return counts / tf.maximum(tf.reduce_sum(counts), 1.0)
+    rows = [-1, symbols.shape[-1] or tf.shape(symbols)[-1]] if per_channel else [-1]
+    one_hot = tf.one_hot(tf.reshape(symbols, rows), num_centers)
+    return _relative(tf.reduce_sum(one_hot, axis=0), floor=1.0)
 
 
 def soft_entropy(assignment):
@@ -59,25 +69,17 @@ def hard_entropy(symbols, num_centers):
 
 
 def channel_soft_entropy(assignment):
-    """H of each channel's own soft histogram, bits/symbol, shape [C] (`assignment`:
-    [..., C, L] over the global batch, as `soft_histogram`). A channel whose entropy is ~0 has
-    every assignment one-hot on one center: the quantizer gives its y no gradient."""
-    num_centers = assignment.shape[-1] or tf.shape(assignment)[-1]
-    channels = assignment.shape[-2] or tf.shape(assignment)[-2]
-    counts = global_sum(tf.reduce_sum(tf.reshape(assignment, [-1, channels, num_centers]), 0))
-    return entropy_bits(counts / tf.reduce_sum(counts, axis=-1, keepdims=True))
+    """H of each channel's own soft histogram, bits/symbol, shape [C]. A channel whose entropy
+    is ~0 has every assignment one-hot on one center: the quantizer gives its y no gradient."""
+    return entropy_bits(soft_histogram(assignment, per_channel=True))
 
 
 def channel_hard_entropy(symbols, num_centers):
-    """H of each channel's own histogram of chosen symbols, bits/symbol, shape [C] (`symbols`:
-    [..., C]). Their mean is what the entropy coder's per-channel tables spend per symbol at
-    best; the pooled `hard_entropy` is never below it (a mixture's entropy is at least the
-    mean of its parts'), and is far above it when channels use different centers, e.g. a
-    channel stuck on one."""
-    channels = symbols.shape[-1] or tf.shape(symbols)[-1]
-    one_hot = tf.one_hot(tf.reshape(symbols, [-1, channels]), num_centers)
-    counts = global_sum(tf.reduce_sum(one_hot, axis=0))
-    return entropy_bits(counts / tf.maximum(tf.reduce_sum(counts, axis=-1, keepdims=True), 1.0))
+    """H of each channel's own histogram of chosen symbols, bits/symbol, shape [C]. Their mean
+    is what the entropy coder's per-channel tables spend per symbol at best; the pooled
+    `hard_entropy` is never below it (a mixture's entropy is at least the mean of its parts'),
+    and is far above it when channels use different centers, e.g. a channel stuck on one."""
+    return entropy_bits(hard_histogram(symbols, num_centers, per_channel=True))
 
 
 def bits_per_pixel(bits_per_symbol, channels):
