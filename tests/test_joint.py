@@ -1,6 +1,7 @@
 """Joint finetuning (paper Section 6): Eq. (2), the schedule, what each mode trains, and that
 joint training learns."""
 
+import dataclasses
 import json
 
 import keras
@@ -16,7 +17,7 @@ from tfcomp.codec.files import CodecFiles
 from tfcomp.eval.models import load_codec
 from tfcomp.nets import registry
 from tfcomp.train.classification import lr_schedule
-from tfcomp.train.joint import joint_step
+from tfcomp.train.joint import joint_step, with_codec_rate_settings
 
 SIZES = dict(resize=48, crop_size=40)
 
@@ -83,6 +84,37 @@ def test_joint_step_is_equation_2():
         mode="codec_only", gamma=gamma, beta=beta, target=target, weight_decay=wd,
     )  # fmt: skip
     assert float(codec_loss) == pytest.approx(gamma * (mse + beta * (entropy - target)), rel=1e-4)
+    # range_weight adds the codec trainer's penalty on y past the outer centers, in numpy, to
+    # the compression term of both modes that train the codec (the control's as Eq. (2)'s).
+    # Channel 0 of 4 is put at y = 40 (its filter zero, its bias 40), far past the outermost
+    # center: every assignment one-hot there, counted as the codec trainer counts it.
+    last = codec.encoder.stack[-1]
+    last.kernel.assign(last.kernel * tf.constant([0.0, 1.0, 1.0, 1.0]))
+    last.bias.assign(tf.constant([40.0, 0.0, 0.0, 0.0]))
+    y = codec(images, training=True)["y"].numpy().astype(np.float64)
+    centers = codec.quantizer.centers.numpy().astype(np.float64)
+    excess = np.mean(np.maximum(y - centers.max(), 0) ** 2 + np.maximum(centers.min() - y, 0) ** 2)
+    assert excess == pytest.approx((40 - centers.max()) ** 2 / 4)  # the others within the span
+    for mode in ("joint", "codec_only"):
+        step = dict(mode=mode, gamma=gamma, beta=beta, target=target, weight_decay=wd)
+        base, _ = joint_step(codec, classifier, images, labels, **step)
+        penalised, metrics = joint_step(codec, classifier, images, labels, **step, range_weight=2.0)
+        assert float(penalised) == pytest.approx(float(base) + gamma * 2.0 * excess, rel=1e-4)
+        assert float(metrics["range_excess"]) == pytest.approx(excess, rel=1e-4)
+        assert float(metrics["one_hot_channels"]) == 1.0
+
+
+def test_joint_takes_the_codecs_rate_settings_where_not_given(tmp_path):
+    codec_config = configs.get("codec", "tiny", beta=7.0, target_entropy=0.5, range_weight=0.25)
+    (tmp_path / "config.json").write_text(json.dumps(configs.to_dict(codec_config)))
+    joint = configs.get("joint", "tiny", codec=str(tmp_path / "codec.keras"))
+    taken = with_codec_rate_settings(joint)
+    assert (taken.beta, taken.target_entropy, taken.range_weight) == (7.0, 0.5, 0.25)
+    given = with_codec_rate_settings(dataclasses.replace(joint, beta=1.0, range_weight=0.0))
+    assert (given.beta, given.target_entropy, given.range_weight) == (1.0, 0.5, 0.0)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(ValueError, match="range_weight not given"):
+        with_codec_rate_settings(dataclasses.replace(joint, beta=1.0, target_entropy=0.5))
 
 
 def test_cross_entropy_reaches_the_encoder_only_in_joint_mode():
@@ -152,8 +184,8 @@ def test_each_mode_trains_what_it_says(trained, tmp_path):
         assert evaluation["codec"]["model_id"] == result["models"]["codec"]["model_id"]
     config = configs.load(str(tmp_path / "joint" / "config.json"))
     assert config.mode == "joint" and config.gamma == 0.001
-    # beta and H_t were not given: the codec's own, from its config.json.
-    assert (config.beta, config.target_entropy) == (0.0, 0.8)
+    # beta, H_t and range_weight were not given: the codec's own, from its config.json.
+    assert (config.beta, config.target_entropy, config.range_weight) == (0.0, 0.8, 0.0)
     result = json.loads((tmp_path / "joint" / "result.json").read_text())
     card = result["models"]["classifier"]
     assert card["input_mode"] == "compressed" and card["arch"] == "cresnet_tiny"

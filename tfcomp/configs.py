@@ -280,6 +280,11 @@ class JointConfig(DataConfig, RunConfig):
     target_entropy: float | None = _field(
         None, "H_t of Eq. (1) (A.8); None: the codec's own, from its config.json."
     )
+    range_weight: float | None = _field(
+        None,
+        "Weight of the codec trainer's penalty on y beyond the outermost centers (0: the paper); "
+        "None: the codec's own, from its config.json.",
+    )
     epochs: int = _field(9, "Epochs (A.8).")
     lr_drops: tuple[float, ...] = _field(
         (1 / 3, 2 / 3), "Fractions of training at which the lr is divided by 10 (A.8)."
@@ -301,6 +306,10 @@ class JointConfig(DataConfig, RunConfig):
     codec_eval_limit: int = _field(
         1000, "Validation images on which the finetuned codec's real rate and quality are measured."
     )
+
+
+# JointConfig's settings of Eq. (1) that None takes from the codec's own config.json.
+CODEC_RATE_SETTINGS = ("beta", "target_entropy", "range_weight")
 
 
 @dataclasses.dataclass(frozen=True)

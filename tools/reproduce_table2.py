@@ -741,7 +741,7 @@ def settings_drift(step, run_dir=None):
     if result.get("train", {}).get("batch_rule"):
         ignored |= {"batch_size", "learning_rate"}
     if task == "joint":  # not given: the trainer records the codec's own (with_codec_rate_settings)
-        ignored |= {n for n in ("beta", "target_entropy") if getattr(expected, n) is None}
+        ignored |= {n for n in configs.CODEC_RATE_SETTINGS if getattr(expected, n) is None}
     roots = [a.split("=", 1)[1] for a in step.argv if a.startswith("--data_dir=")]
     roots += [run_dir] if run_dir else []
     return [

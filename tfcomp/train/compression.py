@@ -111,6 +111,12 @@ def compression_step(codec, images, beta, target_entropy, range_weight=0.0):
     """Per-replica loss and metrics of one batch of uint8 images: Eq. (1), plus `range_weight`
     times `quantizer.range_excess` where it is not 0 (not the paper's)."""
     outputs = codec(images, training=True)
+    return compression_terms(codec, outputs, images, beta, target_entropy, range_weight)
+
+
+def compression_terms(codec, outputs, images, beta, target_entropy, range_weight=0.0):
+    """`compression_step`'s loss and metrics from the codec's `outputs` on `images` (the joint
+    trainer's codec term, whose outputs also feed the classifier)."""
     terms = compression_loss(outputs, images, beta, target_entropy)
     excess = range_excess(outputs["y"], codec.quantizer.centers)
     loss = terms["loss"] + range_weight * excess if range_weight else terms["loss"]

@@ -13,7 +13,8 @@ quantizer's soft backward pass. One trainer covers the paper's three finetunings
     classifier_only  the classifier alone on the fixed codec's z        (the control's "9 more
                                                                          epochs")
 
-Both networks start from trained files; beta and H_t default to the codec's own config. The
+Both networks start from trained files; beta, H_t and range_weight default to the codec's own
+config. The
 finetuned codec gets new entropy-coding tables (its symbol statistics changed), so it is a new
 model file with a new model id. Writes codec.keras, classifier.keras (not in codec_only),
 config.json and result.json: top-1 / top-5 on centre crops of the validation split and the
@@ -27,7 +28,6 @@ import os
 import tensorflow as tf
 
 from tfcomp import configs
-from tfcomp.codec import compression_loss
 from tfcomp.codec.bitstream import model_id
 from tfcomp.codec.files import fit_entropy_model
 from tfcomp.data import classification
@@ -42,6 +42,7 @@ from tfcomp.train.classification import (
     network_card,
     sgd,
 )
+from tfcomp.train.compression import compression_terms
 
 MODES = ("joint", "codec_only", "classifier_only")
 
@@ -57,43 +58,38 @@ def image_crops(config, split, *, batch_size, training, limit):
     return ds, count, classes
 
 
-def joint_step(codec, classifier, images, labels, *, mode, gamma, beta, target, weight_decay):
-    """Per-replica loss of the mode and its metrics."""
+def joint_step(
+    codec, classifier, images, labels, *, mode, gamma, beta, target, weight_decay, range_weight=0.0
+):
+    """Per-replica loss of the mode and its metrics. The compression term is the codec
+    trainer's (`compression_terms`: Eq. (1), plus `range_weight` times `range_excess` where it is
+    not 0), with its metrics (the channels one-hot among them)."""
     train_codec = mode != "classifier_only"
     outputs = codec(images, training=train_codec)
-    terms = compression_loss(outputs, images, beta, target)
-    metrics = {
-        "mse": terms["mse"],
-        "entropy": outputs["entropy"],
-        "bpp_estimate": outputs["bpp_estimate"],
-    }
+    codec_loss, metrics = compression_terms(codec, outputs, images, beta, target, range_weight)
     if mode == "codec_only":
-        return gamma * terms["loss"], metrics
+        return gamma * codec_loss, metrics
     z = outputs["z"] if train_codec else tf.stop_gradient(outputs["z"])
     ce_loss, ce_metrics = classification_step(classifier, z, labels, weight_decay)
     metrics.update(ce_metrics)
     if mode == "classifier_only":
         return ce_loss, metrics
-    return gamma * terms["loss"] + ce_loss, metrics
+    return gamma * codec_loss + ce_loss, metrics
 
 
 def with_codec_rate_settings(config):
-    """The config with beta and H_t taken from the codec's own config.json where not given."""
-    if config.beta is not None and config.target_entropy is not None:
+    """The config with beta, H_t and range_weight taken from the codec's own config.json where
+    not given (None)."""
+    missing = [n for n in configs.CODEC_RATE_SETTINGS if getattr(config, n) is None]
+    if not missing:
         return config
     path = os.path.join(os.path.dirname(config.codec), "config.json")
     if not os.path.isfile(path):
         raise ValueError(
-            f"beta and target_entropy are not given and {path} (the codec's config) is missing"
+            f"{' and '.join(missing)} not given and {path} (the codec's config) is missing"
         )
     codec_config = configs.load(path)
-    return dataclasses.replace(
-        config,
-        beta=codec_config.beta if config.beta is None else config.beta,
-        target_entropy=(
-            codec_config.target_entropy if config.target_entropy is None else config.target_entropy
-        ),
-    )
+    return dataclasses.replace(config, **{n: getattr(codec_config, n) for n in missing})
 
 
 def _check(config):
@@ -168,6 +164,7 @@ class JointTask(outline.Task):
             beta=c.beta,
             target=c.target_entropy,
             weight_decay=c.weight_decay,
+            range_weight=c.range_weight,
         )
 
     def finish(self, state, progress):
