@@ -10,7 +10,7 @@ from PIL import Image
 
 from tfcomp.codec import Codec
 from tfcomp.codec.files import CodecFiles, fit_entropy_model
-from tfcomp.eval import baselines, image_metrics
+from tfcomp.eval import baselines, compression, image_metrics
 
 
 def test_image_quality_matches_numpy_psnr():
@@ -163,3 +163,30 @@ def test_jpeg2000_baseline_uses_the_irreversible_9_7_wavelet_and_colour_transfor
     cod = data.index(b"\xff\x52")
     assert data[cod + 8] == 1
     assert data[cod + 13] == 0
+
+
+def test_codec_evaluation_counts_the_channels_that_code_one_symbol():
+    # Channel 0 of 4 at y = 40 everywhere (its filter zero, its bias 40), past the outermost
+    # center: it codes one symbol on every image, which `constant_channels` counts; each
+    # channel's entropy is its own symbol histogram's over all the images, as numpy counts it.
+    import tensorflow as tf
+
+    codec = Codec(channels=4)
+    rng = np.random.default_rng(3)
+    images = [(f"i{k}", rng.integers(0, 256, (32, 40, 3)).astype(np.uint8)) for k in range(3)]
+    codec(tf.zeros([1, 32, 40, 3]))
+    last = codec.encoder.stack[-1]
+    last.kernel.assign(last.kernel * tf.constant([0.0, 1.0, 1.0, 1.0]))
+    last.bias.assign(tf.constant([40.0, 0.0, 0.0, 0.0]))
+    fit_entropy_model(codec, [np.stack([image for _, image in images])])
+    evaluation = compression.evaluate_codec(codec, images)
+    symbols = np.concatenate(
+        [codec(tf.constant(image[None]))["symbols"].numpy().reshape(-1, 4) for _, image in images]
+    )
+    expected = []
+    for c in range(4):
+        p = np.bincount(symbols[:, c]) / len(symbols)
+        expected.append(-sum(q * np.log2(q) for q in p if q > 0))
+    np.testing.assert_allclose(evaluation["channel_entropy"], expected, atol=1e-9)
+    assert evaluation["channel_entropy"][0] == 0.0 and min(expected[1:]) > 0.1
+    assert evaluation["constant_channels"] == 1

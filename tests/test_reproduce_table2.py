@@ -1183,6 +1183,7 @@ def test_readme_blocks_are_regenerated_from_a_run_folder(tmp_path):
         {"step": s, "bpp_real": 0.2, "psnr": 26.0, "ssim": 0.6, "ms_ssim": m}
         for s, m in ((1000, 0.80), (2000, 0.83))
     ]
+    curve[1]["constant_channels"] = 1  # counted from then on (the first point predates it)
     (run / "codec_bpp0.0983" / "curve.json").write_text(json.dumps(curve))
     # A segmenter: its IoU per class (Pole absent from truth and prediction: no IoU).
     (run / "seg" / "rgb" / "resnet50_d").mkdir(parents=True)
@@ -1231,11 +1232,14 @@ def test_readme_blocks_are_regenerated_from_a_run_folder(tmp_path):
     figure = tmp_path / "docs" / "figures" / "run_classification_curves.png"
     assert figure.stat().st_size > 0
     assert "](docs/figures/run_classification_curves.png)" in text
+    assert "| JPEG 2000 MS-SSIM | MS-SSIM gap | constant channels |" in text
     assert (
-        "| codec_bpp0.0983 | 1,000 | 0.2000 | 26.00 | 26.50 | 0.8000 | 0.8500 | -0.0500 |" in text
+        "| codec_bpp0.0983 | 1,000 | 0.2000 | 26.00 | 26.50 | 0.8000 | 0.8500 | -0.0500 |  |"
+        in text
     )
     assert (
-        "| codec_bpp0.0983 | 2,000 | 0.2000 | 26.00 | 26.50 | 0.8300 | 0.8500 | -0.0200 |" in text
+        "| codec_bpp0.0983 | 2,000 | 0.2000 | 26.00 | 26.50 | 0.8300 | 0.8500 | -0.0200 | 1 |"
+        in text
     )
     assert (
         "moved +0.0300 per 1,000 steps between steps 1,000 and 2,000 (behind by 0.0200: at that "
@@ -1333,11 +1337,16 @@ def test_readme_classification_pilot_is_set_beside_its_grid_twin(tmp_path):
     run(cls / "resnet50_more", 0.75, "A", 0.9, epochs=40, lr=1)  # differs in more fields
     run(results / "pilots" / "recon_grid8", 0.712, "A", 0.801, crop_grid=8)
     run(results / "pilots" / "lonely", 0.5, "C", 0.6)  # no twin anywhere
+    # Pilots of other tasks, a hand-written record among them, are not classification rows.
+    for name, record in (("codec", {"config": {"task": "codec", "fields": {}}}), ("notes", {})):
+        (results / "pilots" / name).mkdir()
+        (results / "pilots" / name / "result.json").write_text(json.dumps(record))
     text = pilots_block(tmp_path)
     assert (
         "| recon_grid8 | table2_small/cls/bpp0.0983/resnet50.seed1 | crop_grid 1 -> 8 | 71.2 | "
         "73.8 | -2.6 | 80.1 | 82.8 | 1.00 | 1.50 |" in text
     )
+    assert "| codec |" not in text and "| notes |" not in text
     assert (
         "| lonely | none | (no grid step with its network, input, data, codec and seed) | 50.0 |"
         in text
@@ -1710,3 +1719,25 @@ def test_an_evaluation_of_a_codec_trained_again_since_is_redone(tmp_path):
     # Asked again: done.
     result = drive(tmp_path, "--scale=tiny", "--plan", "--only=rate_distortion/bpp0.0983")
     assert "rate_distortion/bpp0.0983: done" in result.stdout
+
+
+def test_the_readme_is_what_the_committed_results_generate(tmp_path):
+    """tools/readme_tables.py --write over a copy of ROOT's README.md and results/ changes no
+    line: every generated block (tables, claims, hours) is the committed results rendered, and
+    every record in results/ is one the tool reads (a pilot's hand-written result.json without a
+    config task stopped it, unseen, until the README was next regenerated)."""
+    shutil.copy(os.path.join(ROOT, "README.md"), tmp_path / "README.md")
+    shutil.copytree(os.path.join(ROOT, "results"), tmp_path / "results")
+    tool = os.path.join(ROOT, "tools", "readme_tables.py")
+    readme = str(tmp_path / "README.md")
+    done = subprocess.run([sys.executable, tool, "--write", readme], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    with open(os.path.join(ROOT, "README.md")) as committed:
+        expected = committed.read().splitlines()
+    changed = [
+        f"line {i + 1}: {a!r} -> {b!r}"
+        for i, (a, b) in enumerate(zip(expected, (tmp_path / "README.md").read_text().splitlines()))
+        if a != b
+    ]
+    assert not changed, "run tools/readme_tables.py --write README.md:\n" + "\n".join(changed[:5])
+    assert len((tmp_path / "README.md").read_text().splitlines()) == len(expected)

@@ -100,7 +100,10 @@ def check_the_curve(run, final):
     assert [p["step"] for p in points] == [40, 80]
     images = compression.curve_inputs(configs.load(str(run / "config.json"))).images
     assert len(images) == 2
-    saved = evaluate_codec(final, images)["mean"]
+    evaluation = evaluate_codec(final, images)
+    saved = evaluation["mean"]
+    # The channels that coded one symbol on every curve image, counted as on any evaluation.
+    assert points[-1]["constant_channels"] == evaluation["constant_channels"]
     # Each point records which images it measured (eval_compression's rd.json records the same).
     names = "\n".join(sorted(name for name, _ in images)).encode()
     assert points[-1]["images_id"] == hashlib.sha1(names).hexdigest()[:16]

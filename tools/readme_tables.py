@@ -343,26 +343,29 @@ def codec_curve_lines(folder):
     curves = table2.codec_curves(folder)
     if not curves:
         return []
+    # Channels that coded one symbol on every curve image (`compression.channel_usage`): a
+    # column once some point has them (curves measured before they were counted lack them).
+    constant = any("constant_channels" in p for points in curves.values() for p in points)
+    header = ["codec", "step", "bpp (files)", "PSNR dB", "JPEG 2000 PSNR", "MS-SSIM"]
+    header += ["JPEG 2000 MS-SSIM", "MS-SSIM gap"] + (["constant channels"] if constant else [])
     lines = [
         "The codecs while they trained, on the rate-distortion images through real files "
         "(`tools/codec_curve.py`), beside JPEG 2000 at each point's rate:",
         "",
-        "| codec | step | bpp (files) | PSNR dB | JPEG 2000 PSNR | MS-SSIM | JPEG 2000 MS-SSIM "
-        "| MS-SSIM gap |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| " + " | ".join(header) + " |",
+        "| --- " * len(header) + "|",
     ]
     trends = []
     for name, points in curves.items():
         for p in points:
             at = p["jpeg2000"]
-            gap = f"{p['ms_ssim'] - at['ms_ssim']:+.4f}" if at else ""
-            lines.append(
-                f"| {name} | {p['step']:,} | {p['bpp_real']:.4f} | {p['psnr']:.2f} | "
-                f"{at['psnr']:.2f} | {p['ms_ssim']:.4f} | {at['ms_ssim']:.4f} | {gap} |"
-                if at
-                else f"| {name} | {p['step']:,} | {p['bpp_real']:.4f} | {p['psnr']:.2f} | | "
-                f"{p['ms_ssim']:.4f} | | |"
+            cells = [name, f"{p['step']:,}", f"{p['bpp_real']:.4f}", f"{p['psnr']:.2f}"]
+            cells += [f"{at['psnr']:.2f}" if at else "", f"{p['ms_ssim']:.4f}"]
+            cells += (
+                [f"{at['ms_ssim']:.4f}", f"{p['ms_ssim'] - at['ms_ssim']:+.4f}"] if at else ["", ""]
             )
+            cells += [str(p.get("constant_channels", ""))] if constant else []
+            lines.append("| " + " | ".join(cells) + " |")
         ends = [p for p in points if p["jpeg2000"]][-2:]
         if len(ends) == 2:
             a, b = ends
@@ -557,7 +560,7 @@ def pilots(folder, figures_dir, link_root=ROOT):
             result = json.load(f)
         with open(os.path.join(path, "curve.json")) as f:
             curve = json.load(f)
-        if result["config"]["task"] != "segmenter":
+        if result.get("config", {}).get("task") != "segmenter":  # a record of another kind
             continue
         fields = {f: getattr(SegmenterConfig, f) for f in PILOT_FIELDS}  # defaults of old runs
         fields.update({k: v for k, v in result["config"]["fields"].items() if k in fields})
@@ -676,7 +679,8 @@ def classifier_pilots(folder, figures_dir, link_root=ROOT):
             continue
         with open(path) as f:
             result = json.load(f)
-        if result["config"]["task"] != "classifier" or "top1" not in result.get("metrics", {}):
+        task = result.get("config", {}).get("task")  # none in a hand-written record
+        if task != "classifier" or "top1" not in result.get("metrics", {}):
             continue
         twin = classifier_twin(result, results_root, os.path.normpath(folder))
         top1, train = 100 * result["metrics"]["top1"], result["train"]

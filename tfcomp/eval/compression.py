@@ -24,6 +24,11 @@ QUALITY_KEYS = ("psnr", "ssim", "ms_ssim")
 
 def evaluate_image(files, image):
     """dict of rates and qualities for one uint8 H x W x 3 image, through a real file."""
+    return measure_image(files, image)[0]
+
+
+def measure_image(files, image):
+    """(`evaluate_image`'s record, the image's symbols [h, w, C] as numpy)."""
     codec = files.codec
     image = np.asarray(image)
     height, width = image.shape[:2]
@@ -43,7 +48,20 @@ def evaluate_image(files, image):
         "entropy_hard": float(outputs["entropy_hard"]),
     }
     record.update(image_metrics.image_quality(image, decoded))
-    return record
+    return record, outputs["symbols"][0].numpy()
+
+
+def channel_usage(counts):
+    """{"channel_entropy": [bits/symbol of each channel's own symbol histogram],
+    "constant_channels": channels that coded one symbol throughout} from symbol counts [C, L]:
+    a channel whose every assignment went one-hot on one center carries nothing (README, Known
+    limitations)."""
+    p = counts / np.maximum(counts.sum(-1, keepdims=True), 1)
+    logs = np.log2(np.where(p > 0, p, 1.0))
+    return {
+        "channel_entropy": [float(h) for h in -(p * logs).sum(-1)],
+        "constant_channels": int(np.sum((counts > 0).sum(-1) <= 1)),
+    }
 
 
 def image_set(named_images):
@@ -59,11 +77,14 @@ def summarize(records):
 
 
 def evaluate_codec(codec, named_images, progress=None):
-    """{'images': {name: record}, 'mean': {key: mean}} for [(name, uint8 image)]."""
+    """{'images': {name: record}, 'mean': {key: mean}, and `channel_usage` over all the images}
+    for [(name, uint8 image)]."""
     files = CodecFiles(codec)
     records = {}
+    counts = np.zeros([codec.channels, codec.num_centers], np.int64)
     for i, (name, image) in enumerate(named_images):
-        records[name] = evaluate_image(files, image)
+        records[name], symbols = measure_image(files, image)
+        counts += [np.bincount(s.ravel(), minlength=codec.num_centers) for s in symbols.T]
         if progress is not None:
             progress.update(i + 1)
     return {
@@ -71,6 +92,7 @@ def evaluate_codec(codec, named_images, progress=None):
         "model_id": files.model_id.hex(),
         "images": records,
         "mean": summarize(list(records.values())),
+        **channel_usage(counts),
     }
 
 

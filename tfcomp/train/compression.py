@@ -369,11 +369,13 @@ def curve_point(codec, inputs):
     """{bpp_real, psnr, ssim, ms_ssim, ..., images, images_id, dataset, split, seconds}: means
     over the images of `inputs` (`compression.image_set` says which) of `codec` (being trained,
     or restored from a checkpoint) through real files, its tables first fitted on the inputs'
-    batches (the tables change nothing in training); `seconds`: what measuring the point took."""
+    batches (the tables change nothing in training), and `constant_channels` over them all
+    (`compression.channel_usage`); `seconds`: what measuring the point took."""
     start = time.perf_counter()
     codec = float32_codec(codec)  # as the finished codec is measured (a bfloat16 run's too)
     fit_entropy_model(codec, inputs.fit_batches)
-    values = compression.evaluate_codec(codec, inputs.images)["mean"]
+    evaluation = compression.evaluate_codec(codec, inputs.images)
+    values = {**evaluation["mean"], "constant_channels": evaluation["constant_channels"]}
     values.update(compression.image_set(inputs.images), dataset=inputs.dataset, split=inputs.split)
     return {**values, "seconds": time.perf_counter() - start}  # what the point cost
 

@@ -224,7 +224,12 @@ def codec_metrics(config, codec):
     images = examples.map(lambda x, y: classification.resize_square(x, config.resize))
     named = [(f"val_{i:05d}", image.numpy()) for i, image in enumerate(images)]
     evaluation = evaluate_codec(codec, named)
-    return {**evaluation["mean"], "images": len(named), "model_id": evaluation["model_id"]}
+    return {
+        **evaluation["mean"],
+        "constant_channels": evaluation["constant_channels"],
+        "images": len(named),
+        "model_id": evaluation["model_id"],
+    }
 
 
 def train_joint(config, model_dir, progress=True):

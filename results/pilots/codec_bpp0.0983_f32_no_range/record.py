@@ -3,7 +3,6 @@ range penalty, float32, seed 0 (two runs: the first to step 4,700, its replay wi
 watch to step 1,001), its Kodak curve, logged metrics and, at step 4,500, each channel's y and
 symbols on 24 Kodak images."""
 
-import dataclasses
 import glob
 import json
 import os
@@ -81,7 +80,7 @@ record = {
         "python -m experiments.train_compression --config=small --data_dir=$DATA "
         "--operating_point=bpp0.0983 --range_weight=0 --model_dir=..."
     ),
-    "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=list)),
+    "config": json.loads(json.dumps(configs.to_dict(cfg), default=list)),
     "machine": {
         "cpu": "AMD EPYC (AVX2, no native bfloat16)",
         "cores": 2,
