@@ -15,9 +15,9 @@ quantizer's soft backward pass. One trainer covers the paper's three finetunings
 
 Both networks start from trained files; beta, H_t and range_weight default to the codec's own
 config. The finetuned codec gets new entropy-coding tables (its symbol statistics changed), so
-it is a new model file with a new model id. Writes codec.keras, classifier.keras (not in codec_only),
-config.json and result.json: top-1 / top-5 on centre crops of the validation split and the
-codec's real file rate and quality on validation images (`tfcomp.eval.compression`).
+it is a new model file with a new model id. Writes codec.keras, classifier.keras (not in
+codec_only), config.json and result.json: top-1 / top-5 on centre crops of the validation split
+and the codec's real file rate and quality on validation images (`tfcomp.eval.compression`).
 """
 
 import dataclasses
