@@ -25,19 +25,18 @@ for spec in bpp0.0983:0-9 bpp0.635:0-4; do
   done
 done
 .venv/bin/python - "$OUT" "$HERE/runs.json" <<'PY'
-import glob, json, os, platform, re, sys  # noqa: E401
+import glob, json, os, re, sys  # noqa: E401
 
 import tensorflow as tf
 
 LOGGED = ("psnr", "one_hot_channels", "range_excess", "entropy_channels", "entropy_hard")
 out, target = sys.argv[1:]
-runs = []
+runs, machine = [], None
 for done in sorted(glob.glob(os.path.join(out, "*.done"))):
     d = done[: -len(".done")]
     op, w, seed = re.fullmatch(r"(bpp[0-9.]+)_w(\d+)_s(\d+)", os.path.basename(d)).groups()
     with open(done) as f:
-        text = f.read().strip()
-    rc = int(text) if text.isdigit() else None  # older runs of this loop left it empty
+        rc = int(f.read())
     with open(d + ".log", errors="replace") as f:
         log = f.read()
     collapse = re.findall(r"LatentCollapse: ([^\n]*)", log)
@@ -45,7 +44,8 @@ for done in sorted(glob.glob(os.path.join(out, "*.done"))):
            "collapse": collapse[-1] if collapse else None}
     if os.path.isfile(os.path.join(d, "result.json")):
         with open(os.path.join(d, "result.json")) as f:
-            train = json.load(f)["train"]
+            result = json.load(f)
+        train, machine = result["train"], machine or result["machine"]  # what the trainer recorded
         run.update(cpu_seconds=round(train["cpu_seconds"], 1), precision=train["precision"],
                    steps=train["steps"],
                    last_logged={k: round(v, 4) for k, v in train["final_metrics"].items()})
@@ -60,10 +60,6 @@ for done in sorted(glob.glob(os.path.join(out, "*.done"))):
                     history.setdefault(e.step, {})[v.tag] = float(f"{value:.4g}")
     run["logged"] = [{"step": s, **history[s]} for s in sorted(history)]
     runs.append(run)
-machine = platform.machine()
-if os.path.isfile("/proc/cpuinfo"):
-    with open("/proc/cpuinfo") as f:
-        machine = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), machine)
 with open(target, "w") as f:
     json.dump({"machine": machine, "runs": runs}, f, indent=1)
 print(f"{len(runs)} runs, {sum(bool(r['collapse']) for r in runs)} collapsed -> {target}")
