@@ -572,6 +572,17 @@ def test_rows_on_retrained_codecs_are_compared_when_each_seed_has_its_own(tmp_pa
     assert c["measured"] == pytest.approx(expected.mean)
     assert c["high"] - c["low"] == pytest.approx(2 * expected.half_width)
     assert "the codec a block" in c["reason"]
+    # One seed of each row on the shared codec: the fit leaves no residual, so the difference
+    # borrows the spread pooled over the rows with several seeds (ResNet-50's two: 74, 75), a
+    # one-seed pair's variance 2 sd^2 (the seed on codec b only fixes codec b's effect).
+    write("cresnet51", z[:1], ["a"])
+    for seed in (1, 2):
+        (tmp_path / "cls" / "bpp0.0983" / f"cresnet51.seed{seed}" / "result.json").unlink()
+    c = claim()
+    half = scipy_stats.t.ppf(0.975, 1) * np.std([74.0, 75.0], ddof=1) * np.sqrt(2)
+    assert c["measured"] == pytest.approx(70.0 - 74.0)
+    assert (c["low"], c["high"]) == pytest.approx((-4.0 - half, -4.0 + half))
+    assert "the codec a block" in c["reason"] and "pooled from the rows" in c["reason"]
     write("cresnet51", z, ["a", "b", "c"])
     # Two seeds of ResNet-50 on one codec, other than cResNet-51's: the rows' spread misses
     # the codecs' variation.

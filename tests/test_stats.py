@@ -113,6 +113,11 @@ def test_a_difference_over_shared_codecs_weighs_each_codecs_difference():
     # Data that are exactly row + codec: the effect, with no spread at all.
     exact = stats.blocked_difference([(1.0, "A"), (3.0, "B")], [(0.5, "A"), (2.5, "B"), (2.5, "B")])
     assert exact.mean == pytest.approx(0.5) and exact.half_width == pytest.approx(0.0, abs=1e-9)
-    # No degrees of freedom left: no interval; no codec shared: no estimate.
+    # No degrees of freedom left: no interval, unless a spread measured elsewhere stands in
+    # for the residual's (codec A's one pair: the weight 1 / (1/1 + 1/1), variance 2 sd^2;
+    # codec B holds row a only and fixes its own effect); no codec shared: no estimate.
     assert stats.blocked_difference([(1.0, "A"), (2.0, "B")], [(0.0, "A")]).half_width is None
+    borrowed = stats.blocked_difference([(1.0, "A"), (2.0, "B")], [(0.0, "A")], sd=0.8, sd_df=5)
+    assert borrowed.mean == pytest.approx(1.0)
+    assert borrowed.half_width == pytest.approx(scipy_stats.t.ppf(0.975, 5) * 0.8 * math.sqrt(2))
     assert stats.blocked_difference([(1.0, "A")], [(0.0, "B")]) is None

@@ -16,12 +16,13 @@ reconstructions, top-1 points) and a rule:
 and "not resolved at this scale" otherwise, with the reason. Intervals are Welch's over the
 seeds of the two rows (tfcomp.eval.stats); a row with one seed borrows the spread over seeds
 pooled from the run's rows of that metric that have several seeds (two such rows share that
-one estimate and its degrees of freedom), and a difference with no spread to judge by is not
-resolved. Rate-distortion claims compare each rate-distortion image's codec point with that
-image's own baseline curve interpolated at the image's real bpp (outside the curve's rates, with
-its nearest point where that decides: `against_curve`), the interval a paired t interval over
-images (`per_image`); a sweep measured before baselines kept their images is compared by its
-mean curve, with no interval. Operation counts are exact: those have no interval.
+one estimate and its degrees of freedom; so does a codec-blocked difference whose fit leaves no
+residual), and a difference with no spread to judge by is not resolved. Rate-distortion claims
+compare each rate-distortion image's codec point with that image's own baseline curve
+interpolated at the image's real bpp (outside the curve's rates, with its nearest point where
+that decides: `against_curve`), the interval a paired t interval over images (`per_image`); a
+sweep measured before baselines kept their images is compared by its mean curve, with no
+interval. Operation counts are exact: those have no interval.
 
 Given the run's scale (`--scale`, and `--points` where the run was given fewer), each comparison
 the scale's plan will make that has no measurement yet is listed as "not run yet", naming the
@@ -236,8 +237,7 @@ def table_claims(run_dir, claims, points=None):
         if ids[0] & ids[1]:
             return "blocked", (
                 f"seeds on codec draws shared by the rows ({found}): the difference within "
-                "each codec, the codec a block (least squares; the interval from the residual "
-                "spread)"
+                "each codec, the codec a block (least squares; the interval from {source})"
             )
         return "refused", (
             f"the rows were trained on different codecs ({found}): rows on different codec "
@@ -251,7 +251,16 @@ def table_claims(run_dir, claims, points=None):
         how, why = mixed(point, a, b, metric)
         if how == "blocked":
             rows_ = [draws[(point, NAMES[n])][metric] for n in (a, b)]
-            measured, note = stats.blocked_difference(*rows_), why
+            measured = stats.blocked_difference(*rows_)
+            source = "the residual spread"
+            if measured.half_width is None and spread[metric][0] is not None:
+                # No residual left: each shared codec holds one seed of each row.
+                measured = stats.blocked_difference(*rows_, *spread[metric])
+                source = (
+                    f"the spread over seeds pooled from the rows with several seeds ({metric}), "
+                    "as the fit leaves no residual"
+                )
+            note = why.replace("{source}", source)
         else:
             measured, note = diff(point, a, b, metric), borrowed(point, a, b, metric)
         claims.add(

@@ -110,13 +110,16 @@ def difference(a, b, sd=None, sd_df=None):
     return Estimate(a.mean - b.mean, t_quantile(df) * math.sqrt(variance), min(a.n, b.n))
 
 
-def blocked_difference(a, b):
+def blocked_difference(a, b, sd=None, sd_df=None):
     """Estimate of row a - row b when their seeds lie on several draws of a codec (`a`, `b`:
     lists of (value, codec id), one per seed), the codec a block: the additive model value =
     row + codec + noise fitted by least squares, so that a codec both rows were trained on
     cancels from the difference, and the 95% interval of the row effect from the residual
-    variance (n - rows - codecs + 1 degrees of freedom; none without any). None where the rows
-    share no codec (the difference is then not estimable apart from the codecs')."""
+    variance (n - rows - codecs + 1 degrees of freedom). Where the fit leaves no degrees of
+    freedom (each shared codec holds one seed of each row), `sd` (a standard deviation over
+    seeds measured on other rows, with `sd_df` degrees of freedom, as in `difference`) stands
+    in for the residual's; without it there is no interval. None where the rows share no codec
+    (the difference is then not estimable apart from the codecs')."""
     if not {c for _, c in a} & {c for _, c in b}:
         return None
     codecs = sorted({c for _, c in a + b})
@@ -126,10 +129,13 @@ def blocked_difference(a, b):
     coef, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
     df = len(y) - rank
     n = min(len(a), len(b))
+    scale = float(np.linalg.pinv(x.T @ x)[0, 0])  # the row effect's variance / noise variance
     if df <= 0:
-        return Estimate(float(coef[0]), None, n)
+        if sd is None or not sd_df:
+            return Estimate(float(coef[0]), None, n)
+        return Estimate(float(coef[0]), t_quantile(sd_df) * sd * math.sqrt(scale), n)
     residual = y - x @ coef
-    variance = float(residual @ residual) / df * float(np.linalg.pinv(x.T @ x)[0, 0])
+    variance = float(residual @ residual) / df * scale
     return Estimate(float(coef[0]), t_quantile(df) * math.sqrt(variance), n)
 
 
