@@ -1755,3 +1755,29 @@ def test_the_readme_is_what_the_committed_results_generate(tmp_path):
     ]
     assert not changed, "run tools/readme_tables.py --write README.md:\n" + "\n".join(changed[:5])
     assert len((tmp_path / "README.md").read_text().splitlines()) == len(expected)
+
+
+def test_the_committed_claims_are_what_the_committed_results_generate(tmp_path, monkeypatch):
+    """tools/claims.py over a copy of each committed Table 2 run changes neither claims.md nor
+    claims.json (the small run's the README renders): a claim added to the tool or a changed
+    rule is regenerated into every committed run, not left to that run's next step (the tiny
+    run's claims once missed the ResNet-71 / cResNet-72 pairs and the per-image notes)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import pathlib
+
+    import claims
+
+    runs = sorted(pathlib.Path(ROOT, "results").glob("table2_*/claims.md"))
+    assert len(runs) >= 2
+    monkeypatch.chdir(tmp_path)  # the run folder by the relative path its heading names
+    for path in runs:
+        folder = path.parent
+        copy = tmp_path / folder.relative_to(ROOT)
+        shutil.copytree(folder, copy)
+        scale = folder.name.split("_", 1)[1]
+        claims.main([f"--run_dir={folder.relative_to(ROOT)}", f"--scale={scale}"])
+        for name in ("claims.md", "claims.json"):
+            assert (copy / name).read_text() == (folder / name).read_text(), (
+                f"run tools/claims.py --run_dir={folder.relative_to(ROOT)} --scale={scale}: "
+                f"{name} is stale"
+            )
