@@ -22,6 +22,7 @@ h x w. At 224 x 224 the encoder costs 3.557e9 multiply-accumulates with C = 32, 
 import keras
 import tensorflow as tf
 
+from tfcomp import layers
 from tfcomp.codec import rate
 from tfcomp.codec.entropy_model import EntropyModel
 from tfcomp.codec.quantizer import Quantizer
@@ -62,10 +63,8 @@ class ResidualUnit(keras.layers.Layer):
     def __init__(self, filters, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
-        self.conv1 = keras.layers.Conv2D(
-            filters, 3, padding="same", activation="relu", name="conv1"
-        )
-        self.conv2 = keras.layers.Conv2D(filters, 3, padding="same", name="conv2")
+        self.conv1 = layers.Conv2D(filters, 3, padding="same", activation="relu", name="conv1")
+        self.conv2 = layers.Conv2D(filters, 3, padding="same", name="conv2")
 
     def call(self, x):
         return x + self.conv2(self.conv1(x))
@@ -86,10 +85,10 @@ class Encoder(keras.Model):
         super().__init__(**kwargs)
         self.channels = int(channels)
         self.stack = [
-            keras.layers.Conv2D(64, 5, strides=2, padding="same", activation="relu", name="down1"),
-            keras.layers.Conv2D(128, 5, strides=2, padding="same", activation="relu", name="down2"),
+            layers.Conv2D(64, 5, strides=2, padding="same", activation="relu", name="down1"),
+            layers.Conv2D(128, 5, strides=2, padding="same", activation="relu", name="down2"),
             *_residual_units(3),
-            keras.layers.Conv2D(self.channels, 5, strides=2, padding="same", name="down3"),
+            layers.Conv2D(self.channels, 5, strides=2, padding="same", name="down3"),
         ]
 
     def call(self, x):
@@ -108,14 +107,12 @@ class Decoder(keras.Model):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.stack = [
-            keras.layers.Conv2DTranspose(
+            layers.Conv2DTranspose(
                 128, 5, strides=2, padding="same", activation="relu", name="up1"
             ),
             *_residual_units(3),
-            keras.layers.Conv2DTranspose(
-                64, 5, strides=2, padding="same", activation="relu", name="up2"
-            ),
-            keras.layers.Conv2DTranspose(3, 5, strides=2, padding="same", name="up3"),
+            layers.Conv2DTranspose(64, 5, strides=2, padding="same", activation="relu", name="up2"),
+            layers.Conv2DTranspose(3, 5, strides=2, padding="same", name="up3"),
         ]
 
     def call(self, z):

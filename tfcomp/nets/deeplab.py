@@ -15,6 +15,7 @@ architecture initialise the backbone (`load_backbone`); the 1000-way layer is dr
 import keras
 import tensorflow as tf
 
+from tfcomp import layers
 from tfcomp.nets.resnet import ResNet
 
 ASPP_RATES = (6, 12, 18, 24)
@@ -28,13 +29,14 @@ class ASPP(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_classes, self.rates = int(num_classes), tuple(int(r) for r in rates)
         self.branches = [
-            keras.layers.Conv2D(
+            layers.Conv2D(
                 self.num_classes,
                 3,
                 padding="same",
                 dilation_rate=r,
                 kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
                 name=f"rate{r}",
+                dtype=self.dtype_policy,  # sublayers take the global policy unless told
             )
             for r in self.rates
         ]
