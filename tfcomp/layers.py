@@ -4,7 +4,7 @@ Keras's `Conv2D` / `Conv2DTranspose` add their bias with `ops.add`, which the Te
 turns into `tf.nn.bias_add`; TensorFlow's CPU kernel of its gradient (`BiasAddGrad`) sums a
 bfloat16 gradient over batch and pixels in bfloat16, so the sum stops growing once its terms fall
 below its last bit (tensorflow/tensorflow#86378). Measured on 2.21 (tests/test_layers.py): a
-3x3 convolution's bias gradient over 8 x 32 x 32 positions is 59% off under mixed_bfloat16,
+3x3 convolution's bias gradient over 8 x 32 x 32 positions is 60% off under mixed_bfloat16,
 over 8 x 128 x 128 positions 95%. These layers add the bias with `add_bias`, whose gradient is
 that sum in float32; in float32 they run the very ops Keras's layers run.
 """
